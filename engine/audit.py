@@ -1,0 +1,246 @@
+"""What auditors ask of the history: filtered events, a project's timeline, replay, verify.
+
+``verify`` checks everything the database could have been made to lie about: every chain
+link and hash, every ledger balance against the sum of its entries, every entry's running
+balances, every project's money against its own entries, and each entry against the
+``ledger.*`` event that recorded it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.access import Principal
+from engine.domain import Role
+from engine.errors import ValidationFailed
+from engine.history import ChainFault, verify_chains
+from engine.pagination import Page, check_limit, decode_cursor, page_of
+from engine.projects import locate
+from engine.tables import communities, events, fund_accounts, ledger_entries, projects
+from engine.uow import Zizhi
+
+# Events that change the project record itself, and so bump its version.
+_PROJECT_CHANGES = ("project.created", "project.transitioned", "expense.recorded",
+                    "demand.created", "demand.linked")
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    id: int
+    chain: str
+    seq: int
+    at: datetime
+    type: str
+    actor: str
+    role: str
+    community_id: str | None
+    project_id: int | None
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    community_id: str | None = None
+    street: str | None = None
+    project_id: int | None = None
+    actor: str | None = None
+    type: str | None = None  # exact, or a prefix ending in ".*" such as "ledger.*"
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def clause(self) -> sa.ColumnElement[bool]:
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            if moment is not None and moment.tzinfo is None:
+                raise ValidationFailed.fields({name: "时间必须带时区，例如 2026-03-01T00:00:00+08:00"})
+        e = events.c
+        parts: list[sa.ColumnElement[bool]] = []
+        if self.community_id is not None:
+            parts.append(e.community_id == self.community_id)
+        if self.street is not None:
+            parts.append(e.community_id.in_(
+                sa.select(communities.c.id).where(communities.c.street == self.street)))
+        if self.project_id is not None:
+            parts.append(e.project_id == self.project_id)
+        if self.actor is not None:
+            parts.append(e.actor == self.actor)
+        if self.type is not None:
+            if self.type.endswith(".*"):
+                parts.append(e.type.startswith(self.type[:-1], autoescape=True))
+            else:
+                parts.append(e.type == self.type)
+        if self.since is not None:
+            parts.append(e.at >= self.since)
+        if self.until is not None:
+            parts.append(e.at < self.until)
+        return sa.and_(sa.true(), *parts)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    ok: bool
+    checked: int
+    first_bad: dict[str, Any] | None = None
+
+
+def query_events(z: Zizhi, principal: Principal, where: EventFilter, *, limit: int = 100,
+                 cursor: str | None = None) -> Page[EventView]:
+    check_limit(limit)
+    query = (_scoped(principal, where).where(events.c.id > decode_cursor(cursor, 0))
+             .order_by(events.c.id).limit(limit + 1))
+    with z.read() as conn:
+        rows = conn.execute(query).all()
+    return page_of([event_view(r) for r in rows], limit, lambda e: e.id)
+
+
+def stream_events(z: Zizhi, principal: Principal, where: EventFilter, *,
+                  batch: int = 1000) -> Iterator[EventView]:
+    """Every matching event, oldest first, read in batches (for CSV and JSON Lines export)."""
+    base = _scoped(principal, where)
+    after = 0
+    while True:
+        with z.read() as conn:
+            rows = conn.execute(base.where(events.c.id > after)
+                                .order_by(events.c.id).limit(batch)).all()
+        if not rows:
+            return
+        for row in rows:
+            yield event_view(row)
+        after = rows[-1].id
+
+
+def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[EventView]:
+    with z.read() as conn:
+        locate(conn, principal, project_id)
+        rows = conn.execute(sa.select(events).where(events.c.project_id == project_id)
+                            .order_by(events.c.id)).all()
+    return [event_view(r) for r in rows]
+
+
+def event_view(row: Any) -> EventView:
+    return EventView(id=row.id, chain=row.chain, seq=row.seq, at=row.at, type=row.type,
+                     actor=row.actor, role=row.role, community_id=row.community_id,
+                     project_id=row.project_id, data=json.loads(row.data),
+                     prev_hash=row.prev_hash, hash=row.hash)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedProject:
+    state: str
+    version: int
+    budget_fen: int | None
+    reserved_fen: int
+    spent_fen: int
+
+
+def replay_project(history: list[EventView]) -> ReplayedProject:
+    """Rebuild a project's state and money from its events alone."""
+    state, version, budget = "", 0, None
+    reserved = spent = 0
+    for event in history:
+        data = event.data
+        if event.type in _PROJECT_CHANGES:
+            version += 1
+        if event.type == "project.created":
+            state = data["state"]
+        elif event.type == "project.transitioned":
+            state = data["to"]
+            budget = data["fields"].get("budget_fen", budget)
+        elif event.type == "ledger.reserved":
+            reserved += data["amount_fen"]
+        elif event.type == "ledger.spent":
+            reserved -= data["amount_fen"]
+            spent += data["amount_fen"]
+        elif event.type == "ledger.released":
+            reserved -= data["amount_fen"]
+    return ReplayedProject(state, version, budget, reserved, spent)
+
+
+def verify(z: Zizhi, principal: Principal,
+           progress: Callable[[int], None] | None = None) -> VerifyReport:
+    principal.require(Role.auditor, Role.admin)
+    with z.read() as conn:
+        checked, fault = verify_chains(conn, progress=progress)
+        if fault is None:
+            fault = _verify_ledger(conn)
+    return VerifyReport(ok=fault is None, checked=checked,
+                        first_bad=None if fault is None else fault.as_dict())
+
+
+# --- internals ---------------------------------------------------------------------------------
+
+def _scoped(principal: Principal, where: EventFilter) -> sa.Select[Any]:
+    principal.require(Role.auditor, Role.admin, Role.street)
+    query = sa.select(events).where(where.clause())
+    if not principal.unrestricted:
+        # Events of communities in scope; district-wide (_system) events are not theirs.
+        query = query.where(events.c.community_id.in_(
+            sa.select(communities.c.id).where(principal.scope_clause())))
+    return query
+
+
+def _verify_ledger(conn: Connection) -> ChainFault | None:
+    e = ledger_entries.c
+    sums: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+    by_project: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    recorded = _ledger_events(conn)
+    for row in conn.execute(sa.select(ledger_entries).order_by(e.id)):
+        key = (row.community_id, row.fund, row.year)
+        totals = sums[key]
+        if row.kind == "allocate":
+            totals[0] += row.amount_fen
+        elif row.kind == "reserve":
+            totals[1] += row.amount_fen
+        elif row.kind == "spend":
+            totals[1] -= row.amount_fen
+            totals[2] += row.amount_fen
+        else:
+            totals[1] -= row.amount_fen
+        if row.project_id is not None:
+            money = by_project[row.project_id]
+            money[0] += (row.amount_fen if row.kind == "reserve" else -row.amount_fen)
+            money[1] += row.amount_fen if row.kind == "spend" else 0
+        if totals != [row.allocated_fen, row.reserved_fen, row.spent_fen]:
+            return _ledger_fault(key, f"分录 {row.id} 记载的余额与此前分录累计不符")
+        event = recorded.pop(row.id, None)
+        if event is None or event != (row.kind, row.amount_fen, row.project_id):
+            return _ledger_fault(key, f"分录 {row.id} 与历史中记录它的事件不符")
+    if recorded:
+        entry_id = min(recorded)
+        return ChainFault("ledger", 0, None, f"历史中记录的分录 {entry_id} 在账本中缺失")
+    for row in conn.execute(sa.select(fund_accounts)):
+        key = (row.community_id, row.fund, row.year)
+        if sums.get(key, [0, 0, 0]) != [row.allocated_fen, row.reserved_fen, row.spent_fen]:
+            return _ledger_fault(key, "账户余额不等于其分录之和")
+    for row in conn.execute(sa.select(projects.c.id, projects.c.reserved_fen,
+                                      projects.c.spent_fen)):
+        if by_project.get(row.id, [0, 0]) != [row.reserved_fen, row.spent_fen]:
+            return ChainFault("ledger", 0, None, f"项目 {row.id} 的预留或支出金额与分录不符")
+    return None
+
+
+def _ledger_events(conn: Connection) -> dict[int, tuple[str, int, int | None]]:
+    kinds = {"ledger.allocated": "allocate", "ledger.reserved": "reserve",
+             "ledger.spent": "spend", "ledger.released": "release"}
+    recorded = {}
+    rows = conn.execute(sa.select(events.c.type, events.c.data, events.c.project_id)
+                        .where(events.c.type.in_(list(kinds))))
+    for row in rows:
+        data = json.loads(row.data)
+        recorded[data["entry_id"]] = (kinds[row.type], data["amount_fen"], row.project_id)
+    return recorded
+
+
+def _ledger_fault(key: tuple[str, str, int], reason: str) -> ChainFault:
+    community_id, fund, year = key
+    return ChainFault(f"ledger:{community_id}/{fund}/{year}", 0, None, reason)

@@ -1,0 +1,123 @@
+"""Connections and transactions on SQLite or PostgreSQL, and the schema's migrations.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` (a commit is on disk when it returns).
+Write transactions start with ``BEGIN IMMEDIATE`` and are serialised in-process by a lock,
+so threads queue in Python instead of spinning in SQLite's busy handler; the busy timeout
+only covers other processes sharing the file. PostgreSQL runs at READ COMMITTED; writers
+lock the one history-chain row they append to (see ``engine.history``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine, make_url
+
+SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_MIGRATION_LOCK = 0x7A697A6869  # "zizhi": the advisory lock that serialises migrations
+
+
+def normalize_url(url: str) -> str:
+    """Accept the usual spellings of a PostgreSQL URL and use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Database:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL",
+                 pool_size: int = 10) -> None:
+        self.url = make_url(normalize_url(url))
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+                raise ValueError(f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS}")
+            self.engine = _sqlite_engine(self.url, sqlite_synchronous, pool_size)
+        elif self.url.get_backend_name() == "postgresql":
+            self.engine = sa.create_engine(self.url, pool_size=pool_size, max_overflow=pool_size)
+        else:
+            raise ValueError(f"unsupported database {self.url.get_backend_name()!r}; "
+                             "use sqlite:///… or postgresql+psycopg://…")
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction that rolls back unless the caller calls ``conn.commit()``."""
+        with self._write_lock or nullcontext(), self.engine.connect() as conn:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            transaction = conn.begin()
+            try:
+                yield conn
+            finally:
+                if transaction.is_active:
+                    transaction.rollback()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction: one consistent snapshot on SQLite (WAL)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest migration; safe to run concurrently."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.write() as conn:
+            if not self.is_sqlite:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+            conn.commit()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING; with RETURNING it yields a row only if it inserted."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    return insert(table).values(values).on_conflict_do_nothing()
+
+
+def _sqlite_engine(url: sa.URL, synchronous: str, pool_size: int) -> Engine:
+    if url.database in (None, "", ":memory:"):
+        raise ValueError("Zizhi needs a SQLite file, not an in-memory database")
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=pool_size,
+        max_overflow=pool_size,
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _configure(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook below issue BEGIN, not the sqlite3 module.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine

@@ -1,0 +1,153 @@
+"""Residents' demands (居民需求): the community's pool, and the demands a project takes up.
+
+A resident's name and contact are personal data: stored in the demands table only, shown to
+the community's own committee and to auditors, and never written into history events (which
+street officers, webhooks and exports see).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine import fields
+from engine.access import Principal, visible_community
+from engine.domain import Role
+from engine.errors import ActionNotAllowed, GuardFailed, NotFound
+from engine.history import Actor
+from engine.pagination import Page, check_limit, decode_cursor, page_of
+from engine.projects import load, locate, save
+from engine.tables import communities, demands
+from engine.uow import Change, IdempotencyKey, Zizhi
+
+PUBLIC = Actor("public", "resident")
+
+DEMAND_FIELDS = {
+    "content": fields.text("content", "需求内容"),
+    "resident": fields.text("resident", "居民姓名", max_length=64, single_line=True),
+    "contact": fields.text("contact", "联系方式", max_length=64, single_line=True,
+                           required=False),
+}
+_LINK_FIELDS = {"demand_id": fields.FieldSpec("demand_id", "int", "需求编号", min=1,
+                                              max=2**62)}
+
+
+@dataclass(frozen=True, slots=True)
+class DemandView:
+    id: int
+    community_id: str
+    project_id: int | None
+    content: str
+    source: str  # committee | public
+    created_at: datetime
+    resident: str | None = None  # personal data: None unless the reader may see it
+    contact: str | None = None
+
+
+def record_demand(z: Zizhi, principal: Principal | None, community_id: str,
+                  data: Mapping[str, Any], *,
+                  idempotency: IdempotencyKey | None = None) -> DemandView:
+    """Add a demand to the community's pool: by its committee, or (principal None) a resident."""
+    if principal is not None:
+        principal.require(Role.committee)
+    clean = fields.validate(DEMAND_FIELDS, data)
+    with z.change(principal.actor if principal else PUBLIC, idempotency) as change:
+        if principal is not None:
+            visible_community(change.conn, principal, community_id)
+        elif change.conn.execute(sa.select(communities.c.id)
+                                 .where(communities.c.id == community_id)).first() is None:
+            raise NotFound(f"社区“{community_id}”不存在")
+        change.lock(community_id)
+        if (done := change.replayed(DemandView)) is not None:
+            return done
+        view = _insert(change, principal, community_id, None, clean)
+        change.commit(view)
+    return view
+
+
+def add_to_project(z: Zizhi, principal: Principal, project_id: int, data: Mapping[str, Any],
+                   *, idempotency: IdempotencyKey | None = None) -> DemandView:
+    """Record a new demand on the project, or take one up from the pool (``demand_id``)."""
+    principal.require(Role.committee)
+    from_pool = "demand_id" in data
+    clean = fields.validate(_LINK_FIELDS if from_pool else DEMAND_FIELDS, data)
+    with z.change(principal.actor, idempotency) as change:
+        change.lock(locate(change.conn, principal, project_id))
+        if (done := change.replayed(DemandView)) is not None:
+            return done
+        project = load(change.conn, project_id)
+        wf = z.workflows.get(project.workflow, project.workflow_version)
+        if project.state not in wf.demands_in:
+            allowed = "、".join(wf.state_label(s) for s in sorted(wf.demands_in))
+            raise ActionNotAllowed(f"项目当前处于“{wf.state_label(project.state)}”阶段，"
+                                   f"只能在{allowed}阶段登记需求")
+        if from_pool:
+            view = _link(change, principal, project.community_id, project_id,
+                         clean["demand_id"])
+        else:
+            view = _insert(change, principal, project.community_id, project_id, clean)
+        save(change, project)
+        change.commit(view)
+    return view
+
+
+def list_demands(z: Zizhi, principal: Principal, community_id: str, *,
+                 project_id: int | None = None, pool: bool = False, limit: int = 50,
+                 cursor: str | None = None) -> Page[DemandView]:
+    check_limit(limit)
+    query = (sa.select(demands).where(demands.c.community_id == community_id,
+                                      demands.c.id > decode_cursor(cursor, 0))
+             .order_by(demands.c.id).limit(limit + 1))
+    if project_id is not None:
+        query = query.where(demands.c.project_id == project_id)
+    if pool:
+        query = query.where(demands.c.project_id.is_(None))
+    with z.read() as conn:
+        visible_community(conn, principal, community_id)
+        rows = conn.execute(query).all()
+    return page_of([_view(r, principal) for r in rows], limit, lambda d: d.id)
+
+
+def _insert(change: Change, principal: Principal | None, community_id: str,
+            project_id: int | None, clean: Mapping[str, Any]) -> DemandView:
+    source = "committee" if principal is not None else "public"
+    row = change.conn.execute(sa.insert(demands).values(
+        community_id=community_id, project_id=project_id, content=clean["content"],
+        resident=clean["resident"], contact=clean.get("contact"), source=source,
+        created_at=change.at).returning(demands)).one()
+    change.history.append("demand.created", {
+        "demand_id": row.id, "source": source, "content": row.content,
+        "has_contact": row.contact is not None,
+    }, community_id=community_id, project_id=project_id)
+    return _view(row, principal)
+
+
+def _link(change: Change, principal: Principal, community_id: str, project_id: int,
+          demand_id: int) -> DemandView:
+    d = demands.c
+    row = change.conn.execute(
+        sa.update(demands)
+        .where(d.id == demand_id, d.community_id == community_id, d.project_id.is_(None))
+        .values(project_id=project_id).returning(demands)
+    ).first()
+    if row is None:
+        existing = change.conn.execute(sa.select(d.project_id).where(
+            d.id == demand_id, d.community_id == community_id)).first()
+        if existing is None:
+            raise NotFound(f"需求 {demand_id} 不存在")
+        raise GuardFailed(f"需求 {demand_id} 已纳入项目 {existing.project_id}")
+    change.history.append("demand.linked", {"demand_id": demand_id},
+                          community_id=community_id, project_id=project_id)
+    return _view(row, principal)
+
+
+def _view(row: Any, principal: Principal | None) -> DemandView:
+    personal = principal is not None and principal.sees_personal_data(row.community_id)
+    return DemandView(id=row.id, community_id=row.community_id, project_id=row.project_id,
+                      content=row.content, source=row.source, created_at=row.created_at,
+                      resident=row.resident if personal else None,
+                      contact=row.contact if personal else None)

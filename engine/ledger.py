@@ -1,0 +1,239 @@
+"""The fund ledger: per (community, fund, year) balances and their append-only entries.
+
+Modelled on two-phase transfers. ``reserve`` moves money from available to reserved when a
+plan is approved; ``spend`` moves it from reserved to spent as expenses are recorded;
+``release`` returns what a closed or cancelled project did not spend; ``allocate`` sets the
+year's allocation (signed: an allocation can be lowered, never below reserved + spent).
+
+Invariants, under any interleaving of concurrent requests on SQLite and PostgreSQL:
+
+* reserved + spent ≤ allocated, and no balance is negative;
+* every balance equals the sum of its entries (each entry also carries the balances right
+  after it, which the statement and ``as_of`` read);
+* a project's spent never exceeds what was reserved for it.
+
+The database holds the cap itself: every movement is one conditional ``UPDATE … WHERE
+<enough money> RETURNING`` and the table has a CHECK constraint behind it, so a Python
+read-then-write can never let two requests share the last fen. An account is created on its
+first use with ``INSERT … ON CONFLICT DO NOTHING`` (with its default ``allocate`` entry), so
+two racing first uses create it once.
+
+Every entry is also a ``ledger.<kind>`` history event and names the event that caused it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.db import insert_ignore
+from engine.domain import CommunityKind, Fund
+from engine.errors import FundCapExceeded, NotFound
+from engine.history import ChainWriter
+from engine.tables import communities, fund_accounts, ledger_entries, projects
+
+_EVENT_TYPES = {"allocate": "ledger.allocated", "reserve": "ledger.reserved",
+                "spend": "ledger.spent", "release": "ledger.released"}
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationPolicy:
+    """Default yearly allocation of a community that nobody has set explicitly."""
+
+    self_governance_fen: int = 5_000_000  # ¥50,000 per community
+    party_service_urban_fen: int = 20_000_000  # ¥200,000 per urban community
+    party_service_rural_fen: int = 0  # rural communities get none unless set
+
+    def default_fen(self, fund: str, kind: str) -> int:
+        if fund == Fund.self_governance:
+            return self.self_governance_fen
+        if kind == CommunityKind.urban:
+            return self.party_service_urban_fen
+        return self.party_service_rural_fen
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    allocated_fen: int
+    reserved_fen: int
+    spent_fen: int
+
+    @property
+    def available_fen(self) -> int:
+        return self.allocated_fen - self.reserved_fen - self.spent_fen
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    community_id: str
+    fund: str
+    year: int
+
+    def where(self) -> Any:
+        c = fund_accounts.c
+        return sa.and_(c.community_id == self.community_id, c.fund == self.fund,
+                       c.year == self.year)
+
+
+_BALANCE_COLS = (fund_accounts.c.allocated_fen, fund_accounts.c.reserved_fen,
+                 fund_accounts.c.spent_fen)
+
+
+def balance(conn: Connection, account: Account, policy: AllocationPolicy) -> Balance:
+    """Current balances; an account not yet used shows its default allocation."""
+    row = conn.execute(sa.select(*_BALANCE_COLS).where(account.where())).first()
+    if row is not None:
+        return Balance(*row)
+    return Balance(_default_allocation(conn, account, policy), 0, 0)
+
+
+def _default_allocation(conn: Connection, account: Account, policy: AllocationPolicy) -> int:
+    kind = conn.execute(sa.select(communities.c.kind)
+                        .where(communities.c.id == account.community_id)).scalar_one_or_none()
+    if kind is None:
+        raise NotFound(f"社区“{account.community_id}”不存在")
+    return policy.default_fen(account.fund, kind)
+
+
+class Ledger:
+    """Ledger movements inside one write transaction, each recorded on the history chain."""
+
+    def __init__(self, conn: Connection, history: ChainWriter, policy: AllocationPolicy,
+                 at: datetime) -> None:
+        self._conn = conn
+        self._history = history
+        self._policy = policy
+        self._at = at
+
+    def available_fen(self, account: Account) -> int:
+        return balance(self._conn, account, self._policy).available_fen
+
+    def reserve(self, account: Account, project_id: int, amount: int, cause: int) -> None:
+        self._open(account, cause)
+        c = fund_accounts.c
+        after = self._move(
+            sa.update(fund_accounts)
+            .where(account.where(), c.allocated_fen - c.reserved_fen - c.spent_fen >= amount)
+            .values(reserved_fen=c.reserved_fen + amount)
+        )
+        if after is None:
+            available = self.available_fen(account)
+            raise FundCapExceeded(f"预算 {amount} 分超过本年度可用经费 {available} 分，无法预留")
+        self._project_money(project_id, reserved=amount)
+        self._record(account, "reserve", amount, after, project_id, cause)
+
+    def spend(self, account: Account, project_id: int, amount: int, cause: int) -> None:
+        p = projects.c
+        left = self._conn.execute(
+            sa.update(projects)
+            .where(p.id == project_id, p.reserved_fen >= amount)
+            .values(reserved_fen=p.reserved_fen - amount, spent_fen=p.spent_fen + amount)
+            .returning(p.reserved_fen)
+        ).first()
+        if left is None:
+            remaining = self._conn.execute(
+                sa.select(p.reserved_fen).where(p.id == project_id)).scalar_one()
+            raise FundCapExceeded(f"支出 {amount} 分超过本项目剩余预留经费 {remaining} 分")
+        c = fund_accounts.c
+        after = self._move(
+            sa.update(fund_accounts)
+            .where(account.where(), c.reserved_fen >= amount)
+            .values(reserved_fen=c.reserved_fen - amount, spent_fen=c.spent_fen + amount)
+        )
+        if after is None:  # the project had it reserved, so the account must: a broken ledger
+            raise RuntimeError(f"ledger account {account} holds less than project {project_id}")
+        self._record(account, "spend", amount, after, project_id, cause)
+
+    def release(self, account: Account, project_id: int, cause: int) -> None:
+        """Return whatever the project still holds reserved; nothing to do if that is 0."""
+        p = projects.c
+        amount = self._conn.execute(
+            sa.select(p.reserved_fen).where(p.id == project_id)).scalar_one()
+        if amount == 0:
+            return
+        self._project_money(project_id, reserved=-amount)
+        c = fund_accounts.c
+        after = self._move(
+            sa.update(fund_accounts)
+            .where(account.where(), c.reserved_fen >= amount)
+            .values(reserved_fen=c.reserved_fen - amount)
+        )
+        if after is None:
+            raise RuntimeError(f"ledger account {account} holds less than project {project_id}")
+        self._record(account, "release", amount, after, project_id, cause)
+
+    def set_allocation(self, account: Account, allocated: int, cause: int) -> Balance:
+        """Set the year's allocation; never below what is already reserved or spent."""
+        if self._open(account, cause, allocated=allocated):
+            return Balance(allocated, 0, 0)
+        current = self._conn.execute(
+            sa.select(*_BALANCE_COLS).where(account.where()).with_for_update()).one()
+        c = fund_accounts.c
+        after = self._move(
+            sa.update(fund_accounts)
+            .where(account.where(), c.reserved_fen + c.spent_fen <= allocated)
+            .values(allocated_fen=allocated)
+        )
+        if after is None:
+            committed = current.reserved_fen + current.spent_fen
+            raise FundCapExceeded(
+                f"分配额 {allocated} 分低于本年度已预留和已支出的合计 {committed} 分"
+            )
+        delta = allocated - current.allocated_fen
+        if delta:
+            self._record(account, "allocate", delta, after, None, cause)
+        return after
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _open(self, account: Account, cause: int, *, allocated: int | None = None) -> bool:
+        """Create the account on first use; True if this call created it."""
+        if allocated is None:
+            exists = self._conn.execute(
+                sa.select(sa.literal(1)).where(account.where())).first()
+            if exists is not None:
+                return False
+            allocated = _default_allocation(self._conn, account, self._policy)
+        created = self._conn.execute(
+            insert_ignore(self._conn, fund_accounts, {
+                "community_id": account.community_id, "fund": account.fund,
+                "year": account.year, "allocated_fen": allocated, "reserved_fen": 0,
+                "spent_fen": 0,
+            }).returning(fund_accounts.c.year)
+        ).first()
+        if created is None:
+            return False
+        self._record(account, "allocate", allocated, Balance(allocated, 0, 0), None, cause)
+        return True
+
+    def _move(self, statement: Any) -> Balance | None:
+        row = self._conn.execute(statement.returning(*_BALANCE_COLS)).first()
+        return None if row is None else Balance(*row)
+
+    def _project_money(self, project_id: int, *, reserved: int) -> None:
+        p = projects.c
+        self._conn.execute(sa.update(projects).where(p.id == project_id)
+                           .values(reserved_fen=p.reserved_fen + reserved))
+
+    def _record(self, account: Account, kind: str, amount: int, after: Balance,
+                project_id: int | None, cause: int) -> None:
+        entry_id = self._conn.execute(
+            sa.insert(ledger_entries).values(
+                community_id=account.community_id, fund=account.fund, year=account.year,
+                kind=kind, amount_fen=amount, project_id=project_id, event_id=cause,
+                at=self._at, allocated_fen=after.allocated_fen,
+                reserved_fen=after.reserved_fen, spent_fen=after.spent_fen,
+            ).returning(ledger_entries.c.id)
+        ).scalar_one()
+        self._history.append(
+            _EVENT_TYPES[kind],
+            {"entry_id": entry_id, "fund": account.fund, "year": account.year,
+             "amount_fen": amount, "cause_event_id": cause,
+             "allocated_fen": after.allocated_fen, "reserved_fen": after.reserved_fen,
+             "spent_fen": after.spent_fen},
+            community_id=account.community_id, project_id=project_id,
+        )

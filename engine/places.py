@@ -1,0 +1,231 @@
+"""Communities and their funds: creating places, reading balances, setting allocations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine import fields
+from engine.access import Principal, visible_community
+from engine.domain import CommunityKind, Fund, Role, fiscal_year
+from engine.errors import AlreadyExists, ValidationFailed
+from engine.ledger import Account, Balance, balance
+from engine.pagination import Page, check_limit, decode_cursor, page_of
+from engine.tables import communities, ledger_entries
+from engine.uow import IdempotencyKey, Zizhi
+
+COMMUNITY_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MIN_YEAR, MAX_YEAR = 2000, 2100
+
+PLACE_FIELDS = {
+    "name": fields.text("name", "名称", max_length=100, single_line=True),
+    "street": fields.text("street", "街道", max_length=64, single_line=True),
+    "district": fields.text("district", "区", max_length=64, single_line=True),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityView:
+    id: str
+    name: str
+    street: str
+    district: str
+    kind: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FundView:
+    community_id: str
+    fund: str
+    year: int
+    allocated_fen: int
+    reserved_fen: int
+    spent_fen: int
+    available_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One ledger entry and the balances right after it (the running balance)."""
+
+    id: int
+    at: datetime
+    kind: str
+    amount_fen: int
+    project_id: int | None
+    event_id: int
+    allocated_fen: int
+    reserved_fen: int
+    spent_fen: int
+    available_fen: int
+
+
+def create_community(z: Zizhi, principal: Principal, *, id: str, name: str, street: str,
+                     district: str, kind: str,
+                     idempotency: IdempotencyKey | None = None) -> CommunityView:
+    principal.require(Role.admin)
+    errors: dict[str, str] = {}
+    if not COMMUNITY_ID.match(id):
+        errors["id"] = "编号只能由小写字母、数字、_ 和 - 组成，以字母或数字开头，最长 64 位"
+    if kind not in CommunityKind.__members__:
+        errors["kind"] = "类型必须是 urban（社区）或 rural（村）"
+    try:
+        clean = fields.validate(PLACE_FIELDS, {"name": name, "street": street,
+                                               "district": district})
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise ValidationFailed.fields(errors)
+    with z.change(principal.actor, idempotency) as change:
+        change.lock(id)  # a community's history chain starts with its creation
+        if (done := change.replayed(CommunityView)) is not None:
+            return done
+        if change.conn.execute(sa.select(communities.c.id)
+                               .where(communities.c.id == id)).first() is not None:
+            raise AlreadyExists(f"社区编号“{id}”已被使用")
+        row = change.conn.execute(sa.insert(communities).values(
+            id=id, kind=kind, created_at=change.at, **clean).returning(communities)).one()
+        change.history.append("community.created", {"id": id, "kind": kind, **clean},
+                              community_id=id)
+        view = _community_view(row)
+        change.commit(view)
+    return view
+
+
+def get_community(z: Zizhi, principal: Principal, community_id: str) -> CommunityView:
+    with z.read() as conn:
+        return _community_view(visible_community(conn, principal, community_id))
+
+
+def list_communities(z: Zizhi, principal: Principal, *, street: str | None = None,
+                     limit: int = 50, cursor: str | None = None) -> Page[CommunityView]:
+    check_limit(limit)
+    query = (sa.select(communities)
+             .where(principal.scope_clause(), communities.c.id > decode_cursor(cursor, ""))
+             .order_by(communities.c.id).limit(limit + 1))
+    if street is not None:
+        query = query.where(communities.c.street == street)
+    with z.read() as conn:
+        rows = conn.execute(query).all()
+    return page_of([_community_view(r) for r in rows], limit, lambda c: c.id)
+
+
+def funds(z: Zizhi, principal: Principal, community_id: str, *, year: int | None = None,
+          as_of: datetime | None = None) -> list[FundView]:
+    """Both funds of a community-year, now or as of a past moment."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise ValidationFailed.fields({"as_of": "时间必须带时区，例如 2026-03-01T12:00:00+08:00"})
+    year = _check_year(year if year is not None else fiscal_year(as_of or z.clock()))
+    views = []
+    with z.read() as conn:
+        visible_community(conn, principal, community_id)
+        for fund in Fund:
+            account = Account(community_id, fund.value, year)
+            now = balance(conn, account, z.policy)
+            then = now if as_of is None else _balance_as_of(conn, account, as_of, now)
+            views.append(_fund_view(account, then))
+    return views
+
+
+def statement(z: Zizhi, principal: Principal, community_id: str, fund: str, year: int, *,
+              limit: int = 500, cursor: str | None = None) -> Page[StatementLine]:
+    """The account's entries, oldest first, each with the balances after it."""
+    account = _account(community_id, fund, year)
+    check_limit(limit)
+    e = ledger_entries.c
+    with z.read() as conn:
+        visible_community(conn, principal, community_id)
+        rows = conn.execute(
+            sa.select(ledger_entries)
+            .where(e.community_id == account.community_id, e.fund == account.fund,
+                   e.year == account.year, e.id > decode_cursor(cursor, 0))
+            .order_by(e.id).limit(limit + 1)
+        ).all()
+    lines = [StatementLine(id=r.id, at=r.at, kind=r.kind, amount_fen=r.amount_fen,
+                           project_id=r.project_id, event_id=r.event_id,
+                           allocated_fen=r.allocated_fen, reserved_fen=r.reserved_fen,
+                           spent_fen=r.spent_fen,
+                           available_fen=r.allocated_fen - r.reserved_fen - r.spent_fen)
+             for r in rows]
+    return page_of(lines, limit, lambda line: line.id)
+
+
+def set_allocation(z: Zizhi, principal: Principal, community_id: str, fund: str, year: int,
+                   allocated_fen: Any, *,
+                   idempotency: IdempotencyKey | None = None) -> FundView:
+    """Set a community-year's allocation; refused below what is already reserved or spent."""
+    principal.require(Role.admin, Role.street)
+    account = _account(community_id, fund, year)
+    spec = fields.FieldSpec("allocated_fen", "int", "分配额（分）", min=0,
+                            max=fields.MAX_AMOUNT_FEN)
+    clean = fields.validate({"allocated_fen": spec}, {"allocated_fen": allocated_fen})
+    with z.change(principal.actor, idempotency) as change:
+        visible_community(change.conn, principal, community_id)
+        change.lock(community_id)
+        if (done := change.replayed(FundView)) is not None:
+            return done
+        cause = change.history.append("fund.allocation_set", {
+            "fund": fund, "year": year, "allocated_fen": clean["allocated_fen"],
+        }, community_id=community_id)
+        after = change.ledger.set_allocation(account, clean["allocated_fen"], cause)
+        view = _fund_view(account, after)
+        change.commit(view)
+    return view
+
+
+# --- internals ---------------------------------------------------------------------------------
+
+def _account(community_id: str, fund: str, year: int) -> Account:
+    errors = {}
+    if fund not in Fund.__members__:
+        errors["fund"] = f"经费类型必须是 {', '.join(Fund)} 之一"
+    try:
+        _check_year(year)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise ValidationFailed.fields(errors)
+    return Account(community_id, fund, year)
+
+
+def _check_year(year: int) -> int:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValidationFailed.fields({"year": f"年度必须在 {MIN_YEAR} 至 {MAX_YEAR} 之间"})
+    return year
+
+
+def _balance_as_of(conn: sa.Connection, account: Account, as_of: datetime,
+                   now: Balance) -> Balance:
+    e = ledger_entries.c
+    row = conn.execute(
+        sa.select(e.allocated_fen, e.reserved_fen, e.spent_fen)
+        .where(e.community_id == account.community_id, e.fund == account.fund,
+               e.year == account.year, e.at <= as_of)
+        .order_by(e.id.desc()).limit(1)
+    ).first()
+    if row is not None:
+        return Balance(*row)
+    # Before the account's first entry, the year had its default allocation and no movement.
+    first = conn.execute(
+        sa.select(e.amount_fen)
+        .where(e.community_id == account.community_id, e.fund == account.fund,
+               e.year == account.year)
+        .order_by(e.id).limit(1)
+    ).first()
+    return Balance(first.amount_fen if first is not None else now.allocated_fen, 0, 0)
+
+
+def _fund_view(account: Account, b: Balance) -> FundView:
+    return FundView(community_id=account.community_id, fund=account.fund, year=account.year,
+                    allocated_fen=b.allocated_fen, reserved_fen=b.reserved_fen,
+                    spent_fen=b.spent_fen, available_fen=b.available_fen)
+
+
+def _community_view(row: Any) -> CommunityView:
+    return CommunityView(id=row.id, name=row.name, street=row.street, district=row.district,
+                         kind=row.kind, created_at=row.created_at)

@@ -1,0 +1,307 @@
+"""Projects: opening one, firing its workflow actions, recording its expenses, reading them.
+
+Each write is one short function with one straight path: locate the project (scope), lock
+its community's chain, replay a repeated Idempotency-Key, load, let the workflow decide,
+record the event, apply the effects through the ledger, save, commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine import fields
+from engine.access import Principal, visible_community
+from engine.domain import Role, fiscal_year
+from engine.effects import EFFECTS
+from engine.errors import ActionNotAllowed, AlreadyExists, NotFound, VersionConflict
+from engine.ledger import Account
+from engine.pagination import Page, check_limit, decode_cursor, page_of
+from engine.tables import communities, demands, expenses, projects
+from engine.uow import Change, IdempotencyKey, Zizhi
+from engine.workflow import Workflow
+
+PROJECT_FIELDS = {
+    "title": fields.text("title", "项目名称", max_length=200, single_line=True),
+    "category": fields.text("category", "项目类别", max_length=64, single_line=True),
+}
+EXPENSE_FIELDS = {
+    "amount_fen": fields.amount("amount_fen", "金额（分）"),
+    "payee": fields.text("payee", "收款方", max_length=200, single_line=True),
+    "invoice_no": fields.text("invoice_no", "发票号", max_length=64, single_line=True),
+    "description": fields.text("description", "用途说明"),
+}
+
+
+@dataclass(slots=True)
+class ProjectRecord:
+    """A project as loaded inside a change; the step and its effects update it."""
+
+    id: int
+    community_id: str
+    workflow: str
+    workflow_version: int
+    fund: str
+    year: int
+    title: str
+    category: str
+    state: str
+    version: int
+    budget_fen: int | None
+    reserved_fen: int
+    spent_fen: int
+    details: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def account(self) -> Account:
+        return Account(self.community_id, self.fund, self.year)
+
+    @classmethod
+    def from_row(cls, row: Any) -> ProjectRecord:
+        values = {name: getattr(row, name) for name in cls.__slots__ if name != "details"}
+        return cls(**values, details=json.loads(row.details))
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectView:
+    id: int
+    community_id: str
+    workflow: str
+    workflow_version: int
+    fund: str
+    year: int
+    title: str
+    category: str
+    state: str
+    state_label: str
+    version: int
+    budget_fen: int | None
+    reserved_fen: int  # still reserved for the project, not yet spent
+    spent_fen: int
+    allowed_actions: list[str]
+    details: dict[str, Any]  # the fields each action last recorded, by action
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExpenseView:
+    id: int
+    project_id: int
+    community_id: str
+    amount_fen: int
+    payee: str
+    invoice_no: str
+    description: str
+    created_at: datetime
+
+
+def open_project(z: Zizhi, principal: Principal, *, community_id: str, workflow: str,
+                 title: str, category: str,
+                 idempotency: IdempotencyKey | None = None) -> ProjectView:
+    principal.require(Role.committee)
+    clean = fields.validate(PROJECT_FIELDS, {"title": title, "category": category})
+    wf = z.workflows.latest(workflow)
+    with z.change(principal.actor, idempotency) as change:
+        visible_community(change.conn, principal, community_id)
+        change.lock(community_id)
+        if (done := change.replayed(ProjectView)) is not None:
+            return done
+        year = fiscal_year(change.at)
+        row = change.conn.execute(sa.insert(projects).values(
+            community_id=community_id, workflow=wf.name, workflow_version=wf.version,
+            fund=wf.fund.value, year=year, state=wf.initial, version=1, budget_fen=None,
+            reserved_fen=0, spent_fen=0, details="{}", created_at=change.at,
+            updated_at=change.at, **clean,
+        ).returning(projects)).one()
+        project = ProjectRecord.from_row(row)
+        change.history.append("project.created", {
+            "workflow": wf.name, "workflow_version": wf.version, "fund": wf.fund.value,
+            "year": year, "state": wf.initial, **clean,
+        }, community_id=community_id, project_id=project.id)
+        view = _view(project, wf, principal)
+        change.commit(view)
+    return view
+
+
+def fire(z: Zizhi, principal: Principal, project_id: int, action: str,
+         data: Mapping[str, Any], *, expected_version: int | None = None,
+         idempotency: IdempotencyKey | None = None) -> ProjectView:
+    """Fire one workflow action on a project, atomically with its ledger effects."""
+    with z.change(principal.actor, idempotency) as change:
+        change.lock(locate(change.conn, principal, project_id))
+        if (done := change.replayed(ProjectView)) is not None:
+            return done
+        project = load(change.conn, project_id)
+        _check_version(project, expected_version)
+        wf = z.workflows.get(project.workflow, project.workflow_version)
+        step = wf.decide(project.state, action, principal.role, data, _Facts(change, project))
+        cause = change.history.append("project.transitioned", {
+            "action": action, "from": step.source, "to": step.dest, "fields": step.data,
+        }, community_id=project.community_id, project_id=project.id)
+        for name in step.action.effects:
+            EFFECTS[name].apply(change.ledger, project, step.data, cause)
+        project.state = step.dest
+        project.details[action] = dict(step.data)
+        save(change, project)
+        view = _view(project, wf, principal)
+        change.commit(view)
+    return view
+
+
+def record_expense(z: Zizhi, principal: Principal, project_id: int, data: Mapping[str, Any],
+                   *, idempotency: IdempotencyKey | None = None) -> ExpenseView:
+    """Spend from the project's reservation; only while the workflow allows expenses."""
+    principal.require(Role.committee)
+    clean = fields.validate(EXPENSE_FIELDS, data)
+    with z.change(principal.actor, idempotency) as change:
+        change.lock(locate(change.conn, principal, project_id))
+        if (done := change.replayed(ExpenseView)) is not None:
+            return done
+        project = load(change.conn, project_id)
+        wf = z.workflows.get(project.workflow, project.workflow_version)
+        if project.state not in wf.expenses_in:
+            allowed = "、".join(wf.state_label(s) for s in sorted(wf.expenses_in))
+            raise ActionNotAllowed(f"项目当前处于“{wf.state_label(project.state)}”阶段，"
+                                   f"只能在{allowed}阶段登记支出")
+        duplicate = change.conn.execute(sa.select(expenses.c.id).where(
+            expenses.c.community_id == project.community_id,
+            expenses.c.payee == clean["payee"], expenses.c.invoice_no == clean["invoice_no"],
+        )).first()
+        if duplicate is not None:
+            raise AlreadyExists(f"收款方“{clean['payee']}”的发票 {clean['invoice_no']} "
+                                f"已登记过（支出 {duplicate.id}）")
+        row = change.conn.execute(sa.insert(expenses).values(
+            community_id=project.community_id, project_id=project.id, created_at=change.at,
+            **clean).returning(expenses)).one()
+        cause = change.history.append("expense.recorded", {"expense_id": row.id, **clean},
+                                      community_id=project.community_id,
+                                      project_id=project.id)
+        change.ledger.spend(project.account, project.id, clean["amount_fen"], cause)
+        save(change, project)
+        view = expense_view(row)
+        change.commit(view)
+    return view
+
+
+def get_project(z: Zizhi, principal: Principal, project_id: int) -> ProjectView:
+    with z.read() as conn:
+        locate(conn, principal, project_id)
+        project = load(conn, project_id)
+    return _view(project, z.workflows.get(project.workflow, project.workflow_version), principal)
+
+
+def list_projects(z: Zizhi, principal: Principal, *, community_id: str | None = None,
+                  state: str | None = None, year: int | None = None, limit: int = 50,
+                  cursor: str | None = None) -> Page[ProjectView]:
+    check_limit(limit)
+    query = (sa.select(projects)
+             .join(communities, communities.c.id == projects.c.community_id)
+             .where(principal.scope_clause(), projects.c.id > decode_cursor(cursor, 0))
+             .order_by(projects.c.id).limit(limit + 1))
+    if community_id is not None:
+        query = query.where(projects.c.community_id == community_id)
+    if state is not None:
+        query = query.where(projects.c.state == state)
+    if year is not None:
+        query = query.where(projects.c.year == year)
+    with z.read() as conn:
+        rows = conn.execute(query).all()
+    page = page_of([ProjectRecord.from_row(r) for r in rows], limit, lambda p: p.id)
+    return Page([_view(p, z.workflows.get(p.workflow, p.workflow_version), principal)
+                 for p in page.items], page.next_cursor)
+
+
+def list_expenses(z: Zizhi, principal: Principal, project_id: int) -> list[ExpenseView]:
+    with z.read() as conn:
+        locate(conn, principal, project_id)
+        rows = conn.execute(sa.select(expenses).where(expenses.c.project_id == project_id)
+                            .order_by(expenses.c.id)).all()
+    return [expense_view(r) for r in rows]
+
+
+# --- shared with engine.demands ----------------------------------------------------------------
+
+def locate(conn: Connection, principal: Principal, project_id: int) -> str:
+    """The project's community, if the principal may see the project; else NotFound."""
+    row = conn.execute(
+        sa.select(projects.c.community_id, communities.c.street)
+        .join(communities, communities.c.id == projects.c.community_id)
+        .where(projects.c.id == project_id)
+    ).first()
+    if row is None or not principal.covers(row.community_id, row.street):
+        raise NotFound(f"项目 {project_id} 不存在")
+    return str(row.community_id)
+
+
+def load(conn: Connection, project_id: int) -> ProjectRecord:
+    return ProjectRecord.from_row(
+        conn.execute(sa.select(projects).where(projects.c.id == project_id)).one())
+
+
+def save(change: Change, project: ProjectRecord) -> None:
+    """Write the project back, bumping its version (the ETag clients send as If-Match)."""
+    p = projects.c
+    row = change.conn.execute(
+        sa.update(projects).where(p.id == project.id, p.version == project.version)
+        .values(state=project.state, version=p.version + 1, budget_fen=project.budget_fen,
+                details=json.dumps(project.details, ensure_ascii=False),
+                updated_at=change.at)
+        .returning(p.version, p.reserved_fen, p.spent_fen)
+    ).one()
+    project.version, project.reserved_fen, project.spent_fen = row
+    project.updated_at = change.at
+
+
+def expense_view(row: Any) -> ExpenseView:
+    return ExpenseView(id=row.id, project_id=row.project_id, community_id=row.community_id,
+                       amount_fen=row.amount_fen, payee=row.payee, invoice_no=row.invoice_no,
+                       description=row.description, created_at=row.created_at)
+
+
+# --- internals ---------------------------------------------------------------------------------
+
+def _check_version(project: ProjectRecord, expected: int | None) -> None:
+    if expected is not None and expected != project.version:
+        raise VersionConflict(
+            f"项目已被更新（当前版本 {project.version}，请求基于版本 {expected}）；请刷新后重试",
+            current_version=project.version,
+        )
+
+
+def _view(project: ProjectRecord, wf: Workflow, principal: Principal) -> ProjectView:
+    return ProjectView(
+        id=project.id, community_id=project.community_id, workflow=project.workflow,
+        workflow_version=project.workflow_version, fund=project.fund, year=project.year,
+        title=project.title, category=project.category, state=project.state,
+        state_label=wf.state_label(project.state), version=project.version,
+        budget_fen=project.budget_fen, reserved_fen=project.reserved_fen,
+        spent_fen=project.spent_fen, allowed_actions=wf.allowed_actions(project.state,
+                                                                        principal.role),
+        details=project.details, created_at=project.created_at,
+        updated_at=project.updated_at,
+    )
+
+
+class _Facts:
+    """What the workflow's conditions may read about the project, inside the change."""
+
+    def __init__(self, change: Change, project: ProjectRecord) -> None:
+        self._change = change
+        self._project = project
+
+    def demand_count(self) -> int:
+        return int(self._change.conn.execute(
+            sa.select(sa.func.count()).select_from(demands)
+            .where(demands.c.project_id == self._project.id)).scalar_one())
+
+    def available_fen(self) -> int:
+        return self._change.ledger.available_fen(self._project.account)

@@ -1,0 +1,254 @@
+"""The database tables, declared once with SQLModel and used through SQLAlchemy Core.
+
+Every table that holds a community's data carries ``community_id``, so the data can shard by
+community (DESIGN §11). Money columns are 64-bit integers of fen. The hot path reads and
+writes these tables with Core statements on ``Model.__table__``; no ORM sessions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC on both databases (SQLite stores naive UTC text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias), not a BIGINT one.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Fen = sa.BigInteger
+
+
+def _id() -> Any:
+    return Field(default=None, primary_key=True, sa_type=BigId)
+
+
+def _at() -> Any:
+    return Field(sa_type=UTCDateTime)
+
+
+class Community(SQLModel, table=True):
+    __tablename__ = "communities"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=100)
+    street: str = Field(max_length=64, index=True)
+    district: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=8)
+    created_at: datetime = _at()
+
+
+class ChainHead(SQLModel, table=True):
+    """The tip of one history chain; locking this row serialises writers of one chain only."""
+
+    __tablename__ = "chain_heads"
+
+    chain: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(sa_type=sa.BigInteger)
+    hash: str = Field(max_length=64)
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.UniqueConstraint("chain", "seq", name="uq_events_chain_seq"),
+        sa.Index("ix_events_community", "community_id", "id"),
+        sa.Index("ix_events_project", "project_id", "id"),
+        sa.Index("ix_events_at", "at"),
+    )
+
+    id: int | None = _id()
+    chain: str = Field(max_length=64)
+    seq: int = Field(sa_type=sa.BigInteger)
+    at: datetime = _at()
+    actor: str = Field(max_length=128)
+    role: str = Field(max_length=16)
+    community_id: str | None = Field(default=None, max_length=64)
+    project_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    type: str = Field(max_length=64)
+    # Canonical JSON text exactly as hashed (never JSONB, which would re-serialise it).
+    data: str = Field(sa_type=sa.Text)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class FundAccount(SQLModel, table=True):
+    """Balances of one (community, fund, year); always equal to the sum of its entries."""
+
+    __tablename__ = "fund_accounts"
+    __table_args__ = (
+        # The cap, held by the database itself as a last line behind the conditional updates.
+        sa.CheckConstraint(
+            "reserved_fen >= 0 AND spent_fen >= 0 AND reserved_fen + spent_fen <= allocated_fen",
+            name="ck_fund_accounts_cap",
+        ),
+    )
+
+    community_id: str = Field(primary_key=True, max_length=64)
+    fund: str = Field(primary_key=True, max_length=32)
+    year: int = Field(primary_key=True)
+    allocated_fen: int = Field(sa_type=Fen)
+    reserved_fen: int = Field(sa_type=Fen)
+    spent_fen: int = Field(sa_type=Fen)
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One append-only movement; carries the account's balances right after it."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        sa.Index("ix_ledger_entries_account", "community_id", "fund", "year", "id"),
+        sa.Index("ix_ledger_entries_project", "project_id"),
+    )
+
+    id: int | None = _id()
+    community_id: str = Field(max_length=64)
+    fund: str = Field(max_length=32)
+    year: int
+    kind: str = Field(max_length=16)  # allocate | reserve | spend | release
+    amount_fen: int = Field(sa_type=Fen)  # signed only for allocate
+    project_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    event_id: int = Field(sa_type=sa.BigInteger)  # the history event of the change
+    at: datetime = _at()
+    allocated_fen: int = Field(sa_type=Fen)
+    reserved_fen: int = Field(sa_type=Fen)
+    spent_fen: int = Field(sa_type=Fen)
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "projects"
+    __table_args__ = (
+        sa.CheckConstraint("reserved_fen >= 0 AND spent_fen >= 0",
+                           name="ck_projects_money"),
+        sa.Index("ix_projects_community", "community_id", "id"),
+    )
+
+    id: int | None = _id()
+    community_id: str = Field(max_length=64)
+    workflow: str = Field(max_length=64)
+    workflow_version: int
+    fund: str = Field(max_length=32)
+    year: int
+    title: str = Field(max_length=200)
+    category: str = Field(max_length=64)
+    state: str = Field(max_length=32)
+    version: int
+    budget_fen: int | None = Field(default=None, sa_type=Fen)
+    reserved_fen: int = Field(sa_type=Fen)  # still reserved, not yet spent
+    spent_fen: int = Field(sa_type=Fen)
+    details: str = Field(sa_type=sa.Text)  # JSON: the latest fields each action recorded
+    created_at: datetime = _at()
+    updated_at: datetime = _at()
+
+
+class Demand(SQLModel, table=True):
+    __tablename__ = "demands"
+    __table_args__ = (
+        sa.Index("ix_demands_community", "community_id", "id"),
+        sa.Index("ix_demands_project", "project_id"),
+    )
+
+    id: int | None = _id()
+    community_id: str = Field(max_length=64)
+    project_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    content: str = Field(sa_type=sa.Text)
+    # Personal data: shown to the community's own committee and to auditors only.
+    resident: str = Field(max_length=64)
+    contact: str | None = Field(default=None, max_length=64)
+    source: str = Field(max_length=16)  # committee | public
+    created_at: datetime = _at()
+
+
+class Expense(SQLModel, table=True):
+    __tablename__ = "expenses"
+    __table_args__ = (
+        sa.UniqueConstraint("community_id", "payee", "invoice_no", name="uq_expenses_invoice"),
+        sa.Index("ix_expenses_project", "project_id"),
+    )
+
+    id: int | None = _id()
+    community_id: str = Field(max_length=64)
+    project_id: int = Field(sa_type=sa.BigInteger)
+    amount_fen: int = Field(sa_type=Fen)
+    payee: str = Field(max_length=200)
+    invoice_no: str = Field(max_length=64)
+    description: str = Field(sa_type=sa.Text)
+    created_at: datetime = _at()
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=100)
+    role: str = Field(max_length=16)
+    communities: str = Field(sa_type=sa.Text)  # JSON list of community ids
+    streets: str = Field(sa_type=sa.Text)  # JSON list of street names
+    token_hash: str = Field(max_length=64, unique=True)  # sha256 hex; the token itself is never stored
+    created_at: datetime = _at()
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = _id()
+    username: str = Field(max_length=64, unique=True)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=16)
+    communities: str = Field(sa_type=sa.Text)
+    streets: str = Field(sa_type=sa.Text)
+    created_at: datetime = _at()
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer to a POST with an Idempotency-Key, written in the same transaction."""
+
+    __tablename__ = "idempotency_keys"
+
+    principal: str = Field(primary_key=True, max_length=128)
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    result_kind: str = Field(max_length=32)
+    result: str = Field(sa_type=sa.Text)
+    created_at: datetime = _at()
+
+
+metadata = SQLModel.metadata
+
+communities = Community.__table__
+chain_heads = ChainHead.__table__
+events = Event.__table__
+fund_accounts = FundAccount.__table__
+ledger_entries = LedgerEntry.__table__
+projects = Project.__table__
+demands = Demand.__table__
+expenses = Expense.__table__
+api_tokens = ApiToken.__table__
+users = User.__table__
+idempotency_keys = IdempotencyRecord.__table__
+
+# Tables that only ever grow: the database refuses UPDATE and DELETE on them.
+APPEND_ONLY = ("events", "ledger_entries")
