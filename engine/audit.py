@@ -105,18 +105,25 @@ def query_events(z: Zizhi, principal: Principal, where: EventFilter, *, limit: i
 
 def stream_events(z: Zizhi, principal: Principal, where: EventFilter, *,
                   batch: int = 1000) -> Iterator[EventView]:
-    """Every matching event, oldest first, read in batches (for CSV and JSON Lines export)."""
+    """Every matching event, oldest first, read in batches (for CSV and JSON Lines export).
+
+    Access and filters are checked now, before the first event is read, so a refusal is
+    an error answer rather than a broken download.
+    """
     base = _scoped(principal, where)
-    after = 0
-    while True:
-        with z.read() as conn:
-            rows = conn.execute(base.where(events.c.id > after)
-                                .order_by(events.c.id).limit(batch)).all()
-        if not rows:
-            return
-        for row in rows:
-            yield event_view(row)
-        after = rows[-1].id
+
+    def events_after(after: int) -> Iterator[EventView]:
+        while True:
+            with z.read() as conn:
+                rows = conn.execute(base.where(events.c.id > after)
+                                    .order_by(events.c.id).limit(batch)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield event_view(row)
+            after = rows[-1].id
+
+    return events_after(0)
 
 
 def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[EventView]:

@@ -95,20 +95,24 @@ def add_to_project(z: Zizhi, principal: Principal, project_id: int, data: Mappin
     return view
 
 
-def list_demands(z: Zizhi, principal: Principal, community_id: str, *,
+def list_demands(z: Zizhi, principal: Principal, *, community_id: str | None = None,
                  project_id: int | None = None, pool: bool = False, limit: int = 50,
                  cursor: str | None = None) -> Page[DemandView]:
+    """A community's demands (``pool``: those no project has taken up), or a project's."""
     check_limit(limit)
-    query = (sa.select(demands).where(demands.c.community_id == community_id,
-                                      demands.c.id > decode_cursor(cursor, 0))
-             .order_by(demands.c.id).limit(limit + 1))
-    if project_id is not None:
-        query = query.where(demands.c.project_id == project_id)
-    if pool:
-        query = query.where(demands.c.project_id.is_(None))
+    query = sa.select(demands).where(demands.c.id > decode_cursor(cursor, 0))
     with z.read() as conn:
-        visible_community(conn, principal, community_id)
-        rows = conn.execute(query).all()
+        if project_id is not None:
+            community_id = locate(conn, principal, project_id)
+            query = query.where(demands.c.project_id == project_id)
+        elif community_id is not None:
+            visible_community(conn, principal, community_id)
+        else:
+            raise ValueError("list_demands needs a community or a project")
+        query = query.where(demands.c.community_id == community_id)
+        if pool:
+            query = query.where(demands.c.project_id.is_(None))
+        rows = conn.execute(query.order_by(demands.c.id).limit(limit + 1)).all()
     return page_of([_view(r, principal) for r in rows], limit, lambda d: d.id)
 
 

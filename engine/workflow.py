@@ -123,6 +123,19 @@ class Workflow:
                                    conditions=guards)
         return machine
 
+    def describe(self) -> dict[str, Any]:
+        """The definition as plain data, for clients that draw forms and timelines."""
+        return {
+            "name": self.name, "version": self.version, "label": self.label,
+            "fund": self.fund.value, "initial": self.initial,
+            "expenses_in": sorted(self.expenses_in), "demands_in": sorted(self.demands_in),
+            "states": [{"name": s.name, "label": s.label, "final": s.final}
+                       for s in self.states.values()],
+            "actions": [{"name": a.name, "label": a.label, "from": list(a.sources),
+                         "to": a.dest, "who": sorted(a.roles), "schema": a.request_schema()}
+                        for a in self.actions.values()],
+        }
+
     def is_final(self, state: str) -> bool:
         return self.states[state].final
 

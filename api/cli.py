@@ -1,0 +1,140 @@
+"""The ``zizhi`` command line. Every command creates or upgrades the schema first."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from api.settings import Settings
+from engine import access, audit, places
+from engine.access import CLI
+from engine.db import Database
+from engine.errors import ZizhiError
+from engine.uow import Zizhi
+from workflows import load_registry
+
+app = typer.Typer(help="自治 Zizhi：居民自治项目流程与经费台账。", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+token_app = typer.Typer(help="API 令牌", no_args_is_help=True)
+user_app = typer.Typer(help="网页登录用户", no_args_is_help=True)
+community_app = typer.Typer(help="社区", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
+app.add_typer(community_app, name="community")
+
+err = Console(stderr=True)
+
+Communities = Annotated[list[str], typer.Option("--community", help="社区编号，可重复")]
+Streets = Annotated[list[str], typer.Option("--street", help="街道名称，可重复")]
+
+
+def open_zizhi(settings: Settings) -> Zizhi:
+    db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous,
+                  pool_size=settings.db_pool_size)
+    db.migrate()
+    return Zizhi(db, load_registry(), policy=settings.allocation_policy())
+
+
+def _fail(exc: ZizhiError) -> NoReturn:
+    err.print(f"[red]失败（{exc.code}）：{exc.message}[/red]")
+    raise typer.Exit(2)
+
+
+@app.command()
+def serve(host: Annotated[str | None, typer.Option(help="监听地址")] = None,
+          port: Annotated[int | None, typer.Option(help="监听端口")] = None) -> None:
+    """启动 API 与网页服务（首次启动时创建并打印管理员令牌）。"""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings()
+    z = open_zizhi(settings)
+    host, port = host or settings.host, port or settings.port
+    if not access.has_admin(z):
+        token = access.create_token(z, CLI, name="初始管理员", role="admin")
+        err.print("[bold]已创建初始管理员令牌（只显示这一次，请妥善保存）：[/bold]")
+        print(token.token, flush=True)
+    err.print(f"自治 Zizhi 已启动：http://{host}:{port}/ ；接口文档 http://{host}:{port}/docs\n"
+              "调用接口时在请求头中加入  Authorization: Bearer <令牌>")
+    uvicorn.run(create_app(z, settings), host=host, port=port, log_level=settings.log_level)
+
+
+@token_app.command("create")
+def token_create(role: Annotated[str, typer.Option(help="admin / street / committee / auditor")],
+                 name: Annotated[str, typer.Option(help="令牌名称，如 里河社区居委会")],
+                 community: Communities = [],  # noqa: B006 (typer reads the default)
+                 street: Streets = []) -> None:  # noqa: B006
+    """创建 API 令牌；令牌明文单独打印在最后一行。"""
+    z = open_zizhi(Settings())
+    try:
+        token = access.create_token(z, CLI, name=name, role=role, communities=community,
+                                    streets=street)
+    except ZizhiError as exc:
+        _fail(exc)
+    err.print(f"已创建令牌 {token.id}（{token.role}，{token.name}）；明文只显示这一次：")
+    print(token.token, flush=True)
+
+
+@user_app.command("create")
+def user_create(username: Annotated[str, typer.Option(help="登录名")],
+                role: Annotated[str, typer.Option(help="admin / street / committee / auditor")],
+                community: Communities = [],  # noqa: B006
+                street: Streets = [],  # noqa: B006
+                password_stdin: Annotated[bool, typer.Option(
+                    "--password-stdin", help="从标准输入读取密码")] = False) -> None:
+    """创建网页登录用户（密码只以加盐慢哈希保存）。"""
+    if not password_stdin:
+        err.print("[red]请用 --password-stdin 从标准输入提供密码，避免密码出现在命令行历史中[/red]")
+        raise typer.Exit(2)
+    password = sys.stdin.readline().rstrip("\r\n")
+    z = open_zizhi(Settings())
+    try:
+        user = access.create_user(z, CLI, username=username, role=role, password=password,
+                                  communities=community, streets=street)
+    except ZizhiError as exc:
+        _fail(exc)
+    print(f"已创建用户 {user.username}（{user.role}）")
+
+
+@community_app.command("create")
+def community_create(id: Annotated[str, typer.Option(help="社区编号，如 lihe")],
+                     name: Annotated[str, typer.Option(help="名称，如 里河社区")],
+                     street: Annotated[str, typer.Option(help="所属街道")],
+                     district: Annotated[str, typer.Option(help="所属区")],
+                     kind: Annotated[str, typer.Option(help="urban 社区 / rural 村")] = "urban",
+                     ) -> None:
+    """创建社区。"""
+    z = open_zizhi(Settings())
+    try:
+        community = places.create_community(z, CLI, id=id, name=name, street=street,
+                                            district=district, kind=kind)
+    except ZizhiError as exc:
+        _fail(exc)
+    print(f"已创建社区 {community.id}（{community.name}，{community.street}）")
+
+
+@app.command()
+def verify() -> None:
+    """校验历史哈希链与账本；发现问题时以状态 1 退出并指出第一处。"""
+    z = open_zizhi(Settings())
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err,
+                  transient=True) as progress:
+        task = progress.add_task("正在校验历史链……", total=None)
+        report = audit.verify(z, CLI, progress=lambda n: progress.update(
+            task, description=f"正在校验历史链……已校验 {n} 条事件"))
+    if report.ok:
+        print(f"校验通过：{report.checked} 条事件，哈希链完整，账本余额与分录一致")
+        return
+    bad = report.first_bad or {}
+    print(f"校验失败：链 {bad.get('chain')} 第 {bad.get('seq')} 条"
+          f"（事件 {bad.get('event_id')}）：{bad.get('reason')}")
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
