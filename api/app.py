@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
 

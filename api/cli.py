@@ -138,3 +138,7 @@ def verify() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

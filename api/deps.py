@@ -25,7 +25,8 @@ def get_zizhi(request: Request) -> Zizhi:
 
 ZizhiDep = Annotated[Zizhi, Depends(get_zizhi)]
 
-_bearer = HTTPBearer(auto_error=False, description="`zizhi token create` 或 POST /api/v1/tokens 所得令牌")
+_bearer = HTTPBearer(auto_error=False,
+                     description="`zizhi token create` 或 POST /api/v1/tokens 所得令牌")
 
 
 def current_principal(
@@ -71,7 +72,8 @@ JsonObject = Annotated[dict[str, Any], Depends(json_object)]
 
 
 def if_match(
-    value: Annotated[str | None, Header(alias="If-Match", description='项目的 ETag，如 "3"')] = None,
+    value: Annotated[str | None,
+                     Header(alias="If-Match", description='项目的 ETag，如 "3"')] = None,
 ) -> int | None:
     """The version the client last saw; None when absent or ``*``."""
     if value is None or value.strip() == "*":

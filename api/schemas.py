@@ -56,7 +56,8 @@ class ProjectIn(Strict):
     community_id: str = Field(max_length=64)
     workflow: str = Field(max_length=64, description="self_governance 或 party_service")
     title: str = Field(max_length=200, description="项目名称")
-    category: str = Field(max_length=64, description="项目类别，如 居民自治类、问题焦点类、特殊人群类")
+    category: str = Field(max_length=64,
+                          description="项目类别，如 居民自治类、问题焦点类、特殊人群类")
 
 
 class DemandIn(Strict):
@@ -65,7 +66,8 @@ class DemandIn(Strict):
          "contact": "13800000000"}]})
 
     content: str = Field(max_length=2000, description="需求内容")
-    resident: str = Field(max_length=64, description="居民姓名（个人信息，仅本社区居委会与审计可见）")
+    resident: str = Field(max_length=64,
+                          description="居民姓名（个人信息，仅本社区居委会与审计可见）")
     contact: str | None = Field(default=None, max_length=64,
                                 description="联系方式（个人信息，仅本社区居委会与审计可见）")
 

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -84,7 +85,7 @@ class Principal:
 CLI = Principal(id="cli", name="命令行", role=Role.admin)
 
 
-def visible_community(conn: Connection, principal: Principal, community_id: str) -> sa.Row:
+def visible_community(conn: Connection, principal: Principal, community_id: str) -> sa.Row[Any]:
     row = conn.execute(sa.select(communities).where(communities.c.id == community_id)).first()
     if row is None or not principal.covers(row.id, row.street):
         raise NotFound(f"社区“{community_id}”不存在")
@@ -270,7 +271,7 @@ def _check_scope_exists(conn: Connection, scope: tuple[list[str], list[str]]) ->
         raise ValidationFailed.fields(errors)
 
 
-def _token_view(row: sa.Row) -> TokenView:
+def _token_view(row: sa.Row[Any]) -> TokenView:
     return TokenView(id=row.id, name=row.name, role=row.role,
                      communities=json.loads(row.communities), streets=json.loads(row.streets),
                      created_at=row.created_at, revoked_at=row.revoked_at)

@@ -62,7 +62,8 @@ class EventFilter:
         for name in ("since", "until"):
             moment = getattr(self, name)
             if moment is not None and moment.tzinfo is None:
-                raise ValidationFailed.fields({name: "时间必须带时区，例如 2026-03-01T00:00:00+08:00"})
+                raise ValidationFailed.fields(
+                    {name: "时间必须带时区，例如 2026-03-01T00:00:00+08:00"})
         e = events.c
         parts: list[sa.ColumnElement[bool]] = []
         if self.community_id is not None:

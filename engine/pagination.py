@@ -39,7 +39,7 @@ def decode_cursor(cursor: str | None, start: K) -> K:
         raise ValidationFailed.fields({"cursor": "分页游标无效"}) from None
     if type(after) is not type(start):
         raise ValidationFailed.fields({"cursor": "分页游标无效"})
-    return after  # type: ignore[no-any-return]
+    return after
 
 
 def check_limit(limit: int) -> int:

@@ -205,7 +205,8 @@ class ApiToken(SQLModel, table=True):
     role: str = Field(max_length=16)
     communities: str = Field(sa_type=sa.Text)  # JSON list of community ids
     streets: str = Field(sa_type=sa.Text)  # JSON list of street names
-    token_hash: str = Field(max_length=64, unique=True)  # sha256 hex; the token itself is never stored
+    # sha256 hex; the token itself is never stored
+    token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = _at()
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
@@ -238,17 +239,17 @@ class IdempotencyRecord(SQLModel, table=True):
 
 metadata = SQLModel.metadata
 
-communities = Community.__table__
-chain_heads = ChainHead.__table__
-events = Event.__table__
-fund_accounts = FundAccount.__table__
-ledger_entries = LedgerEntry.__table__
-projects = Project.__table__
-demands = Demand.__table__
-expenses = Expense.__table__
-api_tokens = ApiToken.__table__
-users = User.__table__
-idempotency_keys = IdempotencyRecord.__table__
+communities = metadata.tables["communities"]
+chain_heads = metadata.tables["chain_heads"]
+events = metadata.tables["events"]
+fund_accounts = metadata.tables["fund_accounts"]
+ledger_entries = metadata.tables["ledger_entries"]
+projects = metadata.tables["projects"]
+demands = metadata.tables["demands"]
+expenses = metadata.tables["expenses"]
+api_tokens = metadata.tables["api_tokens"]
+users = metadata.tables["users"]
+idempotency_keys = metadata.tables["idempotency_keys"]
 
 # Tables that only ever grow: the database refuses UPDATE and DELETE on them.
 APPEND_ONLY = ("events", "ledger_entries")

@@ -1,0 +1,97 @@
+"""Test data, always built through the engine so that every history stays valid."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+from engine import demands, places, projects
+from engine.access import CLI, Principal
+from engine.domain import Role
+from engine.projects import ProjectView
+from engine.uow import Zizhi
+
+VOTE = {"council_size": 9, "attendees": 7, "votes_for": 6, "votes_against": 1,
+        "abstentions": 0}
+
+# The happy path of each workflow: (state the project is in, action that leaves it, fields).
+PATHS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
+    "self_governance": [
+        ("demand_collection", "close_collection", {}),
+        ("screening", "accept", {"note": "属于房前屋后急难事"}),
+        ("planning", "submit_plan", {"budget_fen": 1_000_000, "plan": "清理通道"}),
+        ("review", "approve", VOTE),
+        ("implementation", "complete_implementation", {"report": "已完成"}),
+        ("evaluation", "evaluate", {"score": 4, "report": "效果良好"}),
+        ("feedback", "close", {"notice": "项目已办结", "satisfied": 40, "unsatisfied": 2}),
+    ],
+}
+PATHS["party_service"] = [
+    *PATHS["self_governance"][:4],
+    ("street_review", "street_approve", {"note": "同意"}),
+    *PATHS["self_governance"][4:],
+]
+
+_counter = itertools.count(1)
+
+
+def new_id(prefix: str = "c") -> str:
+    return f"{prefix}{next(_counter)}-{uuid.uuid4().hex[:8]}"
+
+
+class World:
+    """Communities, people and projects for one test, on a shared database."""
+
+    def __init__(self, z: Zizhi) -> None:
+        self.z = z
+
+    def community(self, *, kind: str = "urban", street: str | None = None) -> str:
+        community_id = new_id()
+        places.create_community(self.z, CLI, id=community_id, name=f"测试社区{community_id}",
+                                street=street or new_id("街道"), district="姑苏区", kind=kind)
+        return community_id
+
+    def street_of(self, community_id: str) -> str:
+        return places.get_community(self.z, CLI, community_id).street
+
+    @staticmethod
+    def committee(*community_ids: str) -> Principal:
+        return Principal(id=f"token:{new_id('k')}", name="居委会", role=Role.committee,
+                         communities=frozenset(community_ids))
+
+    @staticmethod
+    def street_officer(*streets: str) -> Principal:
+        return Principal(id=f"token:{new_id('s')}", name="街道", role=Role.street,
+                         streets=frozenset(streets))
+
+    @staticmethod
+    def auditor() -> Principal:
+        return Principal(id=f"token:{new_id('a')}", name="审计", role=Role.auditor)
+
+    def project(self, community_id: str, *, workflow: str = "self_governance",
+                committee: Principal | None = None) -> ProjectView:
+        return projects.open_project(self.z, committee or self.committee(community_id),
+                                     community_id=community_id, workflow=workflow,
+                                     title="消防通道改善", category="居民自治类")
+
+    def advance(self, project: ProjectView, to_state: str, *, budget_fen: int | None = None,
+                committee: Principal | None = None) -> ProjectView:
+        """Drive a project along its workflow's happy path until it reaches ``to_state``."""
+        committee = committee or self.committee(project.community_id)
+        officer = self.street_officer(self.street_of(project.community_id))
+        path = PATHS[project.workflow]
+        start = next((i for i, (state, _, _) in enumerate(path) if state == project.state),
+                     len(path))
+        for _, action, data in path[start:]:
+            if project.state == to_state:
+                return project
+            if action == "close_collection":
+                demands.add_to_project(self.z, committee, project.id,
+                                       {"content": "通道堵塞", "resident": "王老伯"})
+            if action == "submit_plan" and budget_fen is not None:
+                data = {**data, "budget_fen": budget_fen}
+            actor = officer if action == "street_approve" else committee
+            project = projects.fire(self.z, actor, project.id, action, data)
+        assert project.state == to_state, f"{to_state} is not on the happy path"
+        return project
