@@ -6,6 +6,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.routes import audit, communities, meta, projects, tokens
@@ -30,7 +33,6 @@ DESCRIPTION = """
 def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(title="Zizhi 自治 API", version="1.0", description=DESCRIPTION,
-                  max_body_size=settings.max_body_bytes,
                   openapi_tags=[{"name": "项目"}, {"name": "社区与经费"}, {"name": "审计"},
                                 {"name": "令牌"}, {"name": "流程"}, {"name": "运维"}])
     app.state.zizhi = zizhi
@@ -39,4 +41,41 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
     for router in (communities.router, projects.build_router(zizhi.workflows), audit.router,
                    tokens.router, meta.router):
         app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+class BodyLimit:
+    """Refuse a request body over ``max_bytes`` with ``payload_too_large``.
+
+    An announced Content-Length is refused before anything is read; a streamed (chunked)
+    body is cut off as soon as it passes the limit. (FastAPI's own ``max_body_size`` would
+    answer in plain text, outside the problem-details contract.)
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            response = problems.problem("payload_too_large",
+                                        f"请求体超过 {self.max_bytes} 字节的上限",
+                                        instance=scope.get("path"))
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise HTTPException(413)
+            return message
+
+        await self.app(scope, limited_receive, send)

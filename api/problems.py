@@ -117,7 +117,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 405:
         return problem("method_not_allowed", "此地址不支持该请求方法", instance=request.url.path)
     if exc.status_code == 413:
-        return problem("payload_too_large", str(exc.detail), instance=request.url.path)
+        return problem("payload_too_large", "请求体超过大小上限", instance=request.url.path)
+    if exc.status_code == 400:
+        return problem("validation_error", "无法读取请求体", instance=request.url.path,
+                       errors={"body": "无法读取请求体"})
     return problem("not_found", "请求的地址不存在", instance=request.url.path)
 
 
@@ -161,6 +164,8 @@ _MESSAGES = {
 
 
 def _message(err: Any) -> str:
+    if err.get("type") == "model_attributes_type" and isinstance(err.get("input"), bytes):
+        return "请求体须为 JSON，并带请求头 Content-Type: application/json"
     message = _MESSAGES.get(err.get("type", ""), "取值无效")
     ctx = err.get("ctx") or {}
     if err.get("type") in ("greater_than_equal", "less_than_equal") and ctx:
