@@ -5,10 +5,14 @@ Write transactions start with ``BEGIN IMMEDIATE`` and are serialised in-process 
 so threads queue in Python instead of spinning in SQLite's busy handler; the busy timeout
 only covers other processes sharing the file. PostgreSQL runs at READ COMMITTED; writers
 lock the one history-chain row they append to (see ``engine.history``).
+
+On the hot path, statements are built once at import and executed with parameters: building
+a Core statement per call costs several times more than executing it.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -47,6 +51,7 @@ class Database:
             raise ValueError(f"unsupported database {self.url.get_backend_name()!r}; "
                              "use sqlite:///… or postgresql+psycopg://…")
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._writer: Connection | None = None
 
     @property
     def dialect(self) -> str:
@@ -55,19 +60,28 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction that rolls back unless the caller calls ``conn.commit()``."""
-        with self._write_lock or nullcontext(), self.engine.connect() as conn:
-            conn.execution_options(sqlite_begin="IMMEDIATE")
-            transaction = conn.begin()
+        if self._write_lock is None:
+            with self.engine.connect() as conn:
+                yield from _transaction(conn)
+            return
+        with self._write_lock:
+            # SQLite has one writer at a time anyway: keep its connection between
+            # transactions instead of checking one out of the pool for each.
+            if self._writer is None:
+                self._writer = self.engine.connect()
             try:
-                yield conn
+                yield from _transaction(self._writer, begin="BEGIN IMMEDIATE")
             finally:
-                if transaction.is_active:
-                    transaction.rollback()
+                if self._writer.invalidated:  # the connection broke: start afresh next time
+                    self._writer.close()
+                    self._writer = None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction: one consistent snapshot on SQLite (WAL)."""
         with self.engine.connect() as conn, conn.begin():
+            if self.is_sqlite:
+                conn.exec_driver_sql("BEGIN")
             yield conn
 
     def migrate(self) -> None:
@@ -85,13 +99,31 @@ class Database:
             conn.commit()
 
     def dispose(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         self.engine.dispose()
 
 
-def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING; with RETURNING it yields a row only if it inserted."""
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    return insert(table).values(values).on_conflict_do_nothing()
+def _transaction(conn: Connection, begin: str | None = None) -> Iterator[Connection]:
+    transaction = conn.begin()
+    if begin is not None:
+        conn.exec_driver_sql(begin)
+    try:
+        yield conn
+    finally:
+        if transaction.is_active:
+            transaction.rollback()
+
+
+@functools.cache
+def insert_ignore(dialect: str, table: sa.Table, *returning: sa.Column[Any]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING …: yields a row only if it inserted.
+
+    Built once per dialect and table; execute it with the row's values as parameters.
+    """
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return insert(table).on_conflict_do_nothing().returning(*returning)
 
 
 def _sqlite_engine(url: sa.URL, synchronous: str, pool_size: int) -> Engine:
@@ -106,7 +138,8 @@ def _sqlite_engine(url: sa.URL, synchronous: str, pool_size: int) -> Engine:
 
     @sa.event.listens_for(engine, "connect")
     def _configure(dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" hook below issue BEGIN, not the sqlite3 module.
+        # The sqlite3 module would BEGIN (deferred) on its own before the first write;
+        # Database.write and .read issue BEGIN themselves instead.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -114,10 +147,5 @@ def _sqlite_engine(url: sa.URL, synchronous: str, pool_size: int) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine

@@ -20,7 +20,7 @@ from engine.domain import Role
 from engine.errors import ActionNotAllowed, GuardFailed, NotFound
 from engine.history import Actor
 from engine.pagination import Page, check_limit, decode_cursor, page_of
-from engine.projects import load, locate, save
+from engine.projects import locate, lock, save
 from engine.tables import communities, demands
 from engine.uow import Change, IdempotencyKey, Zizhi
 
@@ -76,10 +76,9 @@ def add_to_project(z: Zizhi, principal: Principal, project_id: int, data: Mappin
     from_pool = "demand_id" in data
     clean = fields.validate(_LINK_FIELDS if from_pool else DEMAND_FIELDS, data)
     with z.change(principal.actor, idempotency) as change:
-        change.lock(locate(change.conn, principal, project_id))
+        project = lock(change, principal, project_id)
         if (done := change.replayed(DemandView)) is not None:
             return done
-        project = load(change.conn, project_id)
         wf = z.workflows.get(project.workflow, project.workflow_version)
         if project.state not in wf.demands_in:
             allowed = "、".join(wf.state_label(s) for s in sorted(wf.demands_in))

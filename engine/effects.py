@@ -38,7 +38,7 @@ def _reserve(ledger: Ledger, project: ProjectRecord, data: Mapping[str, Any],
 
 def _release(ledger: Ledger, project: ProjectRecord, data: Mapping[str, Any],
              cause: int) -> None:
-    ledger.release(project.account, project.id, cause)
+    ledger.release(project.account, project.id, project.reserved_fen, cause)
 
 
 EFFECTS: dict[str, Effect] = {

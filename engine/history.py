@@ -62,6 +62,12 @@ class Actor:
     role: str
 
 
+_LOCK_HEAD = (sa.select(chain_heads.c.seq, chain_heads.c.hash)
+              .where(chain_heads.c.chain == sa.bindparam("chain")).with_for_update())
+_INSERT_EVENT = sa.insert(events).returning(events.c.id)
+_MOVE_HEAD = sa.update(chain_heads).where(chain_heads.c.chain == sa.bindparam("head"))
+
+
 class ChainWriter:
     """Appends to one chain inside one transaction; the head row stays locked until commit."""
 
@@ -70,13 +76,11 @@ class ChainWriter:
         self.chain = chain
         self._actor = actor
         self._at = at
-        lock = (sa.select(chain_heads.c.seq, chain_heads.c.hash)
-                .where(chain_heads.c.chain == chain).with_for_update())
-        head = conn.execute(lock).first()
+        head = conn.execute(_LOCK_HEAD, {"chain": chain}).first()
         if head is None:  # a chain's first writer; ON CONFLICT lets a racing first writer win
-            conn.execute(insert_ignore(conn, chain_heads,
-                                       {"chain": chain, "seq": 0, "hash": genesis_hash(chain)}))
-            head = conn.execute(lock).one()
+            conn.execute(insert_ignore(conn.dialect.name, chain_heads),
+                         {"chain": chain, "seq": 0, "hash": genesis_hash(chain)})
+            head = conn.execute(_LOCK_HEAD, {"chain": chain}).one()
         self._seq, self._hash = head.seq, head.hash
         self._start_seq = self._seq
 
@@ -87,23 +91,19 @@ class ChainWriter:
         digest = event_hash(chain=self.chain, seq=seq, at=self._at, actor=self._actor.id,
                             role=self._actor.role, community_id=community_id,
                             project_id=project_id, type=type, data=text, prev_hash=self._hash)
-        event_id = self._conn.execute(
-            sa.insert(events).values(
-                chain=self.chain, seq=seq, at=self._at, actor=self._actor.id,
-                role=self._actor.role, community_id=community_id, project_id=project_id,
-                type=type, data=text, prev_hash=self._hash, hash=digest,
-            ).returning(events.c.id)
-        ).scalar_one()
+        event_id = self._conn.execute(_INSERT_EVENT, {
+            "chain": self.chain, "seq": seq, "at": self._at, "actor": self._actor.id,
+            "role": self._actor.role, "community_id": community_id, "project_id": project_id,
+            "type": type, "data": text, "prev_hash": self._hash, "hash": digest,
+        }).scalar_one()
         self._seq, self._hash = seq, digest
         return int(event_id)
 
     def flush(self) -> None:
         """Move the head to the last appended event; call once, just before commit."""
         if self._seq != self._start_seq:
-            self._conn.execute(
-                sa.update(chain_heads).where(chain_heads.c.chain == self.chain)
-                .values(seq=self._seq, hash=self._hash)
-            )
+            self._conn.execute(_MOVE_HEAD, {"head": self.chain, "seq": self._seq,
+                                            "hash": self._hash})
 
 
 @dataclass(frozen=True, slots=True)

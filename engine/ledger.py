@@ -73,27 +73,58 @@ class Account:
     fund: str
     year: int
 
-    def where(self) -> Any:
-        c = fund_accounts.c
-        return sa.and_(c.community_id == self.community_id, c.fund == self.fund,
-                       c.year == self.year)
+    def params(self) -> dict[str, Any]:
+        return {"a_community": self.community_id, "a_fund": self.fund, "a_year": self.year}
 
 
-_BALANCE_COLS = (fund_accounts.c.allocated_fen, fund_accounts.c.reserved_fen,
-                 fund_accounts.c.spent_fen)
+# --- statements, built once ---------------------------------------------------------------------
+
+_a = fund_accounts.c
+_p = projects.c
+_ACCOUNT = sa.and_(_a.community_id == sa.bindparam("a_community"),
+                   _a.fund == sa.bindparam("a_fund"), _a.year == sa.bindparam("a_year"))
+_AMOUNT = sa.bindparam("amount")
+_BALANCE_COLS = (_a.allocated_fen, _a.reserved_fen, _a.spent_fen)
+
+_BALANCE = sa.select(*_BALANCE_COLS).where(_ACCOUNT)
+_LOCK_BALANCE = _BALANCE.with_for_update()
+_EXISTS = sa.select(sa.literal(1)).where(_ACCOUNT)
+_KIND = sa.select(communities.c.kind).where(communities.c.id == sa.bindparam("community"))
+_RESERVE = (sa.update(fund_accounts)
+            .where(_ACCOUNT, _a.allocated_fen - _a.reserved_fen - _a.spent_fen >= _AMOUNT)
+            .values(reserved_fen=_a.reserved_fen + _AMOUNT).returning(*_BALANCE_COLS))
+_SPEND = (sa.update(fund_accounts).where(_ACCOUNT, _a.reserved_fen >= _AMOUNT)
+          .values(reserved_fen=_a.reserved_fen - _AMOUNT, spent_fen=_a.spent_fen + _AMOUNT)
+          .returning(*_BALANCE_COLS))
+_RELEASE = (sa.update(fund_accounts).where(_ACCOUNT, _a.reserved_fen >= _AMOUNT)
+            .values(reserved_fen=_a.reserved_fen - _AMOUNT).returning(*_BALANCE_COLS))
+_ALLOCATE = (sa.update(fund_accounts)
+             .where(_ACCOUNT, _a.reserved_fen + _a.spent_fen <= sa.bindparam("allocated"))
+             .values(allocated_fen=sa.bindparam("allocated")).returning(*_BALANCE_COLS))
+_PROJECT_RESERVE = (sa.update(projects).where(_p.id == sa.bindparam("project"))
+                    .values(reserved_fen=_p.reserved_fen + _AMOUNT))
+_PROJECT_SPEND = (sa.update(projects)
+                  .where(_p.id == sa.bindparam("project"), _p.reserved_fen >= _AMOUNT)
+                  .values(reserved_fen=_p.reserved_fen - _AMOUNT,
+                          spent_fen=_p.spent_fen + _AMOUNT)
+                  .returning(_p.reserved_fen))
+_PROJECT_RELEASE = (sa.update(projects)
+                    .where(_p.id == sa.bindparam("project"), _p.reserved_fen >= _AMOUNT)
+                    .values(reserved_fen=_p.reserved_fen - _AMOUNT).returning(_p.reserved_fen))
+_PROJECT_RESERVED = sa.select(_p.reserved_fen).where(_p.id == sa.bindparam("project"))
+_INSERT_ENTRY = sa.insert(ledger_entries).returning(ledger_entries.c.id)
 
 
 def balance(conn: Connection, account: Account, policy: AllocationPolicy) -> Balance:
     """Current balances; an account not yet used shows its default allocation."""
-    row = conn.execute(sa.select(*_BALANCE_COLS).where(account.where())).first()
+    row = conn.execute(_BALANCE, account.params()).first()
     if row is not None:
         return Balance(*row)
     return Balance(_default_allocation(conn, account, policy), 0, 0)
 
 
 def _default_allocation(conn: Connection, account: Account, policy: AllocationPolicy) -> int:
-    kind = conn.execute(sa.select(communities.c.kind)
-                        .where(communities.c.id == account.community_id)).scalar_one_or_none()
+    kind = conn.execute(_KIND, {"community": account.community_id}).scalar_one_or_none()
     if kind is None:
         raise NotFound(f"社区“{account.community_id}”不存在")
     return policy.default_fen(account.fund, kind)
@@ -114,54 +145,33 @@ class Ledger:
 
     def reserve(self, account: Account, project_id: int, amount: int, cause: int) -> None:
         self._open(account, cause)
-        c = fund_accounts.c
-        after = self._move(
-            sa.update(fund_accounts)
-            .where(account.where(), c.allocated_fen - c.reserved_fen - c.spent_fen >= amount)
-            .values(reserved_fen=c.reserved_fen + amount)
-        )
+        after = self._move(_RESERVE, account, amount)
         if after is None:
             available = self.available_fen(account)
             raise FundCapExceeded(f"预算 {amount} 分超过本年度可用经费 {available} 分，无法预留")
-        self._project_money(project_id, reserved=amount)
+        self._conn.execute(_PROJECT_RESERVE, {"project": project_id, "amount": amount})
         self._record(account, "reserve", amount, after, project_id, cause)
 
     def spend(self, account: Account, project_id: int, amount: int, cause: int) -> None:
-        p = projects.c
-        left = self._conn.execute(
-            sa.update(projects)
-            .where(p.id == project_id, p.reserved_fen >= amount)
-            .values(reserved_fen=p.reserved_fen - amount, spent_fen=p.spent_fen + amount)
-            .returning(p.reserved_fen)
-        ).first()
+        left = self._conn.execute(_PROJECT_SPEND, {"project": project_id,
+                                                   "amount": amount}).first()
         if left is None:
-            remaining = self._conn.execute(
-                sa.select(p.reserved_fen).where(p.id == project_id)).scalar_one()
+            remaining = self._conn.execute(_PROJECT_RESERVED,
+                                           {"project": project_id}).scalar_one()
             raise FundCapExceeded(f"支出 {amount} 分超过本项目剩余预留经费 {remaining} 分")
-        c = fund_accounts.c
-        after = self._move(
-            sa.update(fund_accounts)
-            .where(account.where(), c.reserved_fen >= amount)
-            .values(reserved_fen=c.reserved_fen - amount, spent_fen=c.spent_fen + amount)
-        )
+        after = self._move(_SPEND, account, amount)
         if after is None:  # the project had it reserved, so the account must: a broken ledger
             raise RuntimeError(f"ledger account {account} holds less than project {project_id}")
         self._record(account, "spend", amount, after, project_id, cause)
 
-    def release(self, account: Account, project_id: int, cause: int) -> None:
-        """Return whatever the project still holds reserved; nothing to do if that is 0."""
-        p = projects.c
-        amount = self._conn.execute(
-            sa.select(p.reserved_fen).where(p.id == project_id)).scalar_one()
+    def release(self, account: Account, project_id: int, amount: int, cause: int) -> None:
+        """Return ``amount``, what the project still holds reserved; nothing to do for 0."""
         if amount == 0:
             return
-        self._project_money(project_id, reserved=-amount)
-        c = fund_accounts.c
-        after = self._move(
-            sa.update(fund_accounts)
-            .where(account.where(), c.reserved_fen >= amount)
-            .values(reserved_fen=c.reserved_fen - amount)
-        )
+        if self._conn.execute(_PROJECT_RELEASE, {"project": project_id,
+                                                 "amount": amount}).first() is None:
+            raise RuntimeError(f"project {project_id} holds less than {amount} reserved")
+        after = self._move(_RELEASE, account, amount)
         if after is None:
             raise RuntimeError(f"ledger account {account} holds less than project {project_id}")
         self._record(account, "release", amount, after, project_id, cause)
@@ -170,19 +180,14 @@ class Ledger:
         """Set the year's allocation; never below what is already reserved or spent."""
         if self._open(account, cause, allocated=allocated):
             return Balance(allocated, 0, 0)
-        current = self._conn.execute(
-            sa.select(*_BALANCE_COLS).where(account.where()).with_for_update()).one()
-        c = fund_accounts.c
-        after = self._move(
-            sa.update(fund_accounts)
-            .where(account.where(), c.reserved_fen + c.spent_fen <= allocated)
-            .values(allocated_fen=allocated)
-        )
-        if after is None:
+        current = Balance(*self._conn.execute(_LOCK_BALANCE, account.params()).one())
+        row = self._conn.execute(_ALLOCATE, {**account.params(), "allocated": allocated}).first()
+        if row is None:
             committed = current.reserved_fen + current.spent_fen
             raise FundCapExceeded(
                 f"分配额 {allocated} 分低于本年度已预留和已支出的合计 {committed} 分"
             )
+        after = Balance(*row)
         delta = allocated - current.allocated_fen
         if delta:
             self._record(account, "allocate", delta, after, None, cause)
@@ -193,42 +198,31 @@ class Ledger:
     def _open(self, account: Account, cause: int, *, allocated: int | None = None) -> bool:
         """Create the account on first use; True if this call created it."""
         if allocated is None:
-            exists = self._conn.execute(
-                sa.select(sa.literal(1)).where(account.where())).first()
-            if exists is not None:
+            if self._conn.execute(_EXISTS, account.params()).first() is not None:
                 return False
             allocated = _default_allocation(self._conn, account, self._policy)
         created = self._conn.execute(
-            insert_ignore(self._conn, fund_accounts, {
-                "community_id": account.community_id, "fund": account.fund,
-                "year": account.year, "allocated_fen": allocated, "reserved_fen": 0,
-                "spent_fen": 0,
-            }).returning(fund_accounts.c.year)
+            insert_ignore(self._conn.dialect.name, fund_accounts, fund_accounts.c.year),
+            {"community_id": account.community_id, "fund": account.fund, "year": account.year,
+             "allocated_fen": allocated, "reserved_fen": 0, "spent_fen": 0},
         ).first()
         if created is None:
             return False
         self._record(account, "allocate", allocated, Balance(allocated, 0, 0), None, cause)
         return True
 
-    def _move(self, statement: Any) -> Balance | None:
-        row = self._conn.execute(statement.returning(*_BALANCE_COLS)).first()
+    def _move(self, statement: Any, account: Account, amount: int) -> Balance | None:
+        row = self._conn.execute(statement, {**account.params(), "amount": amount}).first()
         return None if row is None else Balance(*row)
-
-    def _project_money(self, project_id: int, *, reserved: int) -> None:
-        p = projects.c
-        self._conn.execute(sa.update(projects).where(p.id == project_id)
-                           .values(reserved_fen=p.reserved_fen + reserved))
 
     def _record(self, account: Account, kind: str, amount: int, after: Balance,
                 project_id: int | None, cause: int) -> None:
-        entry_id = self._conn.execute(
-            sa.insert(ledger_entries).values(
-                community_id=account.community_id, fund=account.fund, year=account.year,
-                kind=kind, amount_fen=amount, project_id=project_id, event_id=cause,
-                at=self._at, allocated_fen=after.allocated_fen,
-                reserved_fen=after.reserved_fen, spent_fen=after.spent_fen,
-            ).returning(ledger_entries.c.id)
-        ).scalar_one()
+        entry_id = self._conn.execute(_INSERT_ENTRY, {
+            "community_id": account.community_id, "fund": account.fund, "year": account.year,
+            "kind": kind, "amount_fen": amount, "project_id": project_id, "event_id": cause,
+            "at": self._at, "allocated_fen": after.allocated_fen,
+            "reserved_fen": after.reserved_fen, "spent_fen": after.spent_fen,
+        }).scalar_one()
         self._history.append(
             _EVENT_TYPES[kind],
             {"entry_id": entry_id, "fund": account.fund, "year": account.year,

@@ -39,6 +39,28 @@ EXPENSE_FIELDS = {
 }
 
 
+_p = projects.c
+_LOCATE = (sa.select(_p.community_id, communities.c.street)
+           .join(communities, communities.c.id == _p.community_id)
+           .where(_p.id == sa.bindparam("project")))
+_READ = (sa.select(projects, communities.c.street)
+         .join(communities, communities.c.id == _p.community_id)
+         .where(_p.id == sa.bindparam("project")))
+# Writers lock the project row, then its community's chain head: always in that order.
+_LOCK = _READ.with_for_update(of=projects)
+_INSERT = sa.insert(projects).returning(projects)
+_SAVE = (sa.update(projects)
+         .where(_p.id == sa.bindparam("project"), _p.version == sa.bindparam("expected"))
+         .values(version=_p.version + 1)
+         .returning(_p.version, _p.reserved_fen, _p.spent_fen))
+_DEMAND_COUNT = (sa.select(sa.func.count()).select_from(demands)
+                 .where(demands.c.project_id == sa.bindparam("project")))
+_INVOICE_TAKEN = sa.select(expenses.c.id).where(
+    expenses.c.community_id == sa.bindparam("community"),
+    expenses.c.payee == sa.bindparam("payee"), expenses.c.invoice_no == sa.bindparam("invoice"))
+_INSERT_EXPENSE = sa.insert(expenses).returning(expenses)
+
+
 @dataclass(slots=True)
 class ProjectRecord:
     """A project as loaded inside a change; the step and its effects update it."""
@@ -116,12 +138,12 @@ def open_project(z: Zizhi, principal: Principal, *, community_id: str, workflow:
         if (done := change.replayed(ProjectView)) is not None:
             return done
         year = fiscal_year(change.at)
-        row = change.conn.execute(sa.insert(projects).values(
-            community_id=community_id, workflow=wf.name, workflow_version=wf.version,
-            fund=wf.fund.value, year=year, state=wf.initial, version=1, budget_fen=None,
-            reserved_fen=0, spent_fen=0, details="{}", created_at=change.at,
-            updated_at=change.at, **clean,
-        ).returning(projects)).one()
+        row = change.conn.execute(_INSERT, {
+            "community_id": community_id, "workflow": wf.name, "workflow_version": wf.version,
+            "fund": wf.fund.value, "year": year, "state": wf.initial, "version": 1,
+            "budget_fen": None, "reserved_fen": 0, "spent_fen": 0, "details": "{}",
+            "created_at": change.at, "updated_at": change.at, **clean,
+        }).one()
         project = ProjectRecord.from_row(row)
         change.history.append("project.created", {
             "workflow": wf.name, "workflow_version": wf.version, "fund": wf.fund.value,
@@ -137,10 +159,9 @@ def fire(z: Zizhi, principal: Principal, project_id: int, action: str,
          idempotency: IdempotencyKey | None = None) -> ProjectView:
     """Fire one workflow action on a project, atomically with its ledger effects."""
     with z.change(principal.actor, idempotency) as change:
-        change.lock(locate(change.conn, principal, project_id))
+        project = lock(change, principal, project_id)
         if (done := change.replayed(ProjectView)) is not None:
             return done
-        project = load(change.conn, project_id)
         _check_version(project, expected_version)
         wf = z.workflows.get(project.workflow, project.workflow_version)
         step = wf.decide(project.state, action, principal.role, data, _Facts(change, project))
@@ -163,25 +184,23 @@ def record_expense(z: Zizhi, principal: Principal, project_id: int, data: Mappin
     principal.require(Role.committee)
     clean = fields.validate(EXPENSE_FIELDS, data)
     with z.change(principal.actor, idempotency) as change:
-        change.lock(locate(change.conn, principal, project_id))
+        project = lock(change, principal, project_id)
         if (done := change.replayed(ExpenseView)) is not None:
             return done
-        project = load(change.conn, project_id)
         wf = z.workflows.get(project.workflow, project.workflow_version)
         if project.state not in wf.expenses_in:
             allowed = "、".join(wf.state_label(s) for s in sorted(wf.expenses_in))
             raise ActionNotAllowed(f"项目当前处于“{wf.state_label(project.state)}”阶段，"
                                    f"只能在{allowed}阶段登记支出")
-        duplicate = change.conn.execute(sa.select(expenses.c.id).where(
-            expenses.c.community_id == project.community_id,
-            expenses.c.payee == clean["payee"], expenses.c.invoice_no == clean["invoice_no"],
-        )).first()
+        duplicate = change.conn.execute(_INVOICE_TAKEN, {
+            "community": project.community_id, "payee": clean["payee"],
+            "invoice": clean["invoice_no"]}).first()
         if duplicate is not None:
             raise AlreadyExists(f"收款方“{clean['payee']}”的发票 {clean['invoice_no']} "
                                 f"已登记过（支出 {duplicate.id}）")
-        row = change.conn.execute(sa.insert(expenses).values(
-            community_id=project.community_id, project_id=project.id, created_at=change.at,
-            **clean).returning(expenses)).one()
+        row = change.conn.execute(_INSERT_EXPENSE, {
+            "community_id": project.community_id, "project_id": project.id,
+            "created_at": change.at, **clean}).one()
         cause = change.history.append("expense.recorded", {"expense_id": row.id, **clean},
                                       community_id=project.community_id,
                                       project_id=project.id)
@@ -194,8 +213,10 @@ def record_expense(z: Zizhi, principal: Principal, project_id: int, data: Mappin
 
 def get_project(z: Zizhi, principal: Principal, project_id: int) -> ProjectView:
     with z.read() as conn:
-        locate(conn, principal, project_id)
-        project = load(conn, project_id)
+        row = conn.execute(_READ, {"project": project_id}).first()
+    if row is None or not principal.covers(row.community_id, row.street):
+        raise NotFound(f"项目 {project_id} 不存在")
+    project = ProjectRecord.from_row(row)
     return _view(project, z.workflows.get(project.workflow, project.workflow_version), principal)
 
 
@@ -232,31 +253,28 @@ def list_expenses(z: Zizhi, principal: Principal, project_id: int) -> list[Expen
 
 def locate(conn: Connection, principal: Principal, project_id: int) -> str:
     """The project's community, if the principal may see the project; else NotFound."""
-    row = conn.execute(
-        sa.select(projects.c.community_id, communities.c.street)
-        .join(communities, communities.c.id == projects.c.community_id)
-        .where(projects.c.id == project_id)
-    ).first()
+    row = conn.execute(_LOCATE, {"project": project_id}).first()
     if row is None or not principal.covers(row.community_id, row.street):
         raise NotFound(f"项目 {project_id} 不存在")
     return str(row.community_id)
 
 
-def load(conn: Connection, project_id: int) -> ProjectRecord:
-    return ProjectRecord.from_row(
-        conn.execute(sa.select(projects).where(projects.c.id == project_id)).one())
+def lock(change: Change, principal: Principal, project_id: int) -> ProjectRecord:
+    """Lock the project (if the principal may see it), then its community's chain."""
+    row = change.conn.execute(_LOCK, {"project": project_id}).first()
+    if row is None or not principal.covers(row.community_id, row.street):
+        raise NotFound(f"项目 {project_id} 不存在")
+    change.lock(row.community_id)
+    return ProjectRecord.from_row(row)
 
 
 def save(change: Change, project: ProjectRecord) -> None:
     """Write the project back, bumping its version (the ETag clients send as If-Match)."""
-    p = projects.c
-    row = change.conn.execute(
-        sa.update(projects).where(p.id == project.id, p.version == project.version)
-        .values(state=project.state, version=p.version + 1, budget_fen=project.budget_fen,
-                details=json.dumps(project.details, ensure_ascii=False),
-                updated_at=change.at)
-        .returning(p.version, p.reserved_fen, p.spent_fen)
-    ).one()
+    row = change.conn.execute(_SAVE, {
+        "project": project.id, "expected": project.version, "state": project.state,
+        "budget_fen": project.budget_fen,
+        "details": json.dumps(project.details, ensure_ascii=False), "updated_at": change.at,
+    }).one()
     project.version, project.reserved_fen, project.spent_fen = row
     project.updated_at = change.at
 
@@ -300,8 +318,7 @@ class _Facts:
 
     def demand_count(self) -> int:
         return int(self._change.conn.execute(
-            sa.select(sa.func.count()).select_from(demands)
-            .where(demands.c.project_id == self._project.id)).scalar_one())
+            _DEMAND_COUNT, {"project": self._project.id}).scalar_one())
 
     def available_fen(self) -> int:
         return self._change.ledger.available_fen(self._project.account)

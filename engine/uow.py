@@ -9,6 +9,7 @@ so a retried request sees its first answer, and a concurrent duplicate waits for
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,16 @@ from engine.tables import idempotency_keys
 from engine.workflow import WorkflowRegistry
 
 T = TypeVar("T")
+
+_k = idempotency_keys.c
+_LOOKUP = sa.select(_k.request_hash, _k.result).where(
+    _k.principal == sa.bindparam("principal"), _k.key == sa.bindparam("key"))
+_REMEMBER = sa.insert(idempotency_keys)
+
+
+@functools.cache
+def _adapter(kind: type[T]) -> TypeAdapter[T]:
+    return TypeAdapter(kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +99,7 @@ class Change:
         key = self._idempotency
         if key is None:
             return
-        row = self.conn.execute(
-            sa.select(idempotency_keys.c.request_hash, idempotency_keys.c.result)
-            .where(idempotency_keys.c.principal == key.principal,
-                   idempotency_keys.c.key == key.key)
-        ).first()
+        row = self.conn.execute(_LOOKUP, {"principal": key.principal, "key": key.key}).first()
         if row is None:
             return
         if row.request_hash != key.request_hash:
@@ -115,7 +122,7 @@ class Change:
         """The first answer to this Idempotency-Key, if the request was already done."""
         if self._replay is None:
             return None
-        return TypeAdapter(kind).validate_json(self._replay)
+        return _adapter(kind).validate_json(self._replay)
 
     def commit(self, result: object = None) -> None:
         """Move the chain head, remember the answer for the Idempotency-Key, and commit."""
@@ -123,12 +130,12 @@ class Change:
         key = self._idempotency
         if key is not None and result is not None:
             try:
-                self.conn.execute(sa.insert(idempotency_keys).values(
-                    principal=key.principal, key=key.key, request_hash=key.request_hash,
-                    result_kind=type(result).__name__,
-                    result=TypeAdapter(type(result)).dump_json(result).decode(),
-                    created_at=self.at,
-                ))
+                self.conn.execute(_REMEMBER, {
+                    "principal": key.principal, "key": key.key,
+                    "request_hash": key.request_hash, "result_kind": type(result).__name__,
+                    "result": _adapter(type(result)).dump_json(result).decode(),
+                    "created_at": self.at,
+                })
             except IntegrityError:
                 # Only a twin request on another chain can take the same key first.
                 raise IdempotencyConflict("同一 Idempotency-Key 的另一请求已先完成") from None
