@@ -83,7 +83,7 @@ _a = fund_accounts.c
 _p = projects.c
 _ACCOUNT = sa.and_(_a.community_id == sa.bindparam("a_community"),
                    _a.fund == sa.bindparam("a_fund"), _a.year == sa.bindparam("a_year"))
-_AMOUNT = sa.bindparam("amount")
+_AMOUNT: sa.BindParameter[int] = sa.bindparam("amount", type_=sa.BigInteger)
 _BALANCE_COLS = (_a.allocated_fen, _a.reserved_fen, _a.spent_fen)
 
 _BALANCE = sa.select(*_BALANCE_COLS).where(_ACCOUNT)

@@ -9,13 +9,12 @@ so a retried request sees its first answer, and a concurrent duplicate waits for
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter
@@ -38,9 +37,14 @@ _LOOKUP = sa.select(_k.request_hash, _k.result).where(
 _REMEMBER = sa.insert(idempotency_keys)
 
 
-@functools.cache
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
 def _adapter(kind: type[T]) -> TypeAdapter[T]:
-    return TypeAdapter(kind)
+    """Building a TypeAdapter is costly; one per answer type is enough."""
+    if kind not in _ADAPTERS:
+        _ADAPTERS[kind] = TypeAdapter(kind)
+    return cast(TypeAdapter[T], _ADAPTERS[kind])
 
 
 @dataclass(frozen=True, slots=True)
