@@ -1,0 +1,75 @@
+"""Run the real ``zizhi`` command line and server in a subprocess, as an operator would."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2 as httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(database_url: str, *args: str, stdin: str | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], input=stdin, text=True,
+                          capture_output=True, cwd=cwd or REPO, timeout=300, check=False,
+                          env={**os.environ, "ZIZHI_DATABASE_URL": database_url,
+                               "PYTHONPATH": str(REPO)})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(database_url: str, cwd: Path | None = None) -> Iterator[tuple[str, list[str]]]:
+    """Start ``zizhi serve``; yield its base URL and the lines it printed on stdout."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], cwd=cwd or REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "ZIZHI_DATABASE_URL": database_url, "PYTHONPATH": str(REPO),
+             "ZIZHI_LOG_LEVEL": "warning"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"zizhi serve exited: {process.communicate()[1]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("zizhi serve did not come up")
+            time.sleep(0.1)
+        yield base, _printed(process)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)  # reaps it and closes its pipes
+
+
+def _printed(process: subprocess.Popen[str]) -> list[str]:
+    """The lines printed on stdout before the server answered (the token, if any)."""
+    import selectors
+
+    lines: list[str] = []
+    selector = selectors.DefaultSelector()
+    assert process.stdout is not None
+    selector.register(process.stdout, selectors.EVENT_READ)
+    while selector.select(timeout=0.5):
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+    return lines

@@ -1,0 +1,66 @@
+"""The command line, run as a separate process against a real database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx2 as httpx
+
+from engine.uow import Zizhi
+from tests.e2e.server import cli, serve
+
+
+def _url(z: Zizhi) -> str:
+    return z.db.url.render_as_string(hide_password=False)
+
+
+def test_token_create_prints_the_token_alone_on_its_last_line(fresh_z: Zizhi) -> None:
+    url = _url(fresh_z)
+    made = cli(url, "community", "create", "--id", "lihe", "--name", "里河社区",
+               "--street", "金阊街道", "--district", "姑苏区")
+    assert made.returncode == 0, made.stderr
+    result = cli(url, "token", "create", "--role", "committee", "--name", "里河居委会",
+                 "--community", "lihe")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("zz_") and " " not in token
+    with serve(url) as (base, _):
+        me = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["communities"] == ["lihe"]
+
+
+def test_token_create_refuses_a_bad_grant_with_a_clear_message(fresh_z: Zizhi) -> None:
+    result = cli(_url(fresh_z), "token", "create", "--role", "committee", "--name", "无社区")
+    assert result.returncode == 2
+    assert "社区居委会必须指定至少一个社区" in result.stderr
+    assert "zz_" not in result.stdout
+
+
+def test_user_create_reads_the_password_from_stdin(fresh_z: Zizhi) -> None:
+    url = _url(fresh_z)
+    cli(url, "community", "create", "--id", "caixiang", "--name", "彩香一村三区",
+        "--street", "金阊街道", "--district", "姑苏区")
+    result = cli(url, "user", "create", "--username", "gao", "--role", "committee",
+                 "--community", "caixiang", "--password-stdin", stdin="长长的演示口令-2026\n")
+    assert result.returncode == 0, result.stderr
+    assert "长长的演示口令" not in result.stdout + result.stderr
+    again = cli(url, "user", "create", "--username", "gao", "--role", "auditor",
+                "--password-stdin", stdin="另一个长长的口令-2026\n")
+    assert again.returncode == 2 and "已存在" in again.stderr
+
+
+def test_serve_creates_an_admin_token_once_and_applies_the_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'first.db'}"
+    with serve(url) as (base, printed):
+        token = printed[-1]
+        assert token.startswith("zz_")
+        me = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.json()["role"] == "admin"
+    with serve(url) as (_, printed_again):
+        assert not [line for line in printed_again if line.startswith("zz_")]
+
+
+def test_serve_defaults_to_a_sqlite_file_in_the_working_directory(tmp_path: Path) -> None:
+    with serve("sqlite:///zizhi.db", cwd=tmp_path) as (_, printed):
+        assert printed[-1].startswith("zz_")
+    assert (tmp_path / "zizhi.db").exists()
