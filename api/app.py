@@ -32,14 +32,29 @@ DESCRIPTION = """
 
 def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(title="Zizhi 自治 API", version="1.0", description=DESCRIPTION,
-                  openapi_tags=[{"name": "项目"}, {"name": "社区与经费"}, {"name": "审计"},
-                                {"name": "令牌"}, {"name": "流程"}, {"name": "运维"}])
+    app = FastAPI(
+        title="Zizhi 自治 API",
+        version="1.0",
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "项目"},
+            {"name": "社区与经费"},
+            {"name": "审计"},
+            {"name": "令牌"},
+            {"name": "流程"},
+            {"name": "运维"},
+        ],
+    )
     app.state.zizhi = zizhi
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     problems.install(app)
-    for router in (communities.router, projects.build_router(zizhi.workflows), audit.router,
-                   tokens.router, meta.router):
+    for router in (
+        communities.router,
+        projects.build_router(zizhi.workflows),
+        audit.router,
+        tokens.router,
+        meta.router,
+    ):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
@@ -63,9 +78,11 @@ class BodyLimit:
             return
         length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            response = problems.problem("payload_too_large",
-                                        f"请求体超过 {self.max_bytes} 字节的上限",
-                                        instance=scope.get("path"))
+            response = problems.problem(
+                "payload_too_large",
+                f"请求体超过 {self.max_bytes} 字节的上限",
+                instance=scope.get("path"),
+            )
             await response(scope, receive, send)
             return
         seen = 0

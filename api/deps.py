@@ -25,8 +25,9 @@ def get_zizhi(request: Request) -> Zizhi:
 
 ZizhiDep = Annotated[Zizhi, Depends(get_zizhi)]
 
-_bearer = HTTPBearer(auto_error=False,
-                     description="`zizhi token create` 或 POST /api/v1/tokens 所得令牌")
+_bearer = HTTPBearer(
+    auto_error=False, description="`zizhi token create` 或 POST /api/v1/tokens 所得令牌"
+)
 
 
 def current_principal(
@@ -41,8 +42,16 @@ def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="项目编号", examples=[7])]
-CommunityId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$",
-                                  description="社区编号", examples=["lihe"])]
+CommunityId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="社区编号",
+        examples=["lihe"],
+    ),
+]
 
 
 def _reject_constant(name: str) -> Any:
@@ -72,8 +81,9 @@ JsonObject = Annotated[dict[str, Any], Depends(json_object)]
 
 
 def if_match(
-    value: Annotated[str | None,
-                     Header(alias="If-Match", description='项目的 ETag，如 "3"')] = None,
+    value: Annotated[
+        str | None, Header(alias="If-Match", description='项目的 ETag，如 "3"')
+    ] = None,
 ) -> int | None:
     """The version the client last saw; None when absent or ``*``."""
     if value is None or value.strip() == "*":
@@ -90,8 +100,9 @@ IfMatch = Annotated[int | None, Depends(if_match)]
 async def idempotency_key(
     request: Request,
     principal: CurrentPrincipal,
-    key: Annotated[str | None, Header(alias="Idempotency-Key",
-                                      description="重试同一请求时使用同一个键")] = None,
+    key: Annotated[
+        str | None, Header(alias="Idempotency-Key", description="重试同一请求时使用同一个键")
+    ] = None,
 ) -> IdempotencyKey | None:
     if key is None:
         return None
@@ -102,8 +113,9 @@ async def idempotency_key(
         body = canonical_json(json.loads(raw)) if raw.strip() else ""
     except (ValueError, UnicodeDecodeError):
         body = raw.hex()
-    fingerprint = "\n".join([request.method, request.url.path, body,
-                             request.headers.get("if-match", "")])
+    fingerprint = "\n".join(
+        [request.method, request.url.path, body, request.headers.get("if-match", "")]
+    )
     return IdempotencyKey(principal.id, key, hashlib.sha256(fingerprint.encode()).hexdigest())
 
 

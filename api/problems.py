@@ -50,16 +50,28 @@ class Problem(BaseModel):
     detail: str = Field(examples=["预算 3000000 分超过本年度可用经费 2000000 分，无法预留"])
     instance: str | None = Field(default=None, examples=["/api/v1/projects/7/actions/approve"])
     errors: dict[str, str] | None = Field(
-        default=None, description="仅 validation_error：字段 → 问题",
-        examples=[{"budget_fen": "预算（分）必须是整数（单位：分），不能是小数或字符串"}])
+        default=None,
+        description="仅 validation_error：字段 → 问题",
+        examples=[{"budget_fen": "预算（分）必须是整数（单位：分），不能是小数或字符串"}],
+    )
 
 
-def problem(code: str, detail: str, *, instance: str | None = None,
-            errors: dict[str, str] | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+def problem(
+    code: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    errors: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     status, title = CODES[code]
-    body: dict[str, Any] = {"type": f"urn:zizhi:problem:{code}", "title": title,
-                            "status": status, "code": code, "detail": detail}
+    body: dict[str, Any] = {
+        "type": f"urn:zizhi:problem:{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
     if instance is not None:
         body["instance"] = instance
     if errors:
@@ -72,10 +84,10 @@ def responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     out: dict[int | str, dict[str, Any]] = {}
     for code in codes:
         status, title = CODES[code]
-        entry = out.setdefault(status, {"model": Problem, "content": {MEDIA_TYPE: {}},
-                                        "description": ""})
-        entry["description"] = "；".join(filter(None, [entry["description"],
-                                                      f"{code}：{title}"]))
+        entry = out.setdefault(
+            status, {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": ""}
+        )
+        entry["description"] = "；".join(filter(None, [entry["description"], f"{code}：{title}"]))
     return out
 
 
@@ -94,8 +106,7 @@ async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, VersionConflict):
         headers["ETag"] = f'"{exc.current_version}"'
     errors = getattr(exc, "errors", None)
-    return problem(exc.code, exc.message, instance=request.url.path, errors=errors,
-                   headers=headers)
+    return problem(exc.code, exc.message, instance=request.url.path, errors=errors, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -108,8 +119,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         field = ".".join(loc) or "body"
         errors.setdefault(field, _message(err))
     summary = "；".join(f"{field}：{message}" for field, message in errors.items())
-    return problem("validation_error", f"输入有误：{summary}", instance=request.url.path,
-                   errors=errors)
+    return problem(
+        "validation_error", f"输入有误：{summary}", instance=request.url.path, errors=errors
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -119,16 +131,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 413:
         return problem("payload_too_large", "请求体超过大小上限", instance=request.url.path)
     if exc.status_code == 400:
-        return problem("validation_error", "无法读取请求体", instance=request.url.path,
-                       errors={"body": "无法读取请求体"})
+        return problem(
+            "validation_error",
+            "无法读取请求体",
+            instance=request.url.path,
+            errors={"body": "无法读取请求体"},
+        )
     return problem("not_found", "请求的地址不存在", instance=request.url.path)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The request body is never logged: it may carry residents' personal data.
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return problem("internal_error", "服务器内部错误，请稍后重试；问题已记录",
-                   instance=request.url.path)
+    return problem(
+        "internal_error", "服务器内部错误，请稍后重试；问题已记录", instance=request.url.path
+    )
 
 
 _MESSAGES = {

@@ -30,9 +30,19 @@ class PageOut(BaseModel, Generic[T]):
 
 
 class CommunityIn(Strict):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"id": "lihe", "name": "里河社区", "street": "金阊街道", "district": "姑苏区",
-         "kind": "urban"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "lihe",
+                    "name": "里河社区",
+                    "street": "金阊街道",
+                    "district": "姑苏区",
+                    "kind": "urban",
+                }
+            ]
+        }
+    )
 
     id: str = Field(max_length=64, description="稳定编号：小写字母、数字、_ 和 -")
     name: str = Field(max_length=100, description="中文名称")
@@ -44,38 +54,68 @@ class CommunityIn(Strict):
 class AllocationIn(Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [{"allocated_fen": 6_000_000}]})
 
-    allocated_fen: int = Field(ge=0, le=MAX_AMOUNT_FEN,
-                               description="本年度分配额（分）；不得低于已预留与已支出之和")
+    allocated_fen: int = Field(
+        ge=0, le=MAX_AMOUNT_FEN, description="本年度分配额（分）；不得低于已预留与已支出之和"
+    )
 
 
 class ProjectIn(Strict):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"community_id": "lihe", "workflow": "self_governance",
-         "title": "老新村消防通道“最后一公里”改善", "category": "居民自治类"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "community_id": "lihe",
+                    "workflow": "self_governance",
+                    "title": "老新村消防通道“最后一公里”改善",
+                    "category": "居民自治类",
+                }
+            ]
+        }
+    )
 
     community_id: str = Field(max_length=64)
     workflow: str = Field(max_length=64, description="self_governance 或 party_service")
     title: str = Field(max_length=200, description="项目名称")
-    category: str = Field(max_length=64,
-                          description="项目类别，如 居民自治类、问题焦点类、特殊人群类")
+    category: str = Field(
+        max_length=64, description="项目类别，如 居民自治类、问题焦点类、特殊人群类"
+    )
 
 
 class DemandIn(Strict):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"content": "里河二村与三村之间的主干道堆满杂物，消防车进不来", "resident": "王老伯",
-         "contact": "13800000000"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "content": "里河二村与三村之间的主干道堆满杂物，消防车进不来",
+                    "resident": "王老伯",
+                    "contact": "13800000000",
+                }
+            ]
+        }
+    )
 
     content: str = Field(max_length=2000, description="需求内容")
-    resident: str = Field(max_length=64,
-                          description="居民姓名（个人信息，仅本社区居委会与审计可见）")
-    contact: str | None = Field(default=None, max_length=64,
-                                description="联系方式（个人信息，仅本社区居委会与审计可见）")
+    resident: str = Field(
+        max_length=64, description="居民姓名（个人信息，仅本社区居委会与审计可见）"
+    )
+    contact: str | None = Field(
+        default=None, max_length=64, description="联系方式（个人信息，仅本社区居委会与审计可见）"
+    )
 
 
 class ExpenseIn(Strict):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"amount_fen": 1_250_000, "payee": "苏州某物业管理有限公司",
-         "invoice_no": "32010012345678", "description": "主干道杂物清运"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "amount_fen": 1_250_000,
+                    "payee": "苏州某物业管理有限公司",
+                    "invoice_no": "32010012345678",
+                    "description": "主干道杂物清运",
+                }
+            ]
+        }
+    )
 
     amount_fen: int = Field(ge=1, le=MAX_AMOUNT_FEN, description="金额（分），整数")
     payee: str = Field(max_length=200, description="收款方")
@@ -84,12 +124,17 @@ class ExpenseIn(Strict):
 
 
 class TokenIn(Strict):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"name": "里河社区居委会", "role": "committee", "communities": ["lihe"]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "里河社区居委会", "role": "committee", "communities": ["lihe"]}]
+        }
+    )
 
     name: str = Field(max_length=100)
     role: Literal["admin", "street", "committee", "auditor"]
-    communities: list[str] = Field(default_factory=list, max_length=1000,
-                                   description="committee：可访问的社区")
-    streets: list[str] = Field(default_factory=list, max_length=100,
-                               description="street：可访问的街道")
+    communities: list[str] = Field(
+        default_factory=list, max_length=1000, description="committee：可访问的社区"
+    )
+    streets: list[str] = Field(
+        default_factory=list, max_length=100, description="street：可访问的街道"
+    )

@@ -16,12 +16,13 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="sqlite:///zizhi.db",
         description="sqlite:///path.db (default: zizhi.db in the working directory) "
-                    "or postgresql+psycopg://user@host:5432/dbname",
+        "or postgresql+psycopg://user@host:5432/dbname",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = Field(
-        default="FULL", description="FULL: a commit is on disk when it returns")
+        default="FULL", description="FULL: a commit is on disk when it returns"
+    )
     db_pool_size: int = Field(default=10, ge=1, le=200)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
     log_level: Literal["debug", "info", "warning", "error"] = "info"

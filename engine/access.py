@@ -57,18 +57,20 @@ class Principal:
     @property
     def unrestricted(self) -> bool:
         return self.role is Role.admin or (
-            self.role is Role.auditor and not self.communities and not self.streets)
+            self.role is Role.auditor and not self.communities and not self.streets
+        )
 
     def covers(self, community_id: str, street: str) -> bool:
-        return (self.unrestricted or community_id in self.communities
-                or street in self.streets)
+        return self.unrestricted or community_id in self.communities or street in self.streets
 
     def scope_clause(self) -> sa.ColumnElement[bool]:
         """A WHERE clause on ``communities`` selecting what this principal may see."""
         if self.unrestricted:
             return sa.true()
-        return sa.or_(communities.c.id.in_(sorted(self.communities)),
-                      communities.c.street.in_(sorted(self.streets)))
+        return sa.or_(
+            communities.c.id.in_(sorted(self.communities)),
+            communities.c.street.in_(sorted(self.streets)),
+        )
 
     def sees_personal_data(self, community_id: str) -> bool:
         """Residents' names and contacts: their own committee and auditors only."""
@@ -109,9 +111,16 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(z: Zizhi, principal: Principal, *, name: str, role: str,
-                 communities: Iterable[str] = (), streets: Iterable[str] = (),
-                 idempotency: IdempotencyKey | None = None) -> TokenView:
+def create_token(
+    z: Zizhi,
+    principal: Principal,
+    *,
+    name: str,
+    role: str,
+    communities: Iterable[str] = (),
+    streets: Iterable[str] = (),
+    idempotency: IdempotencyKey | None = None,
+) -> TokenView:
     principal.require(Role.admin)
     scope = _check_grant(name=name, role=role, communities=communities, streets=streets)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -121,14 +130,35 @@ def create_token(z: Zizhi, principal: Principal, *, name: str, role: str,
         if (done := change.replayed(TokenView)) is not None:
             return done
         _check_scope_exists(change.conn, scope)
-        change.conn.execute(sa.insert(api_tokens).values(
-            id=token_id, name=name, role=role, communities=json.dumps(scope[0]),
-            streets=json.dumps(scope[1]), token_hash=hash_token(token), created_at=change.at))
-        change.history.append("token.created", {
-            "token_id": token_id, "name": name, "role": role,
-            "communities": scope[0], "streets": scope[1]})
-        view = TokenView(id=token_id, name=name, role=role, communities=scope[0],
-                         streets=scope[1], created_at=change.at)
+        change.conn.execute(
+            sa.insert(api_tokens).values(
+                id=token_id,
+                name=name,
+                role=role,
+                communities=json.dumps(scope[0]),
+                streets=json.dumps(scope[1]),
+                token_hash=hash_token(token),
+                created_at=change.at,
+            )
+        )
+        change.history.append(
+            "token.created",
+            {
+                "token_id": token_id,
+                "name": name,
+                "role": role,
+                "communities": scope[0],
+                "streets": scope[1],
+            },
+        )
+        view = TokenView(
+            id=token_id,
+            name=name,
+            role=role,
+            communities=scope[0],
+            streets=scope[1],
+            created_at=change.at,
+        )
         change.commit(view)
     return replace(view, token=token)
 
@@ -140,7 +170,8 @@ def revoke_token(z: Zizhi, principal: Principal, token_id: str) -> TokenView:
         row = change.conn.execute(
             sa.update(api_tokens)
             .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
-            .values(revoked_at=change.at).returning(api_tokens)
+            .values(revoked_at=change.at)
+            .returning(api_tokens)
         ).first()
         if row is None:
             raise NotFound(f"令牌“{token_id}”不存在或已吊销")
@@ -160,22 +191,33 @@ def authenticate_token(z: Zizhi, token: str) -> Principal:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("令牌无效")
     with z.read() as conn:
-        row = conn.execute(sa.select(api_tokens).where(
-            api_tokens.c.token_hash == hash_token(token))).first()
+        row = conn.execute(
+            sa.select(api_tokens).where(api_tokens.c.token_hash == hash_token(token))
+        ).first()
     if row is None or row.revoked_at is not None:
         raise Unauthenticated("令牌无效或已吊销")
-    return Principal(id=f"token:{row.id}", name=row.name, role=Role(row.role),
-                     communities=frozenset(json.loads(row.communities)),
-                     streets=frozenset(json.loads(row.streets)))
+    return Principal(
+        id=f"token:{row.id}",
+        name=row.name,
+        role=Role(row.role),
+        communities=frozenset(json.loads(row.communities)),
+        streets=frozenset(json.loads(row.streets)),
+    )
 
 
 def has_admin(z: Zizhi) -> bool:
     """Whether anyone can administer this installation yet (a live admin token or user)."""
     with z.read() as conn:
-        token = conn.execute(sa.select(sa.literal(1)).where(
-            api_tokens.c.role == Role.admin, api_tokens.c.revoked_at.is_(None)).limit(1)).first()
-        user = conn.execute(sa.select(sa.literal(1)).where(
-            users.c.role == Role.admin, users.c.disabled_at.is_(None)).limit(1)).first()
+        token = conn.execute(
+            sa.select(sa.literal(1))
+            .where(api_tokens.c.role == Role.admin, api_tokens.c.revoked_at.is_(None))
+            .limit(1)
+        ).first()
+        user = conn.execute(
+            sa.select(sa.literal(1))
+            .where(users.c.role == Role.admin, users.c.disabled_at.is_(None))
+            .limit(1)
+        ).first()
     return token is not None or user is not None
 
 
@@ -189,8 +231,16 @@ class UserView:
     created_at: datetime
 
 
-def create_user(z: Zizhi, principal: Principal, *, username: str, role: str, password: str,
-                communities: Iterable[str] = (), streets: Iterable[str] = ()) -> UserView:
+def create_user(
+    z: Zizhi,
+    principal: Principal,
+    *,
+    username: str,
+    role: str,
+    password: str,
+    communities: Iterable[str] = (),
+    streets: Iterable[str] = (),
+) -> UserView:
     principal.require(Role.admin)
     if not _USERNAME.match(username):
         raise ValidationFailed.fields({"username": "用户名只能包含字母、数字和 _.@-，最长 64 位"})
@@ -202,19 +252,41 @@ def create_user(z: Zizhi, principal: Principal, *, username: str, role: str, pas
         change.lock(SYSTEM_CHAIN)
         _check_scope_exists(change.conn, scope)
         taken = change.conn.execute(
-            sa.select(users.c.id).where(users.c.username == username)).first()
+            sa.select(users.c.id).where(users.c.username == username)
+        ).first()
         if taken is not None:
             raise AlreadyExists(f"用户名“{username}”已存在")
-        user_id = change.conn.execute(sa.insert(users).values(
-            username=username, password_hash=password_hash, role=role,
-            communities=json.dumps(scope[0]), streets=json.dumps(scope[1]),
-            created_at=change.at).returning(users.c.id)).scalar_one()
-        change.history.append("user.created", {
-            "user_id": user_id, "username": username, "role": role,
-            "communities": scope[0], "streets": scope[1]})
+        user_id = change.conn.execute(
+            sa.insert(users)
+            .values(
+                username=username,
+                password_hash=password_hash,
+                role=role,
+                communities=json.dumps(scope[0]),
+                streets=json.dumps(scope[1]),
+                created_at=change.at,
+            )
+            .returning(users.c.id)
+        ).scalar_one()
+        change.history.append(
+            "user.created",
+            {
+                "user_id": user_id,
+                "username": username,
+                "role": role,
+                "communities": scope[0],
+                "streets": scope[1],
+            },
+        )
         change.commit()
-    return UserView(id=user_id, username=username, role=role, communities=scope[0],
-                    streets=scope[1], created_at=change.at)
+    return UserView(
+        id=user_id,
+        username=username,
+        role=role,
+        communities=scope[0],
+        streets=scope[1],
+        created_at=change.at,
+    )
 
 
 def authenticate_password(z: Zizhi, username: str, password: str) -> Principal:
@@ -227,15 +299,21 @@ def authenticate_password(z: Zizhi, username: str, password: str) -> Principal:
         _hasher.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError):
         raise Unauthenticated("用户名或密码错误") from None
-    return Principal(id=f"user:{row.username}", name=row.username, role=Role(row.role),
-                     communities=frozenset(json.loads(row.communities)),
-                     streets=frozenset(json.loads(row.streets)))
+    return Principal(
+        id=f"user:{row.username}",
+        name=row.username,
+        role=Role(row.role),
+        communities=frozenset(json.loads(row.communities)),
+        streets=frozenset(json.loads(row.streets)),
+    )
 
 
 # --- internals -------------------------------------------------------------------------------
 
-def _check_grant(*, name: str, role: str, communities: Iterable[str],
-                 streets: Iterable[str]) -> tuple[list[str], list[str]]:
+
+def _check_grant(
+    *, name: str, role: str, communities: Iterable[str], streets: Iterable[str]
+) -> tuple[list[str], list[str]]:
     errors: dict[str, str] = {}
     if not name.strip() or len(name) > 100:
         errors["name"] = "名称不能为空，且不超过 100 个字符"
@@ -258,13 +336,19 @@ def _check_scope_exists(conn: Connection, scope: tuple[list[str], list[str]]) ->
     wanted_communities, wanted_streets = scope
     errors = {}
     if wanted_communities:
-        found = set(conn.execute(sa.select(communities.c.id).where(
-            communities.c.id.in_(wanted_communities))).scalars())
+        found = set(
+            conn.execute(
+                sa.select(communities.c.id).where(communities.c.id.in_(wanted_communities))
+            ).scalars()
+        )
         if missing := [c for c in wanted_communities if c not in found]:
             errors["communities"] = f"社区不存在：{'、'.join(missing)}"
     if wanted_streets:
-        found = set(conn.execute(sa.select(communities.c.street).where(
-            communities.c.street.in_(wanted_streets))).scalars())
+        found = set(
+            conn.execute(
+                sa.select(communities.c.street).where(communities.c.street.in_(wanted_streets))
+            ).scalars()
+        )
         if missing := [s for s in wanted_streets if s not in found]:
             errors["streets"] = f"街道下还没有任何社区：{'、'.join(missing)}"
     if errors:
@@ -272,7 +356,12 @@ def _check_scope_exists(conn: Connection, scope: tuple[list[str], list[str]]) ->
 
 
 def _token_view(row: sa.Row[Any]) -> TokenView:
-    return TokenView(id=row.id, name=row.name, role=row.role,
-                     communities=json.loads(row.communities), streets=json.loads(row.streets),
-                     created_at=row.created_at, revoked_at=row.revoked_at)
-
+    return TokenView(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        communities=json.loads(row.communities),
+        streets=json.loads(row.streets),
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )

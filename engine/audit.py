@@ -28,8 +28,13 @@ from engine.tables import communities, events, fund_accounts, ledger_entries, pr
 from engine.uow import Zizhi
 
 # Events that change the project record itself, and so bump its version.
-_PROJECT_CHANGES = ("project.created", "project.transitioned", "expense.recorded",
-                    "demand.created", "demand.linked")
+_PROJECT_CHANGES = (
+    "project.created",
+    "project.transitioned",
+    "expense.recorded",
+    "demand.created",
+    "demand.linked",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +68,18 @@ class EventFilter:
             moment = getattr(self, name)
             if moment is not None and moment.tzinfo is None:
                 raise ValidationFailed.fields(
-                    {name: "时间必须带时区，例如 2026-03-01T00:00:00+08:00"})
+                    {name: "时间必须带时区，例如 2026-03-01T00:00:00+08:00"}
+                )
         e = events.c
         parts: list[sa.ColumnElement[bool]] = []
         if self.community_id is not None:
             parts.append(e.community_id == self.community_id)
         if self.street is not None:
-            parts.append(e.community_id.in_(
-                sa.select(communities.c.id).where(communities.c.street == self.street)))
+            parts.append(
+                e.community_id.in_(
+                    sa.select(communities.c.id).where(communities.c.street == self.street)
+                )
+            )
         if self.project_id is not None:
             parts.append(e.project_id == self.project_id)
         if self.actor is not None:
@@ -94,18 +103,29 @@ class VerifyReport:
     first_bad: dict[str, Any] | None = None
 
 
-def query_events(z: Zizhi, principal: Principal, where: EventFilter, *, limit: int = 100,
-                 cursor: str | None = None) -> Page[EventView]:
+def query_events(
+    z: Zizhi,
+    principal: Principal,
+    where: EventFilter,
+    *,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[EventView]:
     check_limit(limit)
-    query = (_scoped(principal, where).where(events.c.id > decode_cursor(cursor, 0))
-             .order_by(events.c.id).limit(limit + 1))
+    query = (
+        _scoped(principal, where)
+        .where(events.c.id > decode_cursor(cursor, 0))
+        .order_by(events.c.id)
+        .limit(limit + 1)
+    )
     with z.read() as conn:
         rows = conn.execute(query).all()
     return page_of([event_view(r) for r in rows], limit, lambda e: e.id)
 
 
-def stream_events(z: Zizhi, principal: Principal, where: EventFilter, *,
-                  batch: int = 1000) -> Iterator[EventView]:
+def stream_events(
+    z: Zizhi, principal: Principal, where: EventFilter, *, batch: int = 1000
+) -> Iterator[EventView]:
     """Every matching event, oldest first, read in batches (for CSV and JSON Lines export).
 
     Access and filters are checked now, before the first event is read, so a refusal is
@@ -116,8 +136,9 @@ def stream_events(z: Zizhi, principal: Principal, where: EventFilter, *,
     def events_after(after: int) -> Iterator[EventView]:
         while True:
             with z.read() as conn:
-                rows = conn.execute(base.where(events.c.id > after)
-                                    .order_by(events.c.id).limit(batch)).all()
+                rows = conn.execute(
+                    base.where(events.c.id > after).order_by(events.c.id).limit(batch)
+                ).all()
             if not rows:
                 return
             for row in rows:
@@ -130,16 +151,27 @@ def stream_events(z: Zizhi, principal: Principal, where: EventFilter, *,
 def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[EventView]:
     with z.read() as conn:
         locate(conn, principal, project_id)
-        rows = conn.execute(sa.select(events).where(events.c.project_id == project_id)
-                            .order_by(events.c.id)).all()
+        rows = conn.execute(
+            sa.select(events).where(events.c.project_id == project_id).order_by(events.c.id)
+        ).all()
     return [event_view(r) for r in rows]
 
 
 def event_view(row: Any) -> EventView:
-    return EventView(id=row.id, chain=row.chain, seq=row.seq, at=row.at, type=row.type,
-                     actor=row.actor, role=row.role, community_id=row.community_id,
-                     project_id=row.project_id, data=json.loads(row.data),
-                     prev_hash=row.prev_hash, hash=row.hash)
+    return EventView(
+        id=row.id,
+        chain=row.chain,
+        seq=row.seq,
+        at=row.at,
+        type=row.type,
+        actor=row.actor,
+        role=row.role,
+        community_id=row.community_id,
+        project_id=row.project_id,
+        data=json.loads(row.data),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,26 +206,30 @@ def replay_project(history: list[EventView]) -> ReplayedProject:
     return ReplayedProject(state, version, budget, reserved, spent)
 
 
-def verify(z: Zizhi, principal: Principal,
-           progress: Callable[[int], None] | None = None) -> VerifyReport:
+def verify(
+    z: Zizhi, principal: Principal, progress: Callable[[int], None] | None = None
+) -> VerifyReport:
     principal.require(Role.auditor, Role.admin)
     with z.read() as conn:
         checked, fault = verify_chains(conn, progress=progress)
         if fault is None:
             fault = _verify_ledger(conn)
-    return VerifyReport(ok=fault is None, checked=checked,
-                        first_bad=None if fault is None else fault.as_dict())
+    return VerifyReport(
+        ok=fault is None, checked=checked, first_bad=None if fault is None else fault.as_dict()
+    )
 
 
 # --- internals ---------------------------------------------------------------------------------
+
 
 def _scoped(principal: Principal, where: EventFilter) -> sa.Select[Any]:
     principal.require(Role.auditor, Role.admin, Role.street)
     query = sa.select(events).where(where.clause())
     if not principal.unrestricted:
         # Events of communities in scope; district-wide (_system) events are not theirs.
-        query = query.where(events.c.community_id.in_(
-            sa.select(communities.c.id).where(principal.scope_clause())))
+        query = query.where(
+            events.c.community_id.in_(sa.select(communities.c.id).where(principal.scope_clause()))
+        )
     return query
 
 
@@ -216,7 +252,7 @@ def _verify_ledger(conn: Connection) -> ChainFault | None:
             totals[1] -= row.amount_fen
         if row.project_id is not None:
             money = by_project[row.project_id]
-            money[0] += (row.amount_fen if row.kind == "reserve" else -row.amount_fen)
+            money[0] += row.amount_fen if row.kind == "reserve" else -row.amount_fen
             money[1] += row.amount_fen if row.kind == "spend" else 0
         if totals != [row.allocated_fen, row.reserved_fen, row.spent_fen]:
             return _ledger_fault(key, f"分录 {row.id} 记载的余额与此前分录累计不符")
@@ -230,19 +266,27 @@ def _verify_ledger(conn: Connection) -> ChainFault | None:
         key = (row.community_id, row.fund, row.year)
         if sums.get(key, [0, 0, 0]) != [row.allocated_fen, row.reserved_fen, row.spent_fen]:
             return _ledger_fault(key, "账户余额不等于其分录之和")
-    for row in conn.execute(sa.select(projects.c.id, projects.c.reserved_fen,
-                                      projects.c.spent_fen)):
+    for row in conn.execute(
+        sa.select(projects.c.id, projects.c.reserved_fen, projects.c.spent_fen)
+    ):
         if by_project.get(row.id, [0, 0]) != [row.reserved_fen, row.spent_fen]:
             return ChainFault("ledger", 0, None, f"项目 {row.id} 的预留或支出金额与分录不符")
     return None
 
 
 def _ledger_events(conn: Connection) -> dict[int, tuple[str, int, int | None]]:
-    kinds = {"ledger.allocated": "allocate", "ledger.reserved": "reserve",
-             "ledger.spent": "spend", "ledger.released": "release"}
+    kinds = {
+        "ledger.allocated": "allocate",
+        "ledger.reserved": "reserve",
+        "ledger.spent": "spend",
+        "ledger.released": "release",
+    }
     recorded = {}
-    rows = conn.execute(sa.select(events.c.type, events.c.data, events.c.project_id)
-                        .where(events.c.type.in_(list(kinds))))
+    rows = conn.execute(
+        sa.select(events.c.type, events.c.data, events.c.project_id).where(
+            events.c.type.in_(list(kinds))
+        )
+    )
     for row in rows:
         data = json.loads(row.data)
         recorded[data["entry_id"]] = (kinds[row.type], data["amount_fen"], row.project_id)

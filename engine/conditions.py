@@ -38,9 +38,7 @@ def _has_demands(data: Mapping[str, Any], facts: Facts) -> None:
 def _budget_within_available(data: Mapping[str, Any], facts: Facts) -> None:
     available = facts.available_fen()
     if data["budget_fen"] > available:
-        raise FundCapExceeded(
-            f"预算 {data['budget_fen']} 分超过本年度可用经费 {available} 分"
-        )
+        raise FundCapExceeded(f"预算 {data['budget_fen']} 分超过本年度可用经费 {available} 分")
 
 
 def _council_vote_passes(data: Mapping[str, Any], facts: Facts) -> None:
@@ -65,10 +63,11 @@ CONDITIONS: dict[str, Condition] = {
     c.name: c
     for c in (
         Condition("has_demands", _has_demands),
-        Condition("budget_within_available", _budget_within_available,
-                  frozenset({"budget_fen"})),
-        Condition("council_vote_passes", _council_vote_passes,
-                  frozenset({"council_size", "attendees", "votes_for", "votes_against",
-                             "abstentions"})),
+        Condition("budget_within_available", _budget_within_available, frozenset({"budget_fen"})),
+        Condition(
+            "council_vote_passes",
+            _council_vote_passes,
+            frozenset({"council_size", "attendees", "votes_for", "votes_against", "abstentions"}),
+        ),
     )
 }

@@ -32,13 +32,12 @@ def normalize_url(url: str) -> str:
     """Accept the usual spellings of a PostgreSQL URL and use the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
 class Database:
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL",
-                 pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> None:
         self.url = make_url(normalize_url(url))
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
@@ -48,8 +47,10 @@ class Database:
         elif self.url.get_backend_name() == "postgresql":
             self.engine = sa.create_engine(self.url, pool_size=pool_size, max_overflow=pool_size)
         else:
-            raise ValueError(f"unsupported database {self.url.get_backend_name()!r}; "
-                             "use sqlite:///… or postgresql+psycopg://…")
+            raise ValueError(
+                f"unsupported database {self.url.get_backend_name()!r}; "
+                "use sqlite:///… or postgresql+psycopg://…"
+            )
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._writer: Connection | None = None
 

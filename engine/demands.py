@@ -29,11 +29,9 @@ PUBLIC = Actor("public", "resident")
 DEMAND_FIELDS = {
     "content": fields.text("content", "需求内容"),
     "resident": fields.text("resident", "居民姓名", max_length=64, single_line=True),
-    "contact": fields.text("contact", "联系方式", max_length=64, single_line=True,
-                           required=False),
+    "contact": fields.text("contact", "联系方式", max_length=64, single_line=True, required=False),
 }
-_LINK_FIELDS = {"demand_id": fields.FieldSpec("demand_id", "int", "需求编号", min=1,
-                                              max=2**62)}
+_LINK_FIELDS = {"demand_id": fields.FieldSpec("demand_id", "int", "需求编号", min=1, max=2**62)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +46,14 @@ class DemandView:
     contact: str | None = None
 
 
-def record_demand(z: Zizhi, principal: Principal | None, community_id: str,
-                  data: Mapping[str, Any], *,
-                  idempotency: IdempotencyKey | None = None) -> DemandView:
+def record_demand(
+    z: Zizhi,
+    principal: Principal | None,
+    community_id: str,
+    data: Mapping[str, Any],
+    *,
+    idempotency: IdempotencyKey | None = None,
+) -> DemandView:
     """Add a demand to the community's pool: by its committee, or (principal None) a resident."""
     if principal is not None:
         principal.require(Role.committee)
@@ -58,8 +61,12 @@ def record_demand(z: Zizhi, principal: Principal | None, community_id: str,
     with z.change(principal.actor if principal else PUBLIC, idempotency) as change:
         if principal is not None:
             visible_community(change.conn, principal, community_id)
-        elif change.conn.execute(sa.select(communities.c.id)
-                                 .where(communities.c.id == community_id)).first() is None:
+        elif (
+            change.conn.execute(
+                sa.select(communities.c.id).where(communities.c.id == community_id)
+            ).first()
+            is None
+        ):
             raise NotFound(f"社区“{community_id}”不存在")
         change.lock(community_id)
         if (done := change.replayed(DemandView)) is not None:
@@ -69,8 +76,14 @@ def record_demand(z: Zizhi, principal: Principal | None, community_id: str,
     return view
 
 
-def add_to_project(z: Zizhi, principal: Principal, project_id: int, data: Mapping[str, Any],
-                   *, idempotency: IdempotencyKey | None = None) -> DemandView:
+def add_to_project(
+    z: Zizhi,
+    principal: Principal,
+    project_id: int,
+    data: Mapping[str, Any],
+    *,
+    idempotency: IdempotencyKey | None = None,
+) -> DemandView:
     """Record a new demand on the project, or take one up from the pool (``demand_id``)."""
     principal.require(Role.committee)
     from_pool = "demand_id" in data
@@ -82,11 +95,11 @@ def add_to_project(z: Zizhi, principal: Principal, project_id: int, data: Mappin
         wf = z.workflows.get(project.workflow, project.workflow_version)
         if project.state not in wf.demands_in:
             allowed = "、".join(wf.state_label(s) for s in sorted(wf.demands_in))
-            raise ActionNotAllowed(f"项目当前处于“{wf.state_label(project.state)}”阶段，"
-                                   f"只能在{allowed}阶段登记需求")
+            raise ActionNotAllowed(
+                f"项目当前处于“{wf.state_label(project.state)}”阶段，只能在{allowed}阶段登记需求"
+            )
         if from_pool:
-            view = _link(change, principal, project.community_id, project_id,
-                         clean["demand_id"])
+            view = _link(change, principal, project.community_id, project_id, clean["demand_id"])
         else:
             view = _insert(change, principal, project.community_id, project_id, clean)
         save(change, project)
@@ -94,9 +107,16 @@ def add_to_project(z: Zizhi, principal: Principal, project_id: int, data: Mappin
     return view
 
 
-def list_demands(z: Zizhi, principal: Principal, *, community_id: str | None = None,
-                 project_id: int | None = None, pool: bool = False, limit: int = 50,
-                 cursor: str | None = None) -> Page[DemandView]:
+def list_demands(
+    z: Zizhi,
+    principal: Principal,
+    *,
+    community_id: str | None = None,
+    project_id: int | None = None,
+    pool: bool = False,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[DemandView]:
     """A community's demands (``pool``: those no project has taken up), or a project's."""
     check_limit(limit)
     query = sa.select(demands).where(demands.c.id > decode_cursor(cursor, 0))
@@ -115,42 +135,73 @@ def list_demands(z: Zizhi, principal: Principal, *, community_id: str | None = N
     return page_of([_view(r, principal) for r in rows], limit, lambda d: d.id)
 
 
-def _insert(change: Change, principal: Principal | None, community_id: str,
-            project_id: int | None, clean: Mapping[str, Any]) -> DemandView:
+def _insert(
+    change: Change,
+    principal: Principal | None,
+    community_id: str,
+    project_id: int | None,
+    clean: Mapping[str, Any],
+) -> DemandView:
     source = "committee" if principal is not None else "public"
-    row = change.conn.execute(sa.insert(demands).values(
-        community_id=community_id, project_id=project_id, content=clean["content"],
-        resident=clean["resident"], contact=clean.get("contact"), source=source,
-        created_at=change.at).returning(demands)).one()
-    change.history.append("demand.created", {
-        "demand_id": row.id, "source": source, "content": row.content,
-        "has_contact": row.contact is not None,
-    }, community_id=community_id, project_id=project_id)
+    row = change.conn.execute(
+        sa.insert(demands)
+        .values(
+            community_id=community_id,
+            project_id=project_id,
+            content=clean["content"],
+            resident=clean["resident"],
+            contact=clean.get("contact"),
+            source=source,
+            created_at=change.at,
+        )
+        .returning(demands)
+    ).one()
+    change.history.append(
+        "demand.created",
+        {
+            "demand_id": row.id,
+            "source": source,
+            "content": row.content,
+            "has_contact": row.contact is not None,
+        },
+        community_id=community_id,
+        project_id=project_id,
+    )
     return _view(row, principal)
 
 
-def _link(change: Change, principal: Principal, community_id: str, project_id: int,
-          demand_id: int) -> DemandView:
+def _link(
+    change: Change, principal: Principal, community_id: str, project_id: int, demand_id: int
+) -> DemandView:
     d = demands.c
     row = change.conn.execute(
         sa.update(demands)
         .where(d.id == demand_id, d.community_id == community_id, d.project_id.is_(None))
-        .values(project_id=project_id).returning(demands)
+        .values(project_id=project_id)
+        .returning(demands)
     ).first()
     if row is None:
-        existing = change.conn.execute(sa.select(d.project_id).where(
-            d.id == demand_id, d.community_id == community_id)).first()
+        existing = change.conn.execute(
+            sa.select(d.project_id).where(d.id == demand_id, d.community_id == community_id)
+        ).first()
         if existing is None:
             raise NotFound(f"需求 {demand_id} 不存在")
         raise GuardFailed(f"需求 {demand_id} 已纳入项目 {existing.project_id}")
-    change.history.append("demand.linked", {"demand_id": demand_id},
-                          community_id=community_id, project_id=project_id)
+    change.history.append(
+        "demand.linked", {"demand_id": demand_id}, community_id=community_id, project_id=project_id
+    )
     return _view(row, principal)
 
 
 def _view(row: Any, principal: Principal | None) -> DemandView:
     personal = principal is not None and principal.sees_personal_data(row.community_id)
-    return DemandView(id=row.id, community_id=row.community_id, project_id=row.project_id,
-                      content=row.content, source=row.source, created_at=row.created_at,
-                      resident=row.resident if personal else None,
-                      contact=row.contact if personal else None)
+    return DemandView(
+        id=row.id,
+        community_id=row.community_id,
+        project_id=row.project_id,
+        content=row.content,
+        source=row.source,
+        created_at=row.created_at,
+        resident=row.resident if personal else None,
+        contact=row.contact if personal else None,
+    )

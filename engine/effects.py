@@ -24,20 +24,19 @@ class Effect:
     needs_fields: frozenset[str] = frozenset()
 
 
-def _set_budget(ledger: Ledger, project: ProjectRecord, data: Mapping[str, Any],
-                cause: int) -> None:
+def _set_budget(
+    ledger: Ledger, project: ProjectRecord, data: Mapping[str, Any], cause: int
+) -> None:
     project.budget_fen = data["budget_fen"]
 
 
-def _reserve(ledger: Ledger, project: ProjectRecord, data: Mapping[str, Any],
-             cause: int) -> None:
+def _reserve(ledger: Ledger, project: ProjectRecord, data: Mapping[str, Any], cause: int) -> None:
     if project.budget_fen is None:
         raise GuardFailed("项目还没有预算，无法预留经费")
     ledger.reserve(project.account, project.id, project.budget_fen, cause)
 
 
-def _release(ledger: Ledger, project: ProjectRecord, data: Mapping[str, Any],
-             cause: int) -> None:
+def _release(ledger: Ledger, project: ProjectRecord, data: Mapping[str, Any], cause: int) -> None:
     ledger.release(project.account, project.id, project.reserved_fen, cause)
 
 

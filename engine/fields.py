@@ -59,10 +59,14 @@ class FieldSpec:
 
     def bounds(self) -> tuple[int, int]:
         if self.type == "amount":
-            return (self.min if self.min is not None else 1,
-                    self.max if self.max is not None else MAX_AMOUNT_FEN)
-        return (self.min if self.min is not None else 0,
-                self.max if self.max is not None else MAX_COUNT)
+            return (
+                self.min if self.min is not None else 1,
+                self.max if self.max is not None else MAX_AMOUNT_FEN,
+            )
+        return (
+            self.min if self.min is not None else 0,
+            self.max if self.max is not None else MAX_COUNT,
+        )
 
     def _check_text(self, value: Any) -> str | None:
         if not isinstance(value, str):
@@ -111,10 +115,17 @@ def validate(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> dict[st
     return {name: data[name] for name in specs if name in data}
 
 
-def text(name: str, label: str, *, max_length: int = DEFAULT_TEXT_LENGTH,
-         required: bool = True, single_line: bool = False) -> FieldSpec:
-    return FieldSpec(name, "text", label, required=required, max_length=max_length,
-                     single_line=single_line)
+def text(
+    name: str,
+    label: str,
+    *,
+    max_length: int = DEFAULT_TEXT_LENGTH,
+    required: bool = True,
+    single_line: bool = False,
+) -> FieldSpec:
+    return FieldSpec(
+        name, "text", label, required=required, max_length=max_length, single_line=single_line
+    )
 
 
 def amount(name: str, label: str) -> FieldSpec:

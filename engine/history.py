@@ -46,11 +46,22 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
-def event_hash(*, chain: str, seq: int, at: datetime, actor: str, role: str,
-               community_id: str | None, project_id: int | None, type: str, data: str,
-               prev_hash: str) -> str:
-    payload = canonical_json([chain, seq, iso(at), actor, role, community_id, project_id,
-                              type, data, prev_hash])
+def event_hash(
+    *,
+    chain: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    role: str,
+    community_id: str | None,
+    project_id: int | None,
+    type: str,
+    data: str,
+    prev_hash: str,
+) -> str:
+    payload = canonical_json(
+        [chain, seq, iso(at), actor, role, community_id, project_id, type, data, prev_hash]
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -62,8 +73,11 @@ class Actor:
     role: str
 
 
-_LOCK_HEAD = (sa.select(chain_heads.c.seq, chain_heads.c.hash)
-              .where(chain_heads.c.chain == sa.bindparam("chain")).with_for_update())
+_LOCK_HEAD = (
+    sa.select(chain_heads.c.seq, chain_heads.c.hash)
+    .where(chain_heads.c.chain == sa.bindparam("chain"))
+    .with_for_update()
+)
 _INSERT_EVENT = sa.insert(events).returning(events.c.id)
 _MOVE_HEAD = sa.update(chain_heads).where(chain_heads.c.chain == sa.bindparam("head"))
 
@@ -78,32 +92,61 @@ class ChainWriter:
         self._at = at
         head = conn.execute(_LOCK_HEAD, {"chain": chain}).first()
         if head is None:  # a chain's first writer; ON CONFLICT lets a racing first writer win
-            conn.execute(insert_ignore(conn.dialect.name, chain_heads),
-                         {"chain": chain, "seq": 0, "hash": genesis_hash(chain)})
+            conn.execute(
+                insert_ignore(conn.dialect.name, chain_heads),
+                {"chain": chain, "seq": 0, "hash": genesis_hash(chain)},
+            )
             head = conn.execute(_LOCK_HEAD, {"chain": chain}).one()
         self._seq, self._hash = head.seq, head.hash
         self._start_seq = self._seq
 
-    def append(self, type: str, data: Mapping[str, Any], *, community_id: str | None = None,
-               project_id: int | None = None) -> int:
+    def append(
+        self,
+        type: str,
+        data: Mapping[str, Any],
+        *,
+        community_id: str | None = None,
+        project_id: int | None = None,
+    ) -> int:
         seq = self._seq + 1
         text = canonical_json(data)
-        digest = event_hash(chain=self.chain, seq=seq, at=self._at, actor=self._actor.id,
-                            role=self._actor.role, community_id=community_id,
-                            project_id=project_id, type=type, data=text, prev_hash=self._hash)
-        event_id = self._conn.execute(_INSERT_EVENT, {
-            "chain": self.chain, "seq": seq, "at": self._at, "actor": self._actor.id,
-            "role": self._actor.role, "community_id": community_id, "project_id": project_id,
-            "type": type, "data": text, "prev_hash": self._hash, "hash": digest,
-        }).scalar_one()
+        digest = event_hash(
+            chain=self.chain,
+            seq=seq,
+            at=self._at,
+            actor=self._actor.id,
+            role=self._actor.role,
+            community_id=community_id,
+            project_id=project_id,
+            type=type,
+            data=text,
+            prev_hash=self._hash,
+        )
+        event_id = self._conn.execute(
+            _INSERT_EVENT,
+            {
+                "chain": self.chain,
+                "seq": seq,
+                "at": self._at,
+                "actor": self._actor.id,
+                "role": self._actor.role,
+                "community_id": community_id,
+                "project_id": project_id,
+                "type": type,
+                "data": text,
+                "prev_hash": self._hash,
+                "hash": digest,
+            },
+        ).scalar_one()
         self._seq, self._hash = seq, digest
         return int(event_id)
 
     def flush(self) -> None:
         """Move the head to the last appended event; call once, just before commit."""
         if self._seq != self._start_seq:
-            self._conn.execute(_MOVE_HEAD, {"head": self.chain, "seq": self._seq,
-                                            "hash": self._hash})
+            self._conn.execute(
+                _MOVE_HEAD, {"head": self.chain, "seq": self._seq, "hash": self._hash}
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,18 +157,22 @@ class ChainFault:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"chain": self.chain, "seq": self.seq, "event_id": self.event_id,
-                "reason": self.reason}
+        return {
+            "chain": self.chain,
+            "seq": self.seq,
+            "event_id": self.event_id,
+            "reason": self.reason,
+        }
 
 
-def verify_chains(conn: Connection, *, batch: int = 2000,
-                  progress: Any = None) -> tuple[int, ChainFault | None]:
+def verify_chains(
+    conn: Connection, *, batch: int = 2000, progress: Any = None
+) -> tuple[int, ChainFault | None]:
     """Recompute every chain; return (events checked, first fault or None).
 
     ``progress``, if given, is called with the number of events checked so far.
     """
-    heads = {row.chain: (row.seq, row.hash)
-             for row in conn.execute(sa.select(chain_heads)).all()}
+    heads = {row.chain: (row.seq, row.hash) for row in conn.execute(sa.select(chain_heads)).all()}
     checked = 0
     chain: str | None = None
     expected_seq, prev = 0, ""
@@ -160,8 +207,11 @@ def _stream_events(conn: Connection, batch: int) -> Iterator[Any]:
     while True:
         rows = conn.execute(
             sa.select(events)
-            .where(sa.or_(cols.chain > last_chain,
-                          sa.and_(cols.chain == last_chain, cols.seq > last_seq)))
+            .where(
+                sa.or_(
+                    cols.chain > last_chain, sa.and_(cols.chain == last_chain, cols.seq > last_seq)
+                )
+            )
             .order_by(cols.chain, cols.seq)
             .limit(batch)
         ).all()
@@ -173,25 +223,42 @@ def _stream_events(conn: Connection, batch: int) -> Iterator[Any]:
 
 def _check_event(row: Any, expected_seq: int, prev: str) -> ChainFault | None:
     if row.seq != expected_seq:
-        return ChainFault(row.chain, expected_seq, row.id,
-                          f"序号不连续：应为 {expected_seq}，实为 {row.seq}（有事件缺失）")
+        return ChainFault(
+            row.chain,
+            expected_seq,
+            row.id,
+            f"序号不连续：应为 {expected_seq}，实为 {row.seq}（有事件缺失）",
+        )
     if row.prev_hash != prev:
         return ChainFault(row.chain, row.seq, row.id, "前一事件哈希不符（事件被删除或篡改）")
-    digest = event_hash(chain=row.chain, seq=row.seq, at=row.at, actor=row.actor,
-                        role=row.role, community_id=row.community_id,
-                        project_id=row.project_id, type=row.type, data=row.data,
-                        prev_hash=row.prev_hash)
+    digest = event_hash(
+        chain=row.chain,
+        seq=row.seq,
+        at=row.at,
+        actor=row.actor,
+        role=row.role,
+        community_id=row.community_id,
+        project_id=row.project_id,
+        type=row.type,
+        data=row.data,
+        prev_hash=row.prev_hash,
+    )
     if digest != row.hash:
         return ChainFault(row.chain, row.seq, row.id, "事件内容与哈希不符（事件被篡改）")
     return None
 
 
-def _check_head(chain: str, last_seq: int, last_hash: str,
-                heads: Mapping[str, tuple[int, str]]) -> ChainFault | None:
+def _check_head(
+    chain: str, last_seq: int, last_hash: str, heads: Mapping[str, tuple[int, str]]
+) -> ChainFault | None:
     head = heads.get(chain)
     if head is None:
         return ChainFault(chain, last_seq, None, "缺少链头记录")
     if head != (last_seq, last_hash):
-        return ChainFault(chain, head[0], None,
-                          f"链头指向第 {head[0]} 条事件，但链上只有 {last_seq} 条（末尾事件缺失）")
+        return ChainFault(
+            chain,
+            head[0],
+            None,
+            f"链头指向第 {head[0]} 条事件，但链上只有 {last_seq} 条（末尾事件缺失）",
+        )
     return None

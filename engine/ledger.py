@@ -36,8 +36,12 @@ from engine.errors import FundCapExceeded, NotFound
 from engine.history import ChainWriter
 from engine.tables import communities, fund_accounts, ledger_entries, projects
 
-_EVENT_TYPES = {"allocate": "ledger.allocated", "reserve": "ledger.reserved",
-                "spend": "ledger.spent", "release": "ledger.released"}
+_EVENT_TYPES = {
+    "allocate": "ledger.allocated",
+    "reserve": "ledger.reserved",
+    "spend": "ledger.spent",
+    "release": "ledger.released",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +85,11 @@ class Account:
 
 _a = fund_accounts.c
 _p = projects.c
-_ACCOUNT = sa.and_(_a.community_id == sa.bindparam("a_community"),
-                   _a.fund == sa.bindparam("a_fund"), _a.year == sa.bindparam("a_year"))
+_ACCOUNT = sa.and_(
+    _a.community_id == sa.bindparam("a_community"),
+    _a.fund == sa.bindparam("a_fund"),
+    _a.year == sa.bindparam("a_year"),
+)
 _AMOUNT: sa.BindParameter[int] = sa.bindparam("amount", type_=sa.BigInteger)
 _BALANCE_COLS = (_a.allocated_fen, _a.reserved_fen, _a.spent_fen)
 
@@ -90,27 +97,47 @@ _BALANCE = sa.select(*_BALANCE_COLS).where(_ACCOUNT)
 _LOCK_BALANCE = _BALANCE.with_for_update()
 _EXISTS = sa.select(sa.literal(1)).where(_ACCOUNT)
 _KIND = sa.select(communities.c.kind).where(communities.c.id == sa.bindparam("community"))
-_RESERVE = (sa.update(fund_accounts)
-            .where(_ACCOUNT, _a.allocated_fen - _a.reserved_fen - _a.spent_fen >= _AMOUNT)
-            .values(reserved_fen=_a.reserved_fen + _AMOUNT).returning(*_BALANCE_COLS))
-_SPEND = (sa.update(fund_accounts).where(_ACCOUNT, _a.reserved_fen >= _AMOUNT)
-          .values(reserved_fen=_a.reserved_fen - _AMOUNT, spent_fen=_a.spent_fen + _AMOUNT)
-          .returning(*_BALANCE_COLS))
-_RELEASE = (sa.update(fund_accounts).where(_ACCOUNT, _a.reserved_fen >= _AMOUNT)
-            .values(reserved_fen=_a.reserved_fen - _AMOUNT).returning(*_BALANCE_COLS))
-_ALLOCATE = (sa.update(fund_accounts)
-             .where(_ACCOUNT, _a.reserved_fen + _a.spent_fen <= sa.bindparam("allocated"))
-             .values(allocated_fen=sa.bindparam("allocated")).returning(*_BALANCE_COLS))
-_PROJECT_RESERVE = (sa.update(projects).where(_p.id == sa.bindparam("project"))
-                    .values(reserved_fen=_p.reserved_fen + _AMOUNT))
-_PROJECT_SPEND = (sa.update(projects)
-                  .where(_p.id == sa.bindparam("project"), _p.reserved_fen >= _AMOUNT)
-                  .values(reserved_fen=_p.reserved_fen - _AMOUNT,
-                          spent_fen=_p.spent_fen + _AMOUNT)
-                  .returning(_p.reserved_fen))
-_PROJECT_RELEASE = (sa.update(projects)
-                    .where(_p.id == sa.bindparam("project"), _p.reserved_fen >= _AMOUNT)
-                    .values(reserved_fen=_p.reserved_fen - _AMOUNT).returning(_p.reserved_fen))
+_RESERVE = (
+    sa.update(fund_accounts)
+    .where(_ACCOUNT, _a.allocated_fen - _a.reserved_fen - _a.spent_fen >= _AMOUNT)
+    .values(reserved_fen=_a.reserved_fen + _AMOUNT)
+    .returning(*_BALANCE_COLS)
+)
+_SPEND = (
+    sa.update(fund_accounts)
+    .where(_ACCOUNT, _a.reserved_fen >= _AMOUNT)
+    .values(reserved_fen=_a.reserved_fen - _AMOUNT, spent_fen=_a.spent_fen + _AMOUNT)
+    .returning(*_BALANCE_COLS)
+)
+_RELEASE = (
+    sa.update(fund_accounts)
+    .where(_ACCOUNT, _a.reserved_fen >= _AMOUNT)
+    .values(reserved_fen=_a.reserved_fen - _AMOUNT)
+    .returning(*_BALANCE_COLS)
+)
+_ALLOCATE = (
+    sa.update(fund_accounts)
+    .where(_ACCOUNT, _a.reserved_fen + _a.spent_fen <= sa.bindparam("allocated"))
+    .values(allocated_fen=sa.bindparam("allocated"))
+    .returning(*_BALANCE_COLS)
+)
+_PROJECT_RESERVE = (
+    sa.update(projects)
+    .where(_p.id == sa.bindparam("project"))
+    .values(reserved_fen=_p.reserved_fen + _AMOUNT)
+)
+_PROJECT_SPEND = (
+    sa.update(projects)
+    .where(_p.id == sa.bindparam("project"), _p.reserved_fen >= _AMOUNT)
+    .values(reserved_fen=_p.reserved_fen - _AMOUNT, spent_fen=_p.spent_fen + _AMOUNT)
+    .returning(_p.reserved_fen)
+)
+_PROJECT_RELEASE = (
+    sa.update(projects)
+    .where(_p.id == sa.bindparam("project"), _p.reserved_fen >= _AMOUNT)
+    .values(reserved_fen=_p.reserved_fen - _AMOUNT)
+    .returning(_p.reserved_fen)
+)
 _PROJECT_RESERVED = sa.select(_p.reserved_fen).where(_p.id == sa.bindparam("project"))
 _INSERT_ENTRY = sa.insert(ledger_entries).returning(ledger_entries.c.id)
 
@@ -133,8 +160,9 @@ def _default_allocation(conn: Connection, account: Account, policy: AllocationPo
 class Ledger:
     """Ledger movements inside one write transaction, each recorded on the history chain."""
 
-    def __init__(self, conn: Connection, history: ChainWriter, policy: AllocationPolicy,
-                 at: datetime) -> None:
+    def __init__(
+        self, conn: Connection, history: ChainWriter, policy: AllocationPolicy, at: datetime
+    ) -> None:
         self._conn = conn
         self._history = history
         self._policy = policy
@@ -153,11 +181,9 @@ class Ledger:
         self._record(account, "reserve", amount, after, project_id, cause)
 
     def spend(self, account: Account, project_id: int, amount: int, cause: int) -> None:
-        left = self._conn.execute(_PROJECT_SPEND, {"project": project_id,
-                                                   "amount": amount}).first()
+        left = self._conn.execute(_PROJECT_SPEND, {"project": project_id, "amount": amount}).first()
         if left is None:
-            remaining = self._conn.execute(_PROJECT_RESERVED,
-                                           {"project": project_id}).scalar_one()
+            remaining = self._conn.execute(_PROJECT_RESERVED, {"project": project_id}).scalar_one()
             raise FundCapExceeded(f"支出 {amount} 分超过本项目剩余预留经费 {remaining} 分")
         after = self._move(_SPEND, account, amount)
         if after is None:  # the project had it reserved, so the account must: a broken ledger
@@ -168,8 +194,10 @@ class Ledger:
         """Return ``amount``, what the project still holds reserved; nothing to do for 0."""
         if amount == 0:
             return
-        if self._conn.execute(_PROJECT_RELEASE, {"project": project_id,
-                                                 "amount": amount}).first() is None:
+        if (
+            self._conn.execute(_PROJECT_RELEASE, {"project": project_id, "amount": amount}).first()
+            is None
+        ):
             raise RuntimeError(f"project {project_id} holds less than {amount} reserved")
         after = self._move(_RELEASE, account, amount)
         if after is None:
@@ -203,8 +231,14 @@ class Ledger:
             allocated = _default_allocation(self._conn, account, self._policy)
         created = self._conn.execute(
             insert_ignore(self._conn.dialect.name, fund_accounts, fund_accounts.c.year),
-            {"community_id": account.community_id, "fund": account.fund, "year": account.year,
-             "allocated_fen": allocated, "reserved_fen": 0, "spent_fen": 0},
+            {
+                "community_id": account.community_id,
+                "fund": account.fund,
+                "year": account.year,
+                "allocated_fen": allocated,
+                "reserved_fen": 0,
+                "spent_fen": 0,
+            },
         ).first()
         if created is None:
             return False
@@ -215,19 +249,43 @@ class Ledger:
         row = self._conn.execute(statement, {**account.params(), "amount": amount}).first()
         return None if row is None else Balance(*row)
 
-    def _record(self, account: Account, kind: str, amount: int, after: Balance,
-                project_id: int | None, cause: int) -> None:
-        entry_id = self._conn.execute(_INSERT_ENTRY, {
-            "community_id": account.community_id, "fund": account.fund, "year": account.year,
-            "kind": kind, "amount_fen": amount, "project_id": project_id, "event_id": cause,
-            "at": self._at, "allocated_fen": after.allocated_fen,
-            "reserved_fen": after.reserved_fen, "spent_fen": after.spent_fen,
-        }).scalar_one()
+    def _record(
+        self,
+        account: Account,
+        kind: str,
+        amount: int,
+        after: Balance,
+        project_id: int | None,
+        cause: int,
+    ) -> None:
+        entry_id = self._conn.execute(
+            _INSERT_ENTRY,
+            {
+                "community_id": account.community_id,
+                "fund": account.fund,
+                "year": account.year,
+                "kind": kind,
+                "amount_fen": amount,
+                "project_id": project_id,
+                "event_id": cause,
+                "at": self._at,
+                "allocated_fen": after.allocated_fen,
+                "reserved_fen": after.reserved_fen,
+                "spent_fen": after.spent_fen,
+            },
+        ).scalar_one()
         self._history.append(
             _EVENT_TYPES[kind],
-            {"entry_id": entry_id, "fund": account.fund, "year": account.year,
-             "amount_fen": amount, "cause_event_id": cause,
-             "allocated_fen": after.allocated_fen, "reserved_fen": after.reserved_fen,
-             "spent_fen": after.spent_fen},
-            community_id=account.community_id, project_id=project_id,
+            {
+                "entry_id": entry_id,
+                "fund": account.fund,
+                "year": account.year,
+                "amount_fen": amount,
+                "cause_event_id": cause,
+                "allocated_fen": after.allocated_fen,
+                "reserved_fen": after.reserved_fen,
+                "spent_fen": after.spent_fen,
+            },
+            community_id=account.community_id,
+            project_id=project_id,
         )

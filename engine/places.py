@@ -65,9 +65,17 @@ class StatementLine:
     available_fen: int
 
 
-def create_community(z: Zizhi, principal: Principal, *, id: str, name: str, street: str,
-                     district: str, kind: str,
-                     idempotency: IdempotencyKey | None = None) -> CommunityView:
+def create_community(
+    z: Zizhi,
+    principal: Principal,
+    *,
+    id: str,
+    name: str,
+    street: str,
+    district: str,
+    kind: str,
+    idempotency: IdempotencyKey | None = None,
+) -> CommunityView:
     principal.require(Role.admin)
     errors: dict[str, str] = {}
     if not COMMUNITY_ID.match(id):
@@ -75,8 +83,9 @@ def create_community(z: Zizhi, principal: Principal, *, id: str, name: str, stre
     if kind not in CommunityKind.__members__:
         errors["kind"] = "类型必须是 urban（社区）或 rural（村）"
     try:
-        clean = fields.validate(PLACE_FIELDS, {"name": name, "street": street,
-                                               "district": district})
+        clean = fields.validate(
+            PLACE_FIELDS, {"name": name, "street": street, "district": district}
+        )
     except ValidationFailed as exc:
         errors.update(exc.errors)
     if errors:
@@ -85,13 +94,19 @@ def create_community(z: Zizhi, principal: Principal, *, id: str, name: str, stre
         change.lock(id)  # a community's history chain starts with its creation
         if (done := change.replayed(CommunityView)) is not None:
             return done
-        if change.conn.execute(sa.select(communities.c.id)
-                               .where(communities.c.id == id)).first() is not None:
+        if (
+            change.conn.execute(sa.select(communities.c.id).where(communities.c.id == id)).first()
+            is not None
+        ):
             raise AlreadyExists(f"社区编号“{id}”已被使用")
-        row = change.conn.execute(sa.insert(communities).values(
-            id=id, kind=kind, created_at=change.at, **clean).returning(communities)).one()
-        change.history.append("community.created", {"id": id, "kind": kind, **clean},
-                              community_id=id)
+        row = change.conn.execute(
+            sa.insert(communities)
+            .values(id=id, kind=kind, created_at=change.at, **clean)
+            .returning(communities)
+        ).one()
+        change.history.append(
+            "community.created", {"id": id, "kind": kind, **clean}, community_id=id
+        )
         view = _community_view(row)
         change.commit(view)
     return view
@@ -102,12 +117,21 @@ def get_community(z: Zizhi, principal: Principal, community_id: str) -> Communit
         return _community_view(visible_community(conn, principal, community_id))
 
 
-def list_communities(z: Zizhi, principal: Principal, *, street: str | None = None,
-                     limit: int = 50, cursor: str | None = None) -> Page[CommunityView]:
+def list_communities(
+    z: Zizhi,
+    principal: Principal,
+    *,
+    street: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[CommunityView]:
     check_limit(limit)
-    query = (sa.select(communities)
-             .where(principal.scope_clause(), communities.c.id > decode_cursor(cursor, ""))
-             .order_by(communities.c.id).limit(limit + 1))
+    query = (
+        sa.select(communities)
+        .where(principal.scope_clause(), communities.c.id > decode_cursor(cursor, ""))
+        .order_by(communities.c.id)
+        .limit(limit + 1)
+    )
     if street is not None:
         query = query.where(communities.c.street == street)
     with z.read() as conn:
@@ -115,8 +139,14 @@ def list_communities(z: Zizhi, principal: Principal, *, street: str | None = Non
     return page_of([_community_view(r) for r in rows], limit, lambda c: c.id)
 
 
-def funds(z: Zizhi, principal: Principal, community_id: str, *, year: int | None = None,
-          as_of: datetime | None = None) -> list[FundView]:
+def funds(
+    z: Zizhi,
+    principal: Principal,
+    community_id: str,
+    *,
+    year: int | None = None,
+    as_of: datetime | None = None,
+) -> list[FundView]:
     """Both funds of a community-year, now or as of a past moment."""
     if as_of is not None and as_of.tzinfo is None:
         raise ValidationFailed.fields({"as_of": "时间必须带时区，例如 2026-03-01T12:00:00+08:00"})
@@ -132,8 +162,16 @@ def funds(z: Zizhi, principal: Principal, community_id: str, *, year: int | None
     return views
 
 
-def statement(z: Zizhi, principal: Principal, community_id: str, fund: str, year: int, *,
-              limit: int = 500, cursor: str | None = None) -> Page[StatementLine]:
+def statement(
+    z: Zizhi,
+    principal: Principal,
+    community_id: str,
+    fund: str,
+    year: int,
+    *,
+    limit: int = 500,
+    cursor: str | None = None,
+) -> Page[StatementLine]:
     """The account's entries, oldest first, each with the balances after it."""
     account = _account(community_id, fund, year)
     check_limit(limit)
@@ -142,36 +180,64 @@ def statement(z: Zizhi, principal: Principal, community_id: str, fund: str, year
         visible_community(conn, principal, community_id)
         rows = conn.execute(
             sa.select(ledger_entries)
-            .where(e.community_id == account.community_id, e.fund == account.fund,
-                   e.year == account.year, e.id > decode_cursor(cursor, 0))
-            .order_by(e.id).limit(limit + 1)
+            .where(
+                e.community_id == account.community_id,
+                e.fund == account.fund,
+                e.year == account.year,
+                e.id > decode_cursor(cursor, 0),
+            )
+            .order_by(e.id)
+            .limit(limit + 1)
         ).all()
-    lines = [StatementLine(id=r.id, at=r.at, kind=r.kind, amount_fen=r.amount_fen,
-                           project_id=r.project_id, event_id=r.event_id,
-                           allocated_fen=r.allocated_fen, reserved_fen=r.reserved_fen,
-                           spent_fen=r.spent_fen,
-                           available_fen=r.allocated_fen - r.reserved_fen - r.spent_fen)
-             for r in rows]
+    lines = [
+        StatementLine(
+            id=r.id,
+            at=r.at,
+            kind=r.kind,
+            amount_fen=r.amount_fen,
+            project_id=r.project_id,
+            event_id=r.event_id,
+            allocated_fen=r.allocated_fen,
+            reserved_fen=r.reserved_fen,
+            spent_fen=r.spent_fen,
+            available_fen=r.allocated_fen - r.reserved_fen - r.spent_fen,
+        )
+        for r in rows
+    ]
     return page_of(lines, limit, lambda line: line.id)
 
 
-def set_allocation(z: Zizhi, principal: Principal, community_id: str, fund: str, year: int,
-                   allocated_fen: Any, *,
-                   idempotency: IdempotencyKey | None = None) -> FundView:
+def set_allocation(
+    z: Zizhi,
+    principal: Principal,
+    community_id: str,
+    fund: str,
+    year: int,
+    allocated_fen: Any,
+    *,
+    idempotency: IdempotencyKey | None = None,
+) -> FundView:
     """Set a community-year's allocation; refused below what is already reserved or spent."""
     principal.require(Role.admin, Role.street)
     account = _account(community_id, fund, year)
-    spec = fields.FieldSpec("allocated_fen", "int", "分配额（分）", min=0,
-                            max=fields.MAX_AMOUNT_FEN)
+    spec = fields.FieldSpec(
+        "allocated_fen", "int", "分配额（分）", min=0, max=fields.MAX_AMOUNT_FEN
+    )
     clean = fields.validate({"allocated_fen": spec}, {"allocated_fen": allocated_fen})
     with z.change(principal.actor, idempotency) as change:
         visible_community(change.conn, principal, community_id)
         change.lock(community_id)
         if (done := change.replayed(FundView)) is not None:
             return done
-        cause = change.history.append("fund.allocation_set", {
-            "fund": fund, "year": year, "allocated_fen": clean["allocated_fen"],
-        }, community_id=community_id)
+        cause = change.history.append(
+            "fund.allocation_set",
+            {
+                "fund": fund,
+                "year": year,
+                "allocated_fen": clean["allocated_fen"],
+            },
+            community_id=community_id,
+        )
         after = change.ledger.set_allocation(account, clean["allocated_fen"], cause)
         view = _fund_view(account, after)
         change.commit(view)
@@ -179,6 +245,7 @@ def set_allocation(z: Zizhi, principal: Principal, community_id: str, fund: str,
 
 
 # --- internals ---------------------------------------------------------------------------------
+
 
 def _account(community_id: str, fund: str, year: int) -> Account:
     errors = {}
@@ -199,33 +266,51 @@ def _check_year(year: int) -> int:
     return year
 
 
-def _balance_as_of(conn: sa.Connection, account: Account, as_of: datetime,
-                   now: Balance) -> Balance:
+def _balance_as_of(conn: sa.Connection, account: Account, as_of: datetime, now: Balance) -> Balance:
     e = ledger_entries.c
     row = conn.execute(
         sa.select(e.allocated_fen, e.reserved_fen, e.spent_fen)
-        .where(e.community_id == account.community_id, e.fund == account.fund,
-               e.year == account.year, e.at <= as_of)
-        .order_by(e.id.desc()).limit(1)
+        .where(
+            e.community_id == account.community_id,
+            e.fund == account.fund,
+            e.year == account.year,
+            e.at <= as_of,
+        )
+        .order_by(e.id.desc())
+        .limit(1)
     ).first()
     if row is not None:
         return Balance(*row)
     # Before the account's first entry, the year had its default allocation and no movement.
     first = conn.execute(
         sa.select(e.amount_fen)
-        .where(e.community_id == account.community_id, e.fund == account.fund,
-               e.year == account.year)
-        .order_by(e.id).limit(1)
+        .where(
+            e.community_id == account.community_id, e.fund == account.fund, e.year == account.year
+        )
+        .order_by(e.id)
+        .limit(1)
     ).first()
     return Balance(first.amount_fen if first is not None else now.allocated_fen, 0, 0)
 
 
 def _fund_view(account: Account, b: Balance) -> FundView:
-    return FundView(community_id=account.community_id, fund=account.fund, year=account.year,
-                    allocated_fen=b.allocated_fen, reserved_fen=b.reserved_fen,
-                    spent_fen=b.spent_fen, available_fen=b.available_fen)
+    return FundView(
+        community_id=account.community_id,
+        fund=account.fund,
+        year=account.year,
+        allocated_fen=b.allocated_fen,
+        reserved_fen=b.reserved_fen,
+        spent_fen=b.spent_fen,
+        available_fen=b.available_fen,
+    )
 
 
 def _community_view(row: Any) -> CommunityView:
-    return CommunityView(id=row.id, name=row.name, street=row.street, district=row.district,
-                         kind=row.kind, created_at=row.created_at)
+    return CommunityView(
+        id=row.id,
+        name=row.name,
+        street=row.street,
+        district=row.district,
+        kind=row.kind,
+        created_at=row.created_at,
+    )

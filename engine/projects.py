@@ -40,24 +40,35 @@ EXPENSE_FIELDS = {
 
 
 _p = projects.c
-_LOCATE = (sa.select(_p.community_id, communities.c.street)
-           .join(communities, communities.c.id == _p.community_id)
-           .where(_p.id == sa.bindparam("project")))
-_READ = (sa.select(projects, communities.c.street)
-         .join(communities, communities.c.id == _p.community_id)
-         .where(_p.id == sa.bindparam("project")))
+_LOCATE = (
+    sa.select(_p.community_id, communities.c.street)
+    .join(communities, communities.c.id == _p.community_id)
+    .where(_p.id == sa.bindparam("project"))
+)
+_READ = (
+    sa.select(projects, communities.c.street)
+    .join(communities, communities.c.id == _p.community_id)
+    .where(_p.id == sa.bindparam("project"))
+)
 # Writers lock the project row, then its community's chain head: always in that order.
 _LOCK = _READ.with_for_update(of=projects)
 _INSERT = sa.insert(projects).returning(projects)
-_SAVE = (sa.update(projects)
-         .where(_p.id == sa.bindparam("project"), _p.version == sa.bindparam("expected"))
-         .values(version=_p.version + 1)
-         .returning(_p.version, _p.reserved_fen, _p.spent_fen))
-_DEMAND_COUNT = (sa.select(sa.func.count()).select_from(demands)
-                 .where(demands.c.project_id == sa.bindparam("project")))
+_SAVE = (
+    sa.update(projects)
+    .where(_p.id == sa.bindparam("project"), _p.version == sa.bindparam("expected"))
+    .values(version=_p.version + 1)
+    .returning(_p.version, _p.reserved_fen, _p.spent_fen)
+)
+_DEMAND_COUNT = (
+    sa.select(sa.func.count())
+    .select_from(demands)
+    .where(demands.c.project_id == sa.bindparam("project"))
+)
 _INVOICE_TAKEN = sa.select(expenses.c.id).where(
     expenses.c.community_id == sa.bindparam("community"),
-    expenses.c.payee == sa.bindparam("payee"), expenses.c.invoice_no == sa.bindparam("invoice"))
+    expenses.c.payee == sa.bindparam("payee"),
+    expenses.c.invoice_no == sa.bindparam("invoice"),
+)
 _INSERT_EXPENSE = sa.insert(expenses).returning(expenses)
 
 
@@ -126,9 +137,16 @@ class ExpenseView:
     created_at: datetime
 
 
-def open_project(z: Zizhi, principal: Principal, *, community_id: str, workflow: str,
-                 title: str, category: str,
-                 idempotency: IdempotencyKey | None = None) -> ProjectView:
+def open_project(
+    z: Zizhi,
+    principal: Principal,
+    *,
+    community_id: str,
+    workflow: str,
+    title: str,
+    category: str,
+    idempotency: IdempotencyKey | None = None,
+) -> ProjectView:
     principal.require(Role.committee)
     clean = fields.validate(PROJECT_FIELDS, {"title": title, "category": category})
     wf = z.workflows.latest(workflow)
@@ -138,25 +156,54 @@ def open_project(z: Zizhi, principal: Principal, *, community_id: str, workflow:
         if (done := change.replayed(ProjectView)) is not None:
             return done
         year = fiscal_year(change.at)
-        row = change.conn.execute(_INSERT, {
-            "community_id": community_id, "workflow": wf.name, "workflow_version": wf.version,
-            "fund": wf.fund.value, "year": year, "state": wf.initial, "version": 1,
-            "budget_fen": None, "reserved_fen": 0, "spent_fen": 0, "details": "{}",
-            "created_at": change.at, "updated_at": change.at, **clean,
-        }).one()
+        row = change.conn.execute(
+            _INSERT,
+            {
+                "community_id": community_id,
+                "workflow": wf.name,
+                "workflow_version": wf.version,
+                "fund": wf.fund.value,
+                "year": year,
+                "state": wf.initial,
+                "version": 1,
+                "budget_fen": None,
+                "reserved_fen": 0,
+                "spent_fen": 0,
+                "details": "{}",
+                "created_at": change.at,
+                "updated_at": change.at,
+                **clean,
+            },
+        ).one()
         project = ProjectRecord.from_row(row)
-        change.history.append("project.created", {
-            "workflow": wf.name, "workflow_version": wf.version, "fund": wf.fund.value,
-            "year": year, "state": wf.initial, **clean,
-        }, community_id=community_id, project_id=project.id)
+        change.history.append(
+            "project.created",
+            {
+                "workflow": wf.name,
+                "workflow_version": wf.version,
+                "fund": wf.fund.value,
+                "year": year,
+                "state": wf.initial,
+                **clean,
+            },
+            community_id=community_id,
+            project_id=project.id,
+        )
         view = _view(project, wf, principal)
         change.commit(view)
     return view
 
 
-def fire(z: Zizhi, principal: Principal, project_id: int, action: str,
-         data: Mapping[str, Any], *, expected_version: int | None = None,
-         idempotency: IdempotencyKey | None = None) -> ProjectView:
+def fire(
+    z: Zizhi,
+    principal: Principal,
+    project_id: int,
+    action: str,
+    data: Mapping[str, Any],
+    *,
+    expected_version: int | None = None,
+    idempotency: IdempotencyKey | None = None,
+) -> ProjectView:
     """Fire one workflow action on a project, atomically with its ledger effects."""
     with z.change(principal.actor, idempotency) as change:
         project = lock(change, principal, project_id)
@@ -165,9 +212,17 @@ def fire(z: Zizhi, principal: Principal, project_id: int, action: str,
         _check_version(project, expected_version)
         wf = z.workflows.get(project.workflow, project.workflow_version)
         step = wf.decide(project.state, action, principal.role, data, _Facts(change, project))
-        cause = change.history.append("project.transitioned", {
-            "action": action, "from": step.source, "to": step.dest, "fields": step.data,
-        }, community_id=project.community_id, project_id=project.id)
+        cause = change.history.append(
+            "project.transitioned",
+            {
+                "action": action,
+                "from": step.source,
+                "to": step.dest,
+                "fields": step.data,
+            },
+            community_id=project.community_id,
+            project_id=project.id,
+        )
         for name in step.action.effects:
             EFFECTS[name].apply(change.ledger, project, step.data, cause)
         project.state = step.dest
@@ -178,8 +233,14 @@ def fire(z: Zizhi, principal: Principal, project_id: int, action: str,
     return view
 
 
-def record_expense(z: Zizhi, principal: Principal, project_id: int, data: Mapping[str, Any],
-                   *, idempotency: IdempotencyKey | None = None) -> ExpenseView:
+def record_expense(
+    z: Zizhi,
+    principal: Principal,
+    project_id: int,
+    data: Mapping[str, Any],
+    *,
+    idempotency: IdempotencyKey | None = None,
+) -> ExpenseView:
     """Spend from the project's reservation; only while the workflow allows expenses."""
     principal.require(Role.committee)
     clean = fields.validate(EXPENSE_FIELDS, data)
@@ -190,20 +251,37 @@ def record_expense(z: Zizhi, principal: Principal, project_id: int, data: Mappin
         wf = z.workflows.get(project.workflow, project.workflow_version)
         if project.state not in wf.expenses_in:
             allowed = "、".join(wf.state_label(s) for s in sorted(wf.expenses_in))
-            raise ActionNotAllowed(f"项目当前处于“{wf.state_label(project.state)}”阶段，"
-                                   f"只能在{allowed}阶段登记支出")
-        duplicate = change.conn.execute(_INVOICE_TAKEN, {
-            "community": project.community_id, "payee": clean["payee"],
-            "invoice": clean["invoice_no"]}).first()
+            raise ActionNotAllowed(
+                f"项目当前处于“{wf.state_label(project.state)}”阶段，只能在{allowed}阶段登记支出"
+            )
+        duplicate = change.conn.execute(
+            _INVOICE_TAKEN,
+            {
+                "community": project.community_id,
+                "payee": clean["payee"],
+                "invoice": clean["invoice_no"],
+            },
+        ).first()
         if duplicate is not None:
-            raise AlreadyExists(f"收款方“{clean['payee']}”的发票 {clean['invoice_no']} "
-                                f"已登记过（支出 {duplicate.id}）")
-        row = change.conn.execute(_INSERT_EXPENSE, {
-            "community_id": project.community_id, "project_id": project.id,
-            "created_at": change.at, **clean}).one()
-        cause = change.history.append("expense.recorded", {"expense_id": row.id, **clean},
-                                      community_id=project.community_id,
-                                      project_id=project.id)
+            raise AlreadyExists(
+                f"收款方“{clean['payee']}”的发票 {clean['invoice_no']} "
+                f"已登记过（支出 {duplicate.id}）"
+            )
+        row = change.conn.execute(
+            _INSERT_EXPENSE,
+            {
+                "community_id": project.community_id,
+                "project_id": project.id,
+                "created_at": change.at,
+                **clean,
+            },
+        ).one()
+        cause = change.history.append(
+            "expense.recorded",
+            {"expense_id": row.id, **clean},
+            community_id=project.community_id,
+            project_id=project.id,
+        )
         change.ledger.spend(project.account, project.id, clean["amount_fen"], cause)
         save(change, project)
         view = expense_view(row)
@@ -220,14 +298,24 @@ def get_project(z: Zizhi, principal: Principal, project_id: int) -> ProjectView:
     return _view(project, z.workflows.get(project.workflow, project.workflow_version), principal)
 
 
-def list_projects(z: Zizhi, principal: Principal, *, community_id: str | None = None,
-                  state: str | None = None, year: int | None = None, limit: int = 50,
-                  cursor: str | None = None) -> Page[ProjectView]:
+def list_projects(
+    z: Zizhi,
+    principal: Principal,
+    *,
+    community_id: str | None = None,
+    state: str | None = None,
+    year: int | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[ProjectView]:
     check_limit(limit)
-    query = (sa.select(projects)
-             .join(communities, communities.c.id == projects.c.community_id)
-             .where(principal.scope_clause(), projects.c.id > decode_cursor(cursor, 0))
-             .order_by(projects.c.id).limit(limit + 1))
+    query = (
+        sa.select(projects)
+        .join(communities, communities.c.id == projects.c.community_id)
+        .where(principal.scope_clause(), projects.c.id > decode_cursor(cursor, 0))
+        .order_by(projects.c.id)
+        .limit(limit + 1)
+    )
     if community_id is not None:
         query = query.where(projects.c.community_id == community_id)
     if state is not None:
@@ -237,19 +325,23 @@ def list_projects(z: Zizhi, principal: Principal, *, community_id: str | None = 
     with z.read() as conn:
         rows = conn.execute(query).all()
     page = page_of([ProjectRecord.from_row(r) for r in rows], limit, lambda p: p.id)
-    return Page([_view(p, z.workflows.get(p.workflow, p.workflow_version), principal)
-                 for p in page.items], page.next_cursor)
+    return Page(
+        [_view(p, z.workflows.get(p.workflow, p.workflow_version), principal) for p in page.items],
+        page.next_cursor,
+    )
 
 
 def list_expenses(z: Zizhi, principal: Principal, project_id: int) -> list[ExpenseView]:
     with z.read() as conn:
         locate(conn, principal, project_id)
-        rows = conn.execute(sa.select(expenses).where(expenses.c.project_id == project_id)
-                            .order_by(expenses.c.id)).all()
+        rows = conn.execute(
+            sa.select(expenses).where(expenses.c.project_id == project_id).order_by(expenses.c.id)
+        ).all()
     return [expense_view(r) for r in rows]
 
 
 # --- shared with engine.demands ----------------------------------------------------------------
+
 
 def locate(conn: Connection, principal: Principal, project_id: int) -> str:
     """The project's community, if the principal may see the project; else NotFound."""
@@ -270,22 +362,36 @@ def lock(change: Change, principal: Principal, project_id: int) -> ProjectRecord
 
 def save(change: Change, project: ProjectRecord) -> None:
     """Write the project back, bumping its version (the ETag clients send as If-Match)."""
-    row = change.conn.execute(_SAVE, {
-        "project": project.id, "expected": project.version, "state": project.state,
-        "budget_fen": project.budget_fen,
-        "details": json.dumps(project.details, ensure_ascii=False), "updated_at": change.at,
-    }).one()
+    row = change.conn.execute(
+        _SAVE,
+        {
+            "project": project.id,
+            "expected": project.version,
+            "state": project.state,
+            "budget_fen": project.budget_fen,
+            "details": json.dumps(project.details, ensure_ascii=False),
+            "updated_at": change.at,
+        },
+    ).one()
     project.version, project.reserved_fen, project.spent_fen = row
     project.updated_at = change.at
 
 
 def expense_view(row: Any) -> ExpenseView:
-    return ExpenseView(id=row.id, project_id=row.project_id, community_id=row.community_id,
-                       amount_fen=row.amount_fen, payee=row.payee, invoice_no=row.invoice_no,
-                       description=row.description, created_at=row.created_at)
+    return ExpenseView(
+        id=row.id,
+        project_id=row.project_id,
+        community_id=row.community_id,
+        amount_fen=row.amount_fen,
+        payee=row.payee,
+        invoice_no=row.invoice_no,
+        description=row.description,
+        created_at=row.created_at,
+    )
 
 
 # --- internals ---------------------------------------------------------------------------------
+
 
 def _check_version(project: ProjectRecord, expected: int | None) -> None:
     if expected is not None and expected != project.version:
@@ -297,14 +403,23 @@ def _check_version(project: ProjectRecord, expected: int | None) -> None:
 
 def _view(project: ProjectRecord, wf: Workflow, principal: Principal) -> ProjectView:
     return ProjectView(
-        id=project.id, community_id=project.community_id, workflow=project.workflow,
-        workflow_version=project.workflow_version, fund=project.fund, year=project.year,
-        title=project.title, category=project.category, state=project.state,
-        state_label=wf.state_label(project.state), version=project.version,
-        budget_fen=project.budget_fen, reserved_fen=project.reserved_fen,
-        spent_fen=project.spent_fen, allowed_actions=wf.allowed_actions(project.state,
-                                                                        principal.role),
-        details=project.details, created_at=project.created_at,
+        id=project.id,
+        community_id=project.community_id,
+        workflow=project.workflow,
+        workflow_version=project.workflow_version,
+        fund=project.fund,
+        year=project.year,
+        title=project.title,
+        category=project.category,
+        state=project.state,
+        state_label=wf.state_label(project.state),
+        version=project.version,
+        budget_fen=project.budget_fen,
+        reserved_fen=project.reserved_fen,
+        spent_fen=project.spent_fen,
+        allowed_actions=wf.allowed_actions(project.state, principal.role),
+        details=project.details,
+        created_at=project.created_at,
         updated_at=project.updated_at,
     )
 
@@ -317,8 +432,9 @@ class _Facts:
         self._project = project
 
     def demand_count(self) -> int:
-        return int(self._change.conn.execute(
-            _DEMAND_COUNT, {"project": self._project.id}).scalar_one())
+        return int(
+            self._change.conn.execute(_DEMAND_COUNT, {"project": self._project.id}).scalar_one()
+        )
 
     def available_fen(self) -> int:
         return self._change.ledger.available_fen(self._project.account)

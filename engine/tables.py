@@ -139,8 +139,7 @@ class LedgerEntry(SQLModel, table=True):
 class Project(SQLModel, table=True):
     __tablename__ = "projects"
     __table_args__ = (
-        sa.CheckConstraint("reserved_fen >= 0 AND spent_fen >= 0",
-                           name="ck_projects_money"),
+        sa.CheckConstraint("reserved_fen >= 0 AND spent_fen >= 0", name="ck_projects_money"),
         sa.Index("ix_projects_community", "community_id", "id"),
     )
 

@@ -33,7 +33,8 @@ T = TypeVar("T")
 
 _k = idempotency_keys.c
 _LOOKUP = sa.select(_k.request_hash, _k.result).where(
-    _k.principal == sa.bindparam("principal"), _k.key == sa.bindparam("key"))
+    _k.principal == sa.bindparam("principal"), _k.key == sa.bindparam("key")
+)
 _REMEMBER = sa.insert(idempotency_keys)
 
 
@@ -59,9 +60,14 @@ class IdempotencyKey:
 class Zizhi:
     """Everything a use case needs: the database, the workflows, the policy and the clock."""
 
-    def __init__(self, db: Database, workflows: WorkflowRegistry, *,
-                 policy: AllocationPolicy | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        db: Database,
+        workflows: WorkflowRegistry,
+        *,
+        policy: AllocationPolicy | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.db = db
         self.workflows = workflows
         self.policy = policy or AllocationPolicy()
@@ -77,8 +83,7 @@ class Zizhi:
 
 
 class Change:
-    def __init__(self, zizhi: Zizhi, actor: Actor,
-                 idempotency: IdempotencyKey | None) -> None:
+    def __init__(self, zizhi: Zizhi, actor: Actor, idempotency: IdempotencyKey | None) -> None:
         self._zizhi = zizhi
         self._actor = actor
         self._idempotency = idempotency
@@ -92,8 +97,12 @@ class Change:
         self.at = self._zizhi.clock()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._stack.__exit__(exc_type, exc, tb)
 
     def lock(self, chain: str) -> None:
@@ -134,12 +143,17 @@ class Change:
         key = self._idempotency
         if key is not None and result is not None:
             try:
-                self.conn.execute(_REMEMBER, {
-                    "principal": key.principal, "key": key.key,
-                    "request_hash": key.request_hash, "result_kind": type(result).__name__,
-                    "result": _adapter(type(result)).dump_json(result).decode(),
-                    "created_at": self.at,
-                })
+                self.conn.execute(
+                    _REMEMBER,
+                    {
+                        "principal": key.principal,
+                        "key": key.key,
+                        "request_hash": key.request_hash,
+                        "result_kind": type(result).__name__,
+                        "result": _adapter(type(result)).dump_json(result).decode(),
+                        "created_at": self.at,
+                    },
+                )
             except IntegrityError:
                 # Only a twin request on another chain can take the same key first.
                 raise IdempotencyConflict("同一 Idempotency-Key 的另一请求已先完成") from None

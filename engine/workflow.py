@@ -90,9 +90,19 @@ class _Attempt:
 class Workflow:
     """One loaded, validated definition and its compiled state machine."""
 
-    def __init__(self, *, name: str, version: int, label: str, fund: Fund, initial: str,
-                 states: Mapping[str, StateDef], actions: Mapping[str, ActionDef],
-                 expenses_in: frozenset[str], demands_in: frozenset[str]) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: int,
+        label: str,
+        fund: Fund,
+        initial: str,
+        states: Mapping[str, StateDef],
+        actions: Mapping[str, ActionDef],
+        expenses_in: frozenset[str],
+        demands_in: frozenset[str],
+    ) -> None:
         self.name = name
         self.version = version
         self.label = label
@@ -117,23 +127,38 @@ class Workflow:
             name=f"{self.name}.v{self.version}",
         )
         for action in self.actions.values():
-            guards = [_field_check(action)] + [_guard(CONDITIONS[c].check)
-                                               for c in action.conditions]
-            machine.add_transition(action.name, list(action.sources), action.dest,
-                                   conditions=guards)
+            guards = [_field_check(action)] + [
+                _guard(CONDITIONS[c].check) for c in action.conditions
+            ]
+            machine.add_transition(
+                action.name, list(action.sources), action.dest, conditions=guards
+            )
         return machine
 
     def describe(self) -> dict[str, Any]:
         """The definition as plain data, for clients that draw forms and timelines."""
         return {
-            "name": self.name, "version": self.version, "label": self.label,
-            "fund": self.fund.value, "initial": self.initial,
-            "expenses_in": sorted(self.expenses_in), "demands_in": sorted(self.demands_in),
-            "states": [{"name": s.name, "label": s.label, "final": s.final}
-                       for s in self.states.values()],
-            "actions": [{"name": a.name, "label": a.label, "from": list(a.sources),
-                         "to": a.dest, "who": sorted(a.roles), "schema": a.request_schema()}
-                        for a in self.actions.values()],
+            "name": self.name,
+            "version": self.version,
+            "label": self.label,
+            "fund": self.fund.value,
+            "initial": self.initial,
+            "expenses_in": sorted(self.expenses_in),
+            "demands_in": sorted(self.demands_in),
+            "states": [
+                {"name": s.name, "label": s.label, "final": s.final} for s in self.states.values()
+            ],
+            "actions": [
+                {
+                    "name": a.name,
+                    "label": a.label,
+                    "from": list(a.sources),
+                    "to": a.dest,
+                    "who": sorted(a.roles),
+                    "schema": a.request_schema(),
+                }
+                for a in self.actions.values()
+            ],
         }
 
     def is_final(self, state: str) -> bool:
@@ -145,8 +170,9 @@ class Workflow:
     def allowed_actions(self, state: str, role: Role) -> list[str]:
         return [a.name for a in self._by_state.get(state, ()) if role in a.roles]
 
-    def decide(self, state: str, action: str, role: Role, data: Mapping[str, Any],
-               facts: Facts) -> Step:
+    def decide(
+        self, state: str, action: str, role: Role, data: Mapping[str, Any], facts: Facts
+    ) -> Step:
         """Check that ``role`` may fire ``action`` from ``state`` with ``data``.
 
         Raises ValidationFailed (unknown action, bad fields), Forbidden (wrong role),
@@ -224,8 +250,17 @@ class WorkflowRegistry:
 
 # --- loading ---------------------------------------------------------------------------------
 
-_TOP_KEYS = {"name", "version", "label", "fund", "initial", "states", "actions",
-             "expenses_in", "demands_in"}
+_TOP_KEYS = {
+    "name",
+    "version",
+    "label",
+    "fund",
+    "initial",
+    "states",
+    "actions",
+    "expenses_in",
+    "demands_in",
+}
 _ACTION_KEYS = {"label", "from", "to", "who", "fields", "conditions", "effects"}
 _FIELD_KEYS = {"type", "label", "required", "min", "max", "max_length"}
 
@@ -262,9 +297,17 @@ def load_definition(raw: Any, *, source: str) -> Workflow:
         _check_graph(initial, states, actions, problems)
     if problems:
         raise DefinitionError(source, problems)
-    return Workflow(name=name, version=version, label=str(raw["label"]), fund=Fund(raw["fund"]),
-                    initial=initial, states=states, actions=actions,
-                    expenses_in=expenses_in, demands_in=demands_in)
+    return Workflow(
+        name=name,
+        version=version,
+        label=str(raw["label"]),
+        fund=Fund(raw["fund"]),
+        initial=initial,
+        states=states,
+        actions=actions,
+        expenses_in=expenses_in,
+        demands_in=demands_in,
+    )
 
 
 def _load_states(raw: Any, problems: list[str]) -> dict[str, StateDef]:
@@ -286,8 +329,9 @@ def _load_states(raw: Any, problems: list[str]) -> dict[str, StateDef]:
     return states
 
 
-def _load_actions(raw: Any, states: Mapping[str, StateDef],
-                  problems: list[str]) -> dict[str, ActionDef]:
+def _load_actions(
+    raw: Any, states: Mapping[str, StateDef], problems: list[str]
+) -> dict[str, ActionDef]:
     if not isinstance(raw, Mapping) or not raw:
         problems.append("actions must be a non-empty mapping")
         return {}
@@ -322,14 +366,22 @@ def _load_actions(raw: Any, states: Mapping[str, StateDef],
                 problems.append(f"{where}: unknown effect {eff!r}")
             elif missing := EFFECTS[eff].needs_fields - set(field_specs):
                 problems.append(f"{where}: effect {eff!r} needs fields {sorted(missing)}")
-        actions[name] = ActionDef(name=name, label=str(spec.get("label")), sources=sources,
-                                  dest=str(dest), roles=roles, fields=field_specs,
-                                  conditions=conditions, effects=effects)
+        actions[name] = ActionDef(
+            name=name,
+            label=str(spec.get("label")),
+            sources=sources,
+            dest=str(dest),
+            roles=roles,
+            fields=field_specs,
+            conditions=conditions,
+            effects=effects,
+        )
     return actions
 
 
-def _sources(raw: Any, where: str, states: Mapping[str, StateDef],
-             problems: list[str]) -> tuple[str, ...]:
+def _sources(
+    raw: Any, where: str, states: Mapping[str, StateDef], problems: list[str]
+) -> tuple[str, ...]:
     if raw == "*":  # every state a project can still leave
         return tuple(s for s, d in states.items() if not d.final)
     if not isinstance(raw, list) or not raw:
@@ -360,22 +412,27 @@ def _fields(raw: Any, where: str, problems: list[str]) -> dict[str, FieldSpec]:
     specs = {}
     for name, spec in raw.items():
         if not isinstance(spec, Mapping) or spec.get("type") not in fields.FIELD_TYPES:
-            problems.append(f"{where}: field {name!r} needs a type from "
-                            f"{sorted(fields.FIELD_TYPES)}")
+            problems.append(
+                f"{where}: field {name!r} needs a type from {sorted(fields.FIELD_TYPES)}"
+            )
             continue
         for key in sorted(set(spec) - _FIELD_KEYS):
             problems.append(f"{where}: field {name!r} has unknown key {key!r}")
         specs[name] = FieldSpec(
-            name=name, type=spec["type"], label=str(spec.get("label", name)),
-            required=bool(spec.get("required", True)), min=spec.get("min"),
+            name=name,
+            type=spec["type"],
+            label=str(spec.get("label", name)),
+            required=bool(spec.get("required", True)),
+            min=spec.get("min"),
             max=spec.get("max"),
             max_length=int(spec.get("max_length", fields.DEFAULT_TEXT_LENGTH)),
         )
     return specs
 
 
-def _state_set(raw: Any, key: str, states: Mapping[str, StateDef],
-               problems: list[str]) -> frozenset[str]:
+def _state_set(
+    raw: Any, key: str, states: Mapping[str, StateDef], problems: list[str]
+) -> frozenset[str]:
     if not isinstance(raw, list):
         problems.append(f"{key} must be a list of states")
         return frozenset()
@@ -385,8 +442,12 @@ def _state_set(raw: Any, key: str, states: Mapping[str, StateDef],
     return frozenset(s for s in raw if s in states)
 
 
-def _check_graph(initial: str, states: Mapping[str, StateDef],
-                 actions: Mapping[str, ActionDef], problems: list[str]) -> None:
+def _check_graph(
+    initial: str,
+    states: Mapping[str, StateDef],
+    actions: Mapping[str, ActionDef],
+    problems: list[str],
+) -> None:
     reachable, queue = {initial}, deque([initial])
     while queue:
         here = queue.popleft()

@@ -23,14 +23,18 @@ from tests.factories import World
 from workflows import load_registry
 
 BACKENDS = ("sqlite", "postgresql")
-ADMIN_URL = os.environ.get("ZIZHI_TEST_POSTGRES_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "ZIZHI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--db", choices=[*BACKENDS, "all"],
-                     default=os.environ.get("ZIZHI_TEST_DB", "all"),
-                     help="which databases to run the suite on (default: all)")
+    parser.addoption(
+        "--db",
+        choices=[*BACKENDS, "all"],
+        default=os.environ.get("ZIZHI_TEST_DB", "all"),
+        help="which databases to run the suite on (default: all)",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -58,11 +62,15 @@ class DatabaseFactory:
         except sa.exc.OperationalError as exc:
             raise RuntimeError(
                 f"PostgreSQL is not reachable at {ADMIN_URL}: start it, set "
-                "ZIZHI_TEST_POSTGRES_URL, or run with --db=sqlite") from exc
+                "ZIZHI_TEST_POSTGRES_URL, or run with --db=sqlite"
+            ) from exc
         finally:
             admin.dispose()
-        return str(sa.make_url(normalize_url(ADMIN_URL)).set(database=name)
-                   .render_as_string(hide_password=False))
+        return str(
+            sa.make_url(normalize_url(ADMIN_URL))
+            .set(database=name)
+            .render_as_string(hide_password=False)
+        )
 
     def new(self, backend: str) -> Database:
         db = Database(self.url(backend))
@@ -76,8 +84,9 @@ class DatabaseFactory:
             db.dispose()
             if backend == "postgresql":
                 with admin.connect() as conn:
-                    conn.execute(sa.text(
-                        f'DROP DATABASE IF EXISTS "{db.url.database}" WITH (FORCE)'))
+                    conn.execute(
+                        sa.text(f'DROP DATABASE IF EXISTS "{db.url.database}" WITH (FORCE)')
+                    )
         admin.dispose()
 
 

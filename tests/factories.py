@@ -12,8 +12,7 @@ from engine.domain import Role
 from engine.projects import ProjectView
 from engine.uow import Zizhi
 
-VOTE = {"council_size": 9, "attendees": 7, "votes_for": 6, "votes_against": 1,
-        "abstentions": 0}
+VOTE = {"council_size": 9, "attendees": 7, "votes_for": 6, "votes_against": 1, "abstentions": 0}
 
 # The happy path of each workflow: (state the project is in, action that leaves it, fields).
 PATHS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
@@ -48,8 +47,15 @@ class World:
 
     def community(self, *, kind: str = "urban", street: str | None = None) -> str:
         community_id = new_id()
-        places.create_community(self.z, CLI, id=community_id, name=f"测试社区{community_id}",
-                                street=street or new_id("街道"), district="姑苏区", kind=kind)
+        places.create_community(
+            self.z,
+            CLI,
+            id=community_id,
+            name=f"测试社区{community_id}",
+            street=street or new_id("街道"),
+            district="姑苏区",
+            kind=kind,
+        )
         return community_id
 
     def street_of(self, community_id: str) -> str:
@@ -57,38 +63,61 @@ class World:
 
     @staticmethod
     def committee(*community_ids: str) -> Principal:
-        return Principal(id=f"token:{new_id('k')}", name="居委会", role=Role.committee,
-                         communities=frozenset(community_ids))
+        return Principal(
+            id=f"token:{new_id('k')}",
+            name="居委会",
+            role=Role.committee,
+            communities=frozenset(community_ids),
+        )
 
     @staticmethod
     def street_officer(*streets: str) -> Principal:
-        return Principal(id=f"token:{new_id('s')}", name="街道", role=Role.street,
-                         streets=frozenset(streets))
+        return Principal(
+            id=f"token:{new_id('s')}", name="街道", role=Role.street, streets=frozenset(streets)
+        )
 
     @staticmethod
     def auditor() -> Principal:
         return Principal(id=f"token:{new_id('a')}", name="审计", role=Role.auditor)
 
-    def project(self, community_id: str, *, workflow: str = "self_governance",
-                committee: Principal | None = None) -> ProjectView:
-        return projects.open_project(self.z, committee or self.committee(community_id),
-                                     community_id=community_id, workflow=workflow,
-                                     title="消防通道改善", category="居民自治类")
+    def project(
+        self,
+        community_id: str,
+        *,
+        workflow: str = "self_governance",
+        committee: Principal | None = None,
+    ) -> ProjectView:
+        return projects.open_project(
+            self.z,
+            committee or self.committee(community_id),
+            community_id=community_id,
+            workflow=workflow,
+            title="消防通道改善",
+            category="居民自治类",
+        )
 
-    def advance(self, project: ProjectView, to_state: str, *, budget_fen: int | None = None,
-                committee: Principal | None = None) -> ProjectView:
+    def advance(
+        self,
+        project: ProjectView,
+        to_state: str,
+        *,
+        budget_fen: int | None = None,
+        committee: Principal | None = None,
+    ) -> ProjectView:
         """Drive a project along its workflow's happy path until it reaches ``to_state``."""
         committee = committee or self.committee(project.community_id)
         officer = self.street_officer(self.street_of(project.community_id))
         path = PATHS[project.workflow]
-        start = next((i for i, (state, _, _) in enumerate(path) if state == project.state),
-                     len(path))
+        start = next(
+            (i for i, (state, _, _) in enumerate(path) if state == project.state), len(path)
+        )
         for _, action, data in path[start:]:
             if project.state == to_state:
                 return project
             if action == "close_collection":
-                demands.add_to_project(self.z, committee, project.id,
-                                       {"content": "通道堵塞", "resident": "王老伯"})
+                demands.add_to_project(
+                    self.z, committee, project.id, {"content": "通道堵塞", "resident": "王老伯"}
+                )
             if action == "submit_plan" and budget_fen is not None:
                 data = {**data, "budget_fen": budget_fen}
             actor = officer if action == "street_approve" else committee

@@ -21,8 +21,20 @@ from engine.audit import EventFilter, EventView, VerifyReport
 
 router = APIRouter(prefix="/api/v1/audit", tags=["审计"])
 
-CSV_COLUMNS = ["id", "at", "chain", "seq", "type", "actor", "role", "community_id",
-               "project_id", "data", "prev_hash", "hash"]
+CSV_COLUMNS = [
+    "id",
+    "at",
+    "chain",
+    "seq",
+    "type",
+    "actor",
+    "role",
+    "community_id",
+    "project_id",
+    "data",
+    "prev_hash",
+    "hash",
+]
 
 
 def event_filter(
@@ -30,49 +42,89 @@ def event_filter(
     street: Annotated[str | None, Query(max_length=64)] = None,
     project_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     actor: Annotated[str | None, Query(max_length=128, examples=["token:3f9a1c2b4d5e"])] = None,
-    type: Annotated[str | None, Query(max_length=64, description="事件类型，或如 ledger.* 的前缀",
-                                      examples=["project.transitioned"])] = None,
+    type: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="事件类型，或如 ledger.* 的前缀",
+            examples=["project.transitioned"],
+        ),
+    ] = None,
     since: Annotated[AwareDatetime | None, Query(description="起始时刻（含），须带时区")] = None,
     until: Annotated[AwareDatetime | None, Query(description="截止时刻（不含），须带时区")] = None,
 ) -> EventFilter:
-    return EventFilter(community_id=community_id, street=street, project_id=project_id,
-                       actor=actor, type=type, since=since, until=until)
+    return EventFilter(
+        community_id=community_id,
+        street=street,
+        project_id=project_id,
+        actor=actor,
+        type=type,
+        since=since,
+        until=until,
+    )
 
 
 Filter = Annotated[EventFilter, Depends(event_filter)]
 
 
-@router.get("/events", response_model=PageOut[EventView], summary="查询历史事件（由旧到新）",
-            responses=responses("unauthenticated", "forbidden", "validation_error"))
-def list_events(where: Filter, z: ZizhiDep, principal: CurrentPrincipal,
-                limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                cursor: Annotated[str | None, Query(max_length=400)] = None) -> object:
+@router.get(
+    "/events",
+    response_model=PageOut[EventView],
+    summary="查询历史事件（由旧到新）",
+    responses=responses("unauthenticated", "forbidden", "validation_error"),
+)
+def list_events(
+    where: Filter,
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> object:
     return audit.query_events(z, principal, where, limit=limit, cursor=cursor)
 
 
-@router.get("/events.csv", summary="导出历史事件 CSV（UTF-8 带 BOM，Excel 可直接打开）",
-            response_class=StreamingResponse,
-            responses={200: {"content": {"text/csv": {}}},
-                       **responses("unauthenticated", "forbidden", "validation_error")})
+@router.get(
+    "/events.csv",
+    summary="导出历史事件 CSV（UTF-8 带 BOM，Excel 可直接打开）",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}}},
+        **responses("unauthenticated", "forbidden", "validation_error"),
+    },
+)
 def export_csv(where: Filter, z: ZizhiDep, principal: CurrentPrincipal) -> StreamingResponse:
     events = audit.stream_events(z, principal, where)
-    return StreamingResponse(_csv(events), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="events.csv"'})
+    return StreamingResponse(
+        _csv(events),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="events.csv"'},
+    )
 
 
-@router.get("/events.jsonl", summary="导出历史事件 JSON Lines",
-            response_class=StreamingResponse,
-            responses={200: {"content": {"application/jsonl": {}}},
-                       **responses("unauthenticated", "forbidden", "validation_error")})
+@router.get(
+    "/events.jsonl",
+    summary="导出历史事件 JSON Lines",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/jsonl": {}}},
+        **responses("unauthenticated", "forbidden", "validation_error"),
+    },
+)
 def export_jsonl(where: Filter, z: ZizhiDep, principal: CurrentPrincipal) -> StreamingResponse:
     events = audit.stream_events(z, principal, where)
     return StreamingResponse(
-        (_json_line(e) for e in events), media_type="application/jsonl",
-        headers={"Content-Disposition": 'attachment; filename="events.jsonl"'})
+        (_json_line(e) for e in events),
+        media_type="application/jsonl",
+        headers={"Content-Disposition": 'attachment; filename="events.jsonl"'},
+    )
 
 
-@router.get("/verify", response_model=VerifyReport, summary="校验整条历史链与账本",
-            responses=responses("unauthenticated", "forbidden"))
+@router.get(
+    "/verify",
+    response_model=VerifyReport,
+    summary="校验整条历史链与账本",
+    responses=responses("unauthenticated", "forbidden"),
+)
 def verify(z: ZizhiDep, principal: CurrentPrincipal) -> VerifyReport:
     return audit.verify(z, principal)
 

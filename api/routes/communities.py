@@ -22,72 +22,139 @@ Limit = Annotated[int, Query(ge=1, le=500, description="每页条数")]
 Cursor = Annotated[str | None, Query(max_length=400, description="上一页返回的 next_cursor")]
 
 
-@router.post("", status_code=201, response_model=CommunityView, summary="创建社区（管理员）",
-             responses=responses("unauthenticated", "forbidden", "validation_error",
-                                 "already_exists", "idempotency_conflict"))
-def create_community(body: CommunityIn, z: ZizhiDep, principal: CurrentPrincipal,
-                     idempotency: Idempotency) -> CommunityView:
+@router.post(
+    "",
+    status_code=201,
+    response_model=CommunityView,
+    summary="创建社区（管理员）",
+    responses=responses(
+        "unauthenticated", "forbidden", "validation_error", "already_exists", "idempotency_conflict"
+    ),
+)
+def create_community(
+    body: CommunityIn, z: ZizhiDep, principal: CurrentPrincipal, idempotency: Idempotency
+) -> CommunityView:
     return places.create_community(z, principal, **body.model_dump(), idempotency=idempotency)
 
 
-@router.get("", response_model=PageOut[CommunityView], summary="可见的社区",
-            responses=responses("unauthenticated", "validation_error"))
-def list_communities(z: ZizhiDep, principal: CurrentPrincipal,
-                     street: Annotated[str | None, Query(max_length=64)] = None,
-                     limit: Limit = 100, cursor: Cursor = None) -> object:
+@router.get(
+    "",
+    response_model=PageOut[CommunityView],
+    summary="可见的社区",
+    responses=responses("unauthenticated", "validation_error"),
+)
+def list_communities(
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    street: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> object:
     return places.list_communities(z, principal, street=street, limit=limit, cursor=cursor)
 
 
-@router.get("/{community_id}", response_model=CommunityView, summary="社区详情",
-            responses=responses("unauthenticated", "not_found", "validation_error"))
-def get_community(community_id: CommunityId, z: ZizhiDep,
-                  principal: CurrentPrincipal) -> CommunityView:
+@router.get(
+    "/{community_id}",
+    response_model=CommunityView,
+    summary="社区详情",
+    responses=responses("unauthenticated", "not_found", "validation_error"),
+)
+def get_community(
+    community_id: CommunityId, z: ZizhiDep, principal: CurrentPrincipal
+) -> CommunityView:
     return places.get_community(z, principal, community_id)
 
 
-@router.get("/{community_id}/funds", response_model=list[FundView],
-            summary="经费余额（当前或某一时刻）",
-            responses=responses("unauthenticated", "not_found", "validation_error"))
-def get_funds(community_id: CommunityId, z: ZizhiDep, principal: CurrentPrincipal,
-              year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
-              as_of: Annotated[AwareDatetime | None, Query(
-                  description="ISO 8601 时刻（须带时区）；给出时返回该时刻的余额")] = None,
-              ) -> list[FundView]:
+@router.get(
+    "/{community_id}/funds",
+    response_model=list[FundView],
+    summary="经费余额（当前或某一时刻）",
+    responses=responses("unauthenticated", "not_found", "validation_error"),
+)
+def get_funds(
+    community_id: CommunityId,
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    as_of: Annotated[
+        AwareDatetime | None, Query(description="ISO 8601 时刻（须带时区）；给出时返回该时刻的余额")
+    ] = None,
+) -> list[FundView]:
     return places.funds(z, principal, community_id, year=year, as_of=as_of)
 
 
-@router.get("/{community_id}/funds/{fund}/{year}/statement",
-            response_model=PageOut[StatementLine], summary="经费明细账（含滚动余额）",
-            responses=responses("unauthenticated", "not_found", "validation_error"))
-def get_statement(community_id: CommunityId, fund: FundName, year: Year, z: ZizhiDep,
-                  principal: CurrentPrincipal, limit: Limit = 500,
-                  cursor: Cursor = None) -> object:
+@router.get(
+    "/{community_id}/funds/{fund}/{year}/statement",
+    response_model=PageOut[StatementLine],
+    summary="经费明细账（含滚动余额）",
+    responses=responses("unauthenticated", "not_found", "validation_error"),
+)
+def get_statement(
+    community_id: CommunityId,
+    fund: FundName,
+    year: Year,
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    limit: Limit = 500,
+    cursor: Cursor = None,
+) -> object:
     return places.statement(z, principal, community_id, fund, year, limit=limit, cursor=cursor)
 
 
-@router.put("/{community_id}/funds/{fund}/{year}", response_model=FundView,
-            summary="设定年度分配额（管理员、本街道）",
-            responses=responses("unauthenticated", "forbidden", "not_found",
-                                "validation_error", "fund_cap_exceeded"))
-def put_allocation(community_id: CommunityId, fund: FundName, year: Year, body: AllocationIn,
-                   z: ZizhiDep, principal: CurrentPrincipal) -> FundView:
+@router.put(
+    "/{community_id}/funds/{fund}/{year}",
+    response_model=FundView,
+    summary="设定年度分配额（管理员、本街道）",
+    responses=responses(
+        "unauthenticated", "forbidden", "not_found", "validation_error", "fund_cap_exceeded"
+    ),
+)
+def put_allocation(
+    community_id: CommunityId,
+    fund: FundName,
+    year: Year,
+    body: AllocationIn,
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+) -> FundView:
     return places.set_allocation(z, principal, community_id, fund, year, body.allocated_fen)
 
 
-@router.post("/{community_id}/demands", status_code=201, response_model=DemandView,
-             summary="登记居民需求到社区需求池（居委会）",
-             responses=responses("unauthenticated", "forbidden", "not_found",
-                                 "validation_error", "idempotency_conflict"))
-def post_demand(community_id: CommunityId, body: DemandIn, z: ZizhiDep,
-                principal: CurrentPrincipal, idempotency: Idempotency) -> DemandView:
-    return demands.record_demand(z, principal, community_id, body.model_dump(exclude_none=True),
-                                 idempotency=idempotency)
+@router.post(
+    "/{community_id}/demands",
+    status_code=201,
+    response_model=DemandView,
+    summary="登记居民需求到社区需求池（居委会）",
+    responses=responses(
+        "unauthenticated", "forbidden", "not_found", "validation_error", "idempotency_conflict"
+    ),
+)
+def post_demand(
+    community_id: CommunityId,
+    body: DemandIn,
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    idempotency: Idempotency,
+) -> DemandView:
+    return demands.record_demand(
+        z, principal, community_id, body.model_dump(exclude_none=True), idempotency=idempotency
+    )
 
 
-@router.get("/{community_id}/demands", response_model=PageOut[DemandView],
-            summary="社区的居民需求（pool=true 只看尚未纳入项目的）",
-            responses=responses("unauthenticated", "not_found", "validation_error"))
-def list_demands(community_id: CommunityId, z: ZizhiDep, principal: CurrentPrincipal,
-                 pool: bool = False, limit: Limit = 100, cursor: Cursor = None) -> object:
-    return demands.list_demands(z, principal, community_id=community_id, pool=pool,
-                                limit=limit, cursor=cursor)
+@router.get(
+    "/{community_id}/demands",
+    response_model=PageOut[DemandView],
+    summary="社区的居民需求（pool=true 只看尚未纳入项目的）",
+    responses=responses("unauthenticated", "not_found", "validation_error"),
+)
+def list_demands(
+    community_id: CommunityId,
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    pool: bool = False,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> object:
+    return demands.list_demands(
+        z, principal, community_id=community_id, pool=pool, limit=limit, cursor=cursor
+    )

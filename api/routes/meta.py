@@ -24,15 +24,29 @@ class Me(BaseModel):
     streets: list[str]
 
 
-@router.get("/api/v1/me", response_model=Me, tags=["令牌"], summary="当前令牌的身份与范围",
-            responses=responses("unauthenticated"))
+@router.get(
+    "/api/v1/me",
+    response_model=Me,
+    tags=["令牌"],
+    summary="当前令牌的身份与范围",
+    responses=responses("unauthenticated"),
+)
 def me(principal: CurrentPrincipal) -> Me:
-    return Me(id=principal.id, name=principal.name, role=principal.role.value,
-              communities=sorted(principal.communities), streets=sorted(principal.streets))
+    return Me(
+        id=principal.id,
+        name=principal.name,
+        role=principal.role.value,
+        communities=sorted(principal.communities),
+        streets=sorted(principal.streets),
+    )
 
 
-@router.get("/api/v1/workflows", tags=["流程"], summary="流程定义：阶段、操作、执行角色与字段",
-            responses=responses("unauthenticated"))
+@router.get(
+    "/api/v1/workflows",
+    tags=["流程"],
+    summary="流程定义：阶段、操作、执行角色与字段",
+    responses=responses("unauthenticated"),
+)
 def list_workflows(z: ZizhiDep, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     return [wf.describe() for wf in z.workflows.all()]
 

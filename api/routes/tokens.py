@@ -15,27 +15,47 @@ from engine.access import TokenView
 router = APIRouter(prefix="/api/v1/tokens", tags=["令牌"])
 
 
-@router.post("", status_code=201, response_model=TokenView,
-             summary="创建令牌（管理员）；令牌明文只在此次应答中出现一次",
-             description="带同一 Idempotency-Key 重试时返回同一令牌记录，但不再包含明文。",
-             responses=responses("unauthenticated", "forbidden", "validation_error",
-                                 "idempotency_conflict"))
-def create_token(body: TokenIn, z: ZizhiDep, principal: CurrentPrincipal,
-                 idempotency: Idempotency) -> TokenView:
-    return access.create_token(z, principal, name=body.name, role=body.role,
-                               communities=body.communities, streets=body.streets,
-                               idempotency=idempotency)
+@router.post(
+    "",
+    status_code=201,
+    response_model=TokenView,
+    summary="创建令牌（管理员）；令牌明文只在此次应答中出现一次",
+    description="带同一 Idempotency-Key 重试时返回同一令牌记录，但不再包含明文。",
+    responses=responses("unauthenticated", "forbidden", "validation_error", "idempotency_conflict"),
+)
+def create_token(
+    body: TokenIn, z: ZizhiDep, principal: CurrentPrincipal, idempotency: Idempotency
+) -> TokenView:
+    return access.create_token(
+        z,
+        principal,
+        name=body.name,
+        role=body.role,
+        communities=body.communities,
+        streets=body.streets,
+        idempotency=idempotency,
+    )
 
 
-@router.get("", response_model=list[TokenView], summary="全部令牌（不含明文）",
-            responses=responses("unauthenticated", "forbidden"))
+@router.get(
+    "",
+    response_model=list[TokenView],
+    summary="全部令牌（不含明文）",
+    responses=responses("unauthenticated", "forbidden"),
+)
 def list_tokens(z: ZizhiDep, principal: CurrentPrincipal) -> list[TokenView]:
     return access.list_tokens(z, principal)
 
 
-@router.delete("/{token_id}", response_model=TokenView, summary="吊销令牌",
-               responses=responses("unauthenticated", "forbidden", "not_found",
-                                   "validation_error"))
-def revoke_token(token_id: Annotated[str, Path(max_length=32, pattern=r"^[0-9a-f]+$")],
-                 z: ZizhiDep, principal: CurrentPrincipal) -> TokenView:
+@router.delete(
+    "/{token_id}",
+    response_model=TokenView,
+    summary="吊销令牌",
+    responses=responses("unauthenticated", "forbidden", "not_found", "validation_error"),
+)
+def revoke_token(
+    token_id: Annotated[str, Path(max_length=32, pattern=r"^[0-9a-f]+$")],
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+) -> TokenView:
     return access.revoke_token(z, principal, token_id)

@@ -16,12 +16,19 @@ import httpx2 as httpx
 REPO = Path(__file__).resolve().parents[2]
 
 
-def cli(database_url: str, *args: str, stdin: str | None = None,
-        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], input=stdin, text=True,
-                          capture_output=True, cwd=cwd or REPO, timeout=300, check=False,
-                          env={**os.environ, "ZIZHI_DATABASE_URL": database_url,
-                               "PYTHONPATH": str(REPO)})
+def cli(
+    database_url: str, *args: str, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        cwd=cwd or REPO,
+        timeout=300,
+        check=False,
+        env={**os.environ, "ZIZHI_DATABASE_URL": database_url, "PYTHONPATH": str(REPO)},
+    )
 
 
 def free_port() -> int:
@@ -35,10 +42,18 @@ def serve(database_url: str, cwd: Path | None = None) -> Iterator[tuple[str, lis
     """Start ``zizhi serve``; yield its base URL and the lines it printed on stdout."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], cwd=cwd or REPO,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "ZIZHI_DATABASE_URL": database_url, "PYTHONPATH": str(REPO),
-             "ZIZHI_LOG_LEVEL": "warning"})
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+        cwd=cwd or REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            "ZIZHI_DATABASE_URL": database_url,
+            "PYTHONPATH": str(REPO),
+            "ZIZHI_LOG_LEVEL": "warning",
+        },
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

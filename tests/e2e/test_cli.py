@@ -16,11 +16,23 @@ def _url(z: Zizhi) -> str:
 
 def test_token_create_prints_the_token_alone_on_its_last_line(fresh_z: Zizhi) -> None:
     url = _url(fresh_z)
-    made = cli(url, "community", "create", "--id", "lihe", "--name", "里河社区",
-               "--street", "金阊街道", "--district", "姑苏区")
+    made = cli(
+        url,
+        "community",
+        "create",
+        "--id",
+        "lihe",
+        "--name",
+        "里河社区",
+        "--street",
+        "金阊街道",
+        "--district",
+        "姑苏区",
+    )
     assert made.returncode == 0, made.stderr
-    result = cli(url, "token", "create", "--role", "committee", "--name", "里河居委会",
-                 "--community", "lihe")
+    result = cli(
+        url, "token", "create", "--role", "committee", "--name", "里河居委会", "--community", "lihe"
+    )
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip().splitlines()[-1]
     assert token.startswith("zz_") and " " not in token
@@ -38,14 +50,45 @@ def test_token_create_refuses_a_bad_grant_with_a_clear_message(fresh_z: Zizhi) -
 
 def test_user_create_reads_the_password_from_stdin(fresh_z: Zizhi) -> None:
     url = _url(fresh_z)
-    cli(url, "community", "create", "--id", "caixiang", "--name", "彩香一村三区",
-        "--street", "金阊街道", "--district", "姑苏区")
-    result = cli(url, "user", "create", "--username", "gao", "--role", "committee",
-                 "--community", "caixiang", "--password-stdin", stdin="长长的演示口令-2026\n")
+    cli(
+        url,
+        "community",
+        "create",
+        "--id",
+        "caixiang",
+        "--name",
+        "彩香一村三区",
+        "--street",
+        "金阊街道",
+        "--district",
+        "姑苏区",
+    )
+    result = cli(
+        url,
+        "user",
+        "create",
+        "--username",
+        "gao",
+        "--role",
+        "committee",
+        "--community",
+        "caixiang",
+        "--password-stdin",
+        stdin="长长的演示口令-2026\n",
+    )
     assert result.returncode == 0, result.stderr
     assert "长长的演示口令" not in result.stdout + result.stderr
-    again = cli(url, "user", "create", "--username", "gao", "--role", "auditor",
-                "--password-stdin", stdin="另一个长长的口令-2026\n")
+    again = cli(
+        url,
+        "user",
+        "create",
+        "--username",
+        "gao",
+        "--role",
+        "auditor",
+        "--password-stdin",
+        stdin="另一个长长的口令-2026\n",
+    )
     assert again.returncode == 2 and "已存在" in again.stderr
 
 

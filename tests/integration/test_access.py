@@ -12,8 +12,7 @@ from engine.uow import Zizhi
 from tests.factories import VOTE, World
 
 
-def test_a_committee_cannot_see_or_touch_another_communitys_project(world: World,
-                                                                    z: Zizhi) -> None:
+def test_a_committee_cannot_see_or_touch_another_communitys_project(world: World, z: Zizhi) -> None:
     ours, theirs = world.community(), world.community()
     project = world.advance(world.project(theirs), "review")
     intruder = world.committee(ours)
@@ -26,14 +25,21 @@ def test_a_committee_cannot_see_or_touch_another_communitys_project(world: World
     with pytest.raises(NotFound):
         places.funds(z, intruder, theirs)
     with pytest.raises(NotFound):
-        projects.open_project(z, intruder, community_id=theirs, workflow="self_governance",
-                              title="越界", category="类")
+        projects.open_project(
+            z,
+            intruder,
+            community_id=theirs,
+            workflow="self_governance",
+            title="越界",
+            category="类",
+        )
     assert projects.list_projects(z, intruder, community_id=theirs).items == []
     assert projects.get_project(z, CLI, project.id).state == "review"
 
 
-def test_a_street_officer_sees_every_community_of_the_street_and_no_other(world: World,
-                                                                          z: Zizhi) -> None:
+def test_a_street_officer_sees_every_community_of_the_street_and_no_other(
+    world: World, z: Zizhi
+) -> None:
     street = "测试街道-" + world.community()
     inside, outside = world.community(street=street), world.community()
     officer = world.street_officer(street)
@@ -57,28 +63,43 @@ def test_roles_may_only_do_what_the_workflow_gives_them(world: World, z: Zizhi) 
     with pytest.raises(Forbidden):
         projects.fire(z, world.auditor(), project.id, "cancel", {"reason": "审计不能撤销"})
     with pytest.raises(Forbidden):
-        projects.open_project(z, officer, community_id=community, workflow="self_governance",
-                              title="街道不能立项", category="类")
+        projects.open_project(
+            z,
+            officer,
+            community_id=community,
+            workflow="self_governance",
+            title="街道不能立项",
+            category="类",
+        )
     with pytest.raises(Forbidden):
-        places.set_allocation(z, world.committee(community), community, "self_governance",
-                              2026, 1)
+        places.set_allocation(z, world.committee(community), community, "self_governance", 2026, 1)
     with pytest.raises(Forbidden):
         audit.query_events(z, world.committee(community), EventFilter())
 
 
 def test_residents_personal_data_is_shown_to_their_committee_and_auditors_only(
-        world: World, z: Zizhi) -> None:
+    world: World, z: Zizhi
+) -> None:
     street = "隐私街道-" + world.community()
     community = world.community(street=street)
     committee = world.committee(community)
-    demand = demands.record_demand(z, committee, community,
-                                   {"content": "路灯坏了", "resident": "李阿姨",
-                                    "contact": "13900000000"})
+    demand = demands.record_demand(
+        z,
+        committee,
+        community,
+        {"content": "路灯坏了", "resident": "李阿姨", "contact": "13900000000"},
+    )
     assert (demand.resident, demand.contact) == ("李阿姨", "13900000000")
-    by = {p: demands.list_demands(z, p, community_id=community).items[0]
-          for p in (committee, world.auditor(), world.street_officer(street), CLI)}
+    by = {
+        p: demands.list_demands(z, p, community_id=community).items[0]
+        for p in (committee, world.auditor(), world.street_officer(street), CLI)
+    }
     assert [(d.resident, d.contact) for d in by.values()] == [
-        ("李阿姨", "13900000000"), ("李阿姨", "13900000000"), (None, None), (None, None)]
+        ("李阿姨", "13900000000"),
+        ("李阿姨", "13900000000"),
+        (None, None),
+        (None, None),
+    ]
     history = audit.query_events(z, world.auditor(), EventFilter(community_id=community)).items
     assert "李阿姨" not in repr(history) and "13900000000" not in repr(history)
 

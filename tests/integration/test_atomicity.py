@@ -22,17 +22,28 @@ class Boom(Exception):
 
 def _snapshot(z: Zizhi, community: str) -> dict[str, Any]:
     with z.read() as conn:
+
         def rows(table: sa.Table, where: Any) -> list[tuple[Any, ...]]:
-            return [tuple(r) for r in conn.execute(sa.select(table).where(where)
-                                                   .order_by(*table.primary_key))]
+            return [
+                tuple(r)
+                for r in conn.execute(sa.select(table).where(where).order_by(*table.primary_key))
+            ]
+
         return {
             "events": rows(events, events.c.community_id == community),
             "entries": rows(ledger_entries, ledger_entries.c.community_id == community),
             "accounts": rows(fund_accounts, fund_accounts.c.community_id == community),
             "head": rows(chain_heads, chain_heads.c.chain == community),
-            "projects": [tuple(r) for r in conn.execute(sa.text(
-                "SELECT id, state, version, reserved_fen, spent_fen FROM projects "
-                "WHERE community_id = :c ORDER BY id"), {"c": community})],
+            "projects": [
+                tuple(r)
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT id, state, version, reserved_fen, spent_fen FROM projects "
+                        "WHERE community_id = :c ORDER BY id"
+                    ),
+                    {"c": community},
+                )
+            ],
         }
 
 
@@ -46,15 +57,18 @@ def _explode_after(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> No
     monkeypatch.setattr(owner, name, explode)
 
 
-@pytest.mark.parametrize(("owner", "name"), [
-    (ChainWriter, "append"),      # after the transition's event
-    (Ledger, "reserve"),          # after the reservation (account, entry, ledger event)
-    (projects, "save"),           # after the project's new state
-    (ChainWriter, "flush"),       # after the chain head moved, just before commit
-])
-def test_an_approval_that_fails_midway_leaves_no_trace(world: World, z: Zizhi,
-                                                       monkeypatch: pytest.MonkeyPatch,
-                                                       owner: Any, name: str) -> None:
+@pytest.mark.parametrize(
+    ("owner", "name"),
+    [
+        (ChainWriter, "append"),  # after the transition's event
+        (Ledger, "reserve"),  # after the reservation (account, entry, ledger event)
+        (projects, "save"),  # after the project's new state
+        (ChainWriter, "flush"),  # after the chain head moved, just before commit
+    ],
+)
+def test_an_approval_that_fails_midway_leaves_no_trace(
+    world: World, z: Zizhi, monkeypatch: pytest.MonkeyPatch, owner: Any, name: str
+) -> None:
     community = world.community()
     project = world.advance(world.project(community), "review", budget_fen=1_000_000)
     before = _snapshot(z, community)
@@ -64,28 +78,34 @@ def test_an_approval_that_fails_midway_leaves_no_trace(world: World, z: Zizhi,
     monkeypatch.undo()
     assert _snapshot(z, community) == before
     # and the same approval then goes through cleanly
-    assert projects.fire(z, world.committee(community), project.id, "approve",
-                         VOTE).state == "implementation"
+    assert (
+        projects.fire(z, world.committee(community), project.id, "approve", VOTE).state
+        == "implementation"
+    )
 
 
-def test_an_expense_that_fails_after_spending_leaves_no_trace(world: World, z: Zizhi,
-                                                              monkeypatch: pytest.MonkeyPatch
-                                                              ) -> None:
+def test_an_expense_that_fails_after_spending_leaves_no_trace(
+    world: World, z: Zizhi, monkeypatch: pytest.MonkeyPatch
+) -> None:
     community = world.community()
     project = world.advance(world.project(community), "implementation", budget_fen=100_000)
     before = _snapshot(z, community)
     _explode_after(monkeypatch, Ledger, "spend")
     with pytest.raises(Boom):
-        projects.record_expense(z, world.committee(community), project.id, {
-            "amount_fen": 1, "payee": "甲", "invoice_no": "X", "description": "测试"})
+        projects.record_expense(
+            z,
+            world.committee(community),
+            project.id,
+            {"amount_fen": 1, "payee": "甲", "invoice_no": "X", "description": "测试"},
+        )
     monkeypatch.undo()
     assert _snapshot(z, community) == before
     assert projects.list_expenses(z, CLI, project.id) == []
 
 
-def test_an_allocation_change_that_fails_leaves_no_trace(world: World, z: Zizhi,
-                                                         monkeypatch: pytest.MonkeyPatch
-                                                         ) -> None:
+def test_an_allocation_change_that_fails_leaves_no_trace(
+    world: World, z: Zizhi, monkeypatch: pytest.MonkeyPatch
+) -> None:
     community = world.community()
     places.set_allocation(z, CLI, community, "self_governance", 2033, 100)
     before = _snapshot(z, community)

@@ -30,20 +30,27 @@ def _winners(results: list[object]) -> int:
 
 def _allocate_entries(z: Zizhi, community: str) -> int:
     with z.read() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(ledger_entries).where(
-            ledger_entries.c.community_id == community,
-            ledger_entries.c.kind == "allocate")).scalar_one())
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(ledger_entries)
+                .where(
+                    ledger_entries.c.community_id == community, ledger_entries.c.kind == "allocate"
+                )
+            ).scalar_one()
+        )
 
 
 def test_eight_approvals_racing_for_a_fund_that_fits_five_let_exactly_five_win(
-        world: World, z: Zizhi) -> None:
+    world: World, z: Zizhi
+) -> None:
     community = world.community()
     committee = world.committee(community)
-    review = [world.advance(world.project(community), "review", budget_fen=1_000_000)
-              for _ in range(8)]
+    review = [
+        world.advance(world.project(community), "review", budget_fen=1_000_000) for _ in range(8)
+    ]
     places.set_allocation(z, CLI, community, "self_governance", review[0].year, 5_000_000)
-    results = race([lambda p=p: projects.fire(z, committee, p.id, "approve", VOTE)
-                    for p in review])
+    results = race([lambda p=p: projects.fire(z, committee, p.id, "approve", VOTE) for p in review])
     assert _winners(results) == 5
     fund = places.funds(z, CLI, community)[0]
     assert (fund.reserved_fen, fund.spent_fen, fund.available_fen) == (5_000_000, 0, 0)
@@ -52,14 +59,15 @@ def test_eight_approvals_racing_for_a_fund_that_fits_five_let_exactly_five_win(
 
 
 def test_racing_the_first_use_of_a_fresh_community_year_opens_its_account_once(
-        world: World, z: Zizhi) -> None:
+    world: World, z: Zizhi
+) -> None:
     community = world.community()
     committee = world.committee(community)
-    review = [world.advance(world.project(community), "review", budget_fen=1_000_000)
-              for _ in range(8)]
+    review = [
+        world.advance(world.project(community), "review", budget_fen=1_000_000) for _ in range(8)
+    ]
     assert _allocate_entries(z, community) == 0  # nothing has touched the ledger yet
-    results = race([lambda p=p: projects.fire(z, committee, p.id, "approve", VOTE)
-                    for p in review])
+    results = race([lambda p=p: projects.fire(z, committee, p.id, "approve", VOTE) for p in review])
     assert _winners(results) == 5  # the default ¥50,000 fits five plans of ¥10,000
     assert _allocate_entries(z, community) == 1
     fund = places.funds(z, CLI, community)[0]
@@ -70,20 +78,35 @@ def test_racing_expenses_never_overdraw_one_reservation(world: World, z: Zizhi) 
     community = world.community()
     committee = world.committee(community)
     project = world.advance(world.project(community), "implementation", budget_fen=1_000_000)
-    results = race([lambda n=n: projects.record_expense(z, committee, project.id, {
-        "amount_fen": 200_000, "payee": "施工队", "invoice_no": f"R{n}", "description": "材料"})
-        for n in range(8)])
+    results = race(
+        [
+            lambda n=n: projects.record_expense(
+                z,
+                committee,
+                project.id,
+                {
+                    "amount_fen": 200_000,
+                    "payee": "施工队",
+                    "invoice_no": f"R{n}",
+                    "description": "材料",
+                },
+            )
+            for n in range(8)
+        ]
+    )
     assert _winners(results) == 5
     done = projects.get_project(z, CLI, project.id)
     assert (done.reserved_fen, done.spent_fen) == (0, 1_000_000)
 
 
 def test_the_conditional_update_alone_holds_the_cap_without_any_chain_lock(
-        world: World, z: Zizhi) -> None:
+    world: World, z: Zizhi
+) -> None:
     """Each racer appends to a chain of its own, so only the account row stands between them."""
     community = world.community()
-    review = [world.advance(world.project(community), "review", budget_fen=1_000_000)
-              for _ in range(8)]
+    review = [
+        world.advance(world.project(community), "review", budget_fen=1_000_000) for _ in range(8)
+    ]
     account = Account(community, "self_governance", review[0].year)
 
     def reserve(project_id: int) -> None:
@@ -103,16 +126,26 @@ def test_the_conditional_update_alone_holds_the_cap_without_any_chain_lock(
 def test_racing_approvals_leave_a_history_and_ledger_that_verify(fresh_z: Zizhi) -> None:
     world = World(fresh_z)
     communities = [world.community() for _ in range(3)]
-    review = [world.advance(world.project(c), "review", budget_fen=2_000_000)
-              for c in communities for _ in range(4)]
-    race([lambda p=p: projects.fire(fresh_z, world.committee(p.community_id), p.id, "approve",
-                                    VOTE) for p in review])
+    review = [
+        world.advance(world.project(c), "review", budget_fen=2_000_000)
+        for c in communities
+        for _ in range(4)
+    ]
+    race(
+        [
+            lambda p=p: projects.fire(
+                fresh_z, world.committee(p.community_id), p.id, "approve", VOTE
+            )
+            for p in review
+        ]
+    )
     report = audit.verify(fresh_z, CLI)
     assert report.ok, report.first_bad
 
 
 def test_writers_in_different_communities_do_not_wait_for_each_other(
-        world: World, z: Zizhi, backend: str) -> None:
+    world: World, z: Zizhi, backend: str
+) -> None:
     """PostgreSQL locks one chain row per community; SQLite has one writer at a time."""
     busy, other = world.community(), world.community()
     project = world.project(other)
@@ -128,9 +161,12 @@ def test_writers_in_different_communities_do_not_wait_for_each_other(
     holder.start()
     assert holding.wait(10)
     finished = threading.Event()
-    writer = threading.Thread(target=lambda: (
-        projects.fire(z, world.committee(other), project.id, "cancel", {"reason": "测试"}),
-        finished.set()))
+    writer = threading.Thread(
+        target=lambda: (
+            projects.fire(z, world.committee(other), project.id, "cancel", {"reason": "测试"}),
+            finished.set(),
+        )
+    )
     writer.start()
     blocked = not finished.wait(2)
     release.set()
@@ -161,10 +197,17 @@ def test_writers_in_one_community_take_turns(world: World, z: Zizhi) -> None:
 
 
 def test_a_fresh_community_years_allocation_set_concurrently_ends_consistent(
-        world: World, z: Zizhi) -> None:
+    world: World, z: Zizhi
+) -> None:
     community = world.community()
-    results = race([lambda n=n: places.set_allocation(z, CLI, community, "party_service", 2032,
-                                                      1_000_000 + n) for n in range(8)])
+    results = race(
+        [
+            lambda n=n: places.set_allocation(
+                z, CLI, community, "party_service", 2032, 1_000_000 + n
+            )
+            for n in range(8)
+        ]
+    )
     assert not [r for r in results if isinstance(r, Exception)]
     final = places.funds(z, CLI, community, year=2032)[1].allocated_fen
     lines = places.statement(z, CLI, community, "party_service", 2032).items

@@ -17,13 +17,15 @@ from tests.factories import VOTE, World
 
 def _counts(z: Zizhi) -> tuple[int, int]:
     with z.read() as conn:
-        return (conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one(),
-                conn.execute(sa.select(sa.func.count()).select_from(ledger_entries))
-                .scalar_one())
+        return (
+            conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one(),
+            conn.execute(sa.select(sa.func.count()).select_from(ledger_entries)).scalar_one(),
+        )
 
 
 def test_an_approval_beyond_the_available_fund_is_refused_and_changes_nothing(
-        world: World, z: Zizhi) -> None:
+    world: World, z: Zizhi
+) -> None:
     community = world.community()
     committee = world.committee(community)
     first = world.advance(world.project(community), "review", budget_fen=3_000_000)
@@ -35,41 +37,66 @@ def test_an_approval_beyond_the_available_fund_is_refused_and_changes_nothing(
     assert _counts(z) == before
     unchanged = projects.get_project(z, committee, second.id)
     assert (unchanged.state, unchanged.version, unchanged.reserved_fen) == (
-        "review", second.version, 0)
+        "review",
+        second.version,
+        0,
+    )
 
 
-def test_a_plan_over_the_available_fund_is_refused_at_submission(world: World,
-                                                                 z: Zizhi) -> None:
+def test_a_plan_over_the_available_fund_is_refused_at_submission(world: World, z: Zizhi) -> None:
     community = world.community()
     project = world.advance(world.project(community), "planning")
     with pytest.raises(FundCapExceeded):
-        projects.fire(z, world.committee(community), project.id, "submit_plan",
-                      {"budget_fen": 5_000_001, "plan": "超预算"})
+        projects.fire(
+            z,
+            world.committee(community),
+            project.id,
+            "submit_plan",
+            {"budget_fen": 5_000_001, "plan": "超预算"},
+        )
 
 
 def test_an_expense_can_never_take_more_than_what_is_left_of_the_reservation(
-        world: World, z: Zizhi) -> None:
+    world: World, z: Zizhi
+) -> None:
     community = world.community()
     committee = world.committee(community)
     project = world.advance(world.project(community), "implementation", budget_fen=1_000)
-    projects.record_expense(z, committee, project.id, {
-        "amount_fen": 600, "payee": "甲", "invoice_no": "1", "description": "材料"})
+    projects.record_expense(
+        z,
+        committee,
+        project.id,
+        {"amount_fen": 600, "payee": "甲", "invoice_no": "1", "description": "材料"},
+    )
     with pytest.raises(FundCapExceeded, match="剩余预留经费 400 分"):
-        projects.record_expense(z, committee, project.id, {
-            "amount_fen": 401, "payee": "甲", "invoice_no": "2", "description": "材料"})
-    projects.record_expense(z, committee, project.id, {
-        "amount_fen": 400, "payee": "甲", "invoice_no": "2", "description": "材料"})
+        projects.record_expense(
+            z,
+            committee,
+            project.id,
+            {"amount_fen": 401, "payee": "甲", "invoice_no": "2", "description": "材料"},
+        )
+    projects.record_expense(
+        z,
+        committee,
+        project.id,
+        {"amount_fen": 400, "payee": "甲", "invoice_no": "2", "description": "材料"},
+    )
     done = projects.get_project(z, committee, project.id)
     assert (done.reserved_fen, done.spent_fen) == (0, 1_000)
 
 
 def test_an_allocation_can_be_raised_or_lowered_but_never_below_what_is_committed(
-        world: World, z: Zizhi) -> None:
+    world: World, z: Zizhi
+) -> None:
     community = world.community()
     officer = world.street_officer(world.street_of(community))
     project = world.advance(world.project(community), "implementation", budget_fen=2_000_000)
-    projects.record_expense(z, world.committee(community), project.id, {
-        "amount_fen": 500_000, "payee": "乙", "invoice_no": "A", "description": "施工"})
+    projects.record_expense(
+        z,
+        world.committee(community),
+        project.id,
+        {"amount_fen": 500_000, "payee": "乙", "invoice_no": "A", "description": "施工"},
+    )
     year = project.year
     raised = places.set_allocation(z, officer, community, "self_governance", year, 6_000_000)
     assert (raised.allocated_fen, raised.available_fen) == (6_000_000, 4_000_000)
@@ -79,28 +106,46 @@ def test_an_allocation_can_be_raised_or_lowered_but_never_below_what_is_committe
         places.set_allocation(z, officer, community, "self_governance", year, 1_999_999)
     lines = places.statement(z, CLI, community, "self_governance", year).items
     assert [(line.kind, line.amount_fen) for line in lines] == [
-        ("allocate", 5_000_000), ("reserve", 2_000_000), ("spend", 500_000),
-        ("allocate", 1_000_000), ("allocate", -4_000_000)]
-    assert [line.available_fen for line in lines] == [5_000_000, 3_000_000, 3_000_000,
-                                                      4_000_000, 0]
+        ("allocate", 5_000_000),
+        ("reserve", 2_000_000),
+        ("spend", 500_000),
+        ("allocate", 1_000_000),
+        ("allocate", -4_000_000),
+    ]
+    assert [line.available_fen for line in lines] == [5_000_000, 3_000_000, 3_000_000, 4_000_000, 0]
 
 
-def test_a_rural_community_has_no_party_service_fund_until_one_is_set(world: World,
-                                                                     z: Zizhi) -> None:
+def test_a_rural_community_has_no_party_service_fund_until_one_is_set(
+    world: World, z: Zizhi
+) -> None:
     village = world.community(kind="rural")
     funds = {f.fund: f.allocated_fen for f in places.funds(z, CLI, village)}
     assert funds == {"self_governance": 5_000_000, "party_service": 0}
     project = world.advance(world.project(village, workflow="party_service"), "planning")
     with pytest.raises(FundCapExceeded):
-        projects.fire(z, world.committee(village), project.id, "submit_plan",
-                      {"budget_fen": 1, "plan": "方案"})
+        projects.fire(
+            z,
+            world.committee(village),
+            project.id,
+            "submit_plan",
+            {"budget_fen": 1, "plan": "方案"},
+        )
     places.set_allocation(z, CLI, village, "party_service", project.year, 100_000)
-    assert projects.fire(z, world.committee(village), project.id, "submit_plan",
-                         {"budget_fen": 100_000, "plan": "方案"}).state == "review"
+    assert (
+        projects.fire(
+            z,
+            world.committee(village),
+            project.id,
+            "submit_plan",
+            {"budget_fen": 100_000, "plan": "方案"},
+        ).state
+        == "review"
+    )
 
 
 def test_an_explicit_allocation_on_a_fresh_year_opens_the_account_with_it(
-        world: World, z: Zizhi) -> None:
+    world: World, z: Zizhi
+) -> None:
     community = world.community()
     fund = places.set_allocation(z, CLI, community, "self_governance", 2030, 7_000_000)
     assert fund.allocated_fen == 7_000_000
@@ -108,20 +153,24 @@ def test_an_explicit_allocation_on_a_fresh_year_opens_the_account_with_it(
     assert [(line.kind, line.amount_fen) for line in lines] == [("allocate", 7_000_000)]
 
 
-def test_balances_can_be_read_as_of_a_past_moment(world: World, z: Zizhi,
-                                                  registry: object) -> None:
+def test_balances_can_be_read_as_of_a_past_moment(world: World, z: Zizhi, registry: object) -> None:
     community = world.community()
     committee = world.committee(community)
     project = world.advance(world.project(community), "implementation", budget_fen=1_500_000)
     reserved_at = projects.get_project(z, committee, project.id).updated_at
-    projects.record_expense(z, committee, project.id, {
-        "amount_fen": 250_000, "payee": "丙", "invoice_no": "T1", "description": "宣传"})
+    projects.record_expense(
+        z,
+        committee,
+        project.id,
+        {"amount_fen": 250_000, "payee": "丙", "invoice_no": "T1", "description": "宣传"},
+    )
     now = places.funds(z, committee, community)[0]
     assert (now.reserved_fen, now.spent_fen) == (1_250_000, 250_000)
     then = places.funds(z, committee, community, as_of=reserved_at)[0]
     assert (then.reserved_fen, then.spent_fen) == (1_500_000, 0)
-    before = places.funds(z, committee, community, as_of=reserved_at - timedelta(days=400),
-                          year=project.year)[0]
+    before = places.funds(
+        z, committee, community, as_of=reserved_at - timedelta(days=400), year=project.year
+    )[0]
     assert (before.allocated_fen, before.reserved_fen, before.spent_fen) == (5_000_000, 0, 0)
 
 
@@ -135,5 +184,10 @@ def test_the_database_itself_refuses_a_balance_over_the_cap(world: World, z: Ziz
     community = world.community()
     places.set_allocation(z, CLI, community, "self_governance", 2031, 100)
     with pytest.raises(sa.exc.IntegrityError), z.db.write() as conn:
-        conn.execute(sa.text("UPDATE fund_accounts SET reserved_fen = 101 "
-                             "WHERE community_id = :c AND year = 2031"), {"c": community})
+        conn.execute(
+            sa.text(
+                "UPDATE fund_accounts SET reserved_fen = 101 "
+                "WHERE community_id = :c AND year = 2031"
+            ),
+            {"c": community},
+        )

@@ -50,21 +50,29 @@ class Model:
 
 
 amounts = st.integers(1, 3_000_000)
-ops = st.lists(st.one_of(
-    st.tuples(st.just("open"), amounts),
-    st.tuples(st.just("approve"), st.integers(0, 7)),
-    st.tuples(st.just("expense"), st.integers(0, 7), st.integers(1, 2_000_000)),
-    st.tuples(st.just("close"), st.integers(0, 7)),
-    st.tuples(st.just("cancel"), st.integers(0, 7)),
-    st.tuples(st.just("allocate"), st.integers(0, 8_000_000)),
-), min_size=1, max_size=14)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("open"), amounts),
+        st.tuples(st.just("approve"), st.integers(0, 7)),
+        st.tuples(st.just("expense"), st.integers(0, 7), st.integers(1, 2_000_000)),
+        st.tuples(st.just("close"), st.integers(0, 7)),
+        st.tuples(st.just("cancel"), st.integers(0, 7)),
+        st.tuples(st.just("allocate"), st.integers(0, 8_000_000)),
+    ),
+    min_size=1,
+    max_size=14,
+)
 # Start with a few plans in review, so most steps have something to act on.
-scenarios = st.tuples(st.lists(st.tuples(st.just("open"), amounts), min_size=1, max_size=4),
-                      ops).map(lambda parts: parts[0] + parts[1])
+scenarios = st.tuples(
+    st.lists(st.tuples(st.just("open"), amounts), min_size=1, max_size=4), ops
+).map(lambda parts: parts[0] + parts[1])
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(scenarios)
 def test_the_ledger_agrees_with_a_reference_model(z: Zizhi, steps: list[tuple]) -> None:  # type: ignore[type-arg]
     world = World(z)
@@ -77,12 +85,14 @@ def test_the_ledger_agrees_with_a_reference_model(z: Zizhi, steps: list[tuple]) 
         kind = step[0]
         if kind == "open":
             budget = step[1]
-            project = world.advance(world.project(community, committee=committee), "planning",
-                                    committee=committee)
+            project = world.advance(
+                world.project(community, committee=committee), "planning", committee=committee
+            )
             year = project.year
             try:
-                projects.fire(z, committee, project.id, "submit_plan",
-                              {"budget_fen": budget, "plan": "方案"})
+                projects.fire(
+                    z, committee, project.id, "submit_plan", {"budget_fen": budget, "plan": "方案"}
+                )
             except FundCapExceeded:
                 assert budget > model.available
                 continue
@@ -116,9 +126,17 @@ def test_the_ledger_agrees_with_a_reference_model(z: Zizhi, steps: list[tuple]) 
             amount = step[2]
             invoice += 1
             try:
-                projects.record_expense(z, committee, target.id, {
-                    "amount_fen": amount, "payee": "供应商", "invoice_no": str(invoice),
-                    "description": "材料"})
+                projects.record_expense(
+                    z,
+                    committee,
+                    target.id,
+                    {
+                        "amount_fen": amount,
+                        "payee": "供应商",
+                        "invoice_no": str(invoice),
+                        "description": "材料",
+                    },
+                )
             except FundCapExceeded:
                 assert amount > target.reserved
             else:
@@ -141,24 +159,35 @@ def _check(z: Zizhi, community: str, year: int, model: Model) -> None:
         return
     fund = places.funds(z, CLI, community, year=year)[0]
     assert (fund.allocated_fen, fund.reserved_fen, fund.spent_fen) == (
-        model.allocated, model.reserved, model.spent)
+        model.allocated,
+        model.reserved,
+        model.spent,
+    )
     assert fund.reserved_fen + fund.spent_fen <= fund.allocated_fen
     with z.read() as conn:
-        sums = dict(conn.execute(
-            sa.select(ledger_entries.c.kind, sa.func.sum(ledger_entries.c.amount_fen))
-            .where(ledger_entries.c.community_id == community,
-                   ledger_entries.c.fund == YEAR_FUND, ledger_entries.c.year == year)
-            .group_by(ledger_entries.c.kind)).all())
+        sums = dict(
+            conn.execute(
+                sa.select(ledger_entries.c.kind, sa.func.sum(ledger_entries.c.amount_fen))
+                .where(
+                    ledger_entries.c.community_id == community,
+                    ledger_entries.c.fund == YEAR_FUND,
+                    ledger_entries.c.year == year,
+                )
+                .group_by(ledger_entries.c.kind)
+            ).all()
+        )
     if not sums:  # not opened yet: the view shows the default allocation, untouched
         assert (fund.allocated_fen, fund.reserved_fen) == (5_000_000, 0)
         return
     allocated = sums.get("allocate", 0)
     spent = sums.get("spend", 0)
     reserved = sums.get("reserve", 0) - spent - sums.get("release", 0)
-    assert (allocated, reserved, spent) == (fund.allocated_fen, fund.reserved_fen,
-                                            fund.spent_fen)
+    assert (allocated, reserved, spent) == (fund.allocated_fen, fund.reserved_fen, fund.spent_fen)
     for p in model.projects:
         actual = projects.get_project(z, CLI, p.id)
-        assert (actual.state, actual.reserved_fen, actual.spent_fen) == (p.state, p.reserved,
-                                                                         p.spent)
+        assert (actual.state, actual.reserved_fen, actual.spent_fen) == (
+            p.state,
+            p.reserved,
+            p.spent,
+        )
         assert actual.spent_fen <= (actual.budget_fen or 0)

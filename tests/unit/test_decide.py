@@ -35,8 +35,9 @@ class Facts:
 
 
 def test_a_valid_step_names_its_source_target_and_cleaned_fields() -> None:
-    step = SG.decide("planning", "submit_plan", Role.committee,
-                     {"budget_fen": 100, "plan": "方案"}, Facts())
+    step = SG.decide(
+        "planning", "submit_plan", Role.committee, {"budget_fen": 100, "plan": "方案"}, Facts()
+    )
     assert (step.source, step.dest) == ("planning", "review")
     assert dict(step.data) == {"budget_fen": 100, "plan": "方案"}
     assert step.action.effects == ("set_budget",)
@@ -65,30 +66,37 @@ def test_a_final_state_allows_nothing() -> None:
 
 def test_bad_fields_are_refused_before_conditions_run() -> None:
     with pytest.raises(ValidationFailed):
-        SG.decide("planning", "submit_plan", Role.committee, {"budget_fen": "1"},
-                  Facts(available=0))
+        SG.decide(
+            "planning", "submit_plan", Role.committee, {"budget_fen": "1"}, Facts(available=0)
+        )
 
 
 def test_closing_collection_needs_a_demand() -> None:
     with pytest.raises(GuardFailed, match="至少需要登记一条居民需求"):
-        SG.decide("demand_collection", "close_collection", Role.committee, {},
-                  Facts(demands=0))
+        SG.decide("demand_collection", "close_collection", Role.committee, {}, Facts(demands=0))
 
 
 def test_a_plan_over_the_available_fund_is_a_fund_refusal() -> None:
     with pytest.raises(FundCapExceeded):
-        SG.decide("planning", "submit_plan", Role.committee,
-                  {"budget_fen": 5_000_001, "plan": "方案"}, Facts(available=5_000_000))
+        SG.decide(
+            "planning",
+            "submit_plan",
+            Role.committee,
+            {"budget_fen": 5_000_001, "plan": "方案"},
+            Facts(available=5_000_000),
+        )
 
 
-@pytest.mark.parametrize(("vote", "reason"), [
-    ({**VOTE, "attendees": 5, "votes_for": 4, "votes_against": 1}, "未达法定人数"),
-    ({**VOTE, "attendees": 10, "votes_for": 10, "votes_against": 0}, "超过议事会人数"),
-    ({**VOTE, "votes_for": 3, "votes_against": 3, "abstentions": 1}, "未超过出席人数"),
-    ({**VOTE, "votes_for": 6, "votes_against": 2}, "与出席人数 7 不符"),
-])
-def test_a_council_vote_without_quorum_or_majority_fails(vote: dict[str, Any],
-                                                         reason: str) -> None:
+@pytest.mark.parametrize(
+    ("vote", "reason"),
+    [
+        ({**VOTE, "attendees": 5, "votes_for": 4, "votes_against": 1}, "未达法定人数"),
+        ({**VOTE, "attendees": 10, "votes_for": 10, "votes_against": 0}, "超过议事会人数"),
+        ({**VOTE, "votes_for": 3, "votes_against": 3, "abstentions": 1}, "未超过出席人数"),
+        ({**VOTE, "votes_for": 6, "votes_against": 2}, "与出席人数 7 不符"),
+    ],
+)
+def test_a_council_vote_without_quorum_or_majority_fails(vote: dict[str, Any], reason: str) -> None:
     with pytest.raises(GuardFailed, match=reason):
         SG.decide("review", "approve", Role.committee, vote, Facts())
 
@@ -103,7 +111,11 @@ def test_the_street_approves_party_service_projects() -> None:
 
 def test_allowed_actions_depend_on_state_and_role() -> None:
     assert SG.allowed_actions("review", Role.committee) == [
-        "reject", "return_for_revision", "approve", "cancel"]
+        "reject",
+        "return_for_revision",
+        "approve",
+        "cancel",
+    ]
     assert SG.allowed_actions("review", Role.street) == ["cancel"]
     assert SG.allowed_actions("completed", Role.committee) == []
     assert PS.allowed_actions("street_review", Role.street) == ["street_approve", "cancel"]

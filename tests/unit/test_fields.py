@@ -28,18 +28,23 @@ def _refusal(data: dict[str, Any]) -> dict[str, str]:
 
 def test_valid_data_is_returned_in_declaration_order() -> None:
     assert list(fields.validate(SPECS, {"score": 3, "plan": "清理", "budget_fen": 1})) == [
-        "budget_fen", "plan", "score"]
+        "budget_fen",
+        "plan",
+        "score",
+    ]
 
 
-@pytest.mark.parametrize("amount", ["100", 100.0, 99.5, True, None, [100], {"fen": 1}, 0, -1,
-                                    MAX_AMOUNT_FEN + 1, 10**30])
+@pytest.mark.parametrize(
+    "amount", ["100", 100.0, 99.5, True, None, [100], {"fen": 1}, 0, -1, MAX_AMOUNT_FEN + 1, 10**30]
+)
 def test_an_amount_must_be_a_positive_integer_of_fen_within_bounds(amount: Any) -> None:
     assert "budget_fen" in _refusal({**GOOD, "budget_fen": amount})
 
 
 def test_the_largest_amount_is_accepted() -> None:
     assert fields.validate(SPECS, {**GOOD, "budget_fen": MAX_AMOUNT_FEN})["budget_fen"] == (
-        MAX_AMOUNT_FEN)
+        MAX_AMOUNT_FEN
+    )
 
 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 11, 5, "a\x00b", "响铃\x07"])

@@ -10,19 +10,34 @@ import pytest
 from engine.history import canonical_json, event_hash, genesis_hash
 
 BASE: dict[str, Any] = {
-    "chain": "lihe", "seq": 3, "at": datetime(2026, 3, 1, 4, 0, 0, 123456, tzinfo=UTC),
-    "actor": "token:ab", "role": "committee", "community_id": "lihe", "project_id": 7,
-    "type": "project.transitioned", "data": canonical_json({"to": "review"}),
+    "chain": "lihe",
+    "seq": 3,
+    "at": datetime(2026, 3, 1, 4, 0, 0, 123456, tzinfo=UTC),
+    "actor": "token:ab",
+    "role": "committee",
+    "community_id": "lihe",
+    "project_id": 7,
+    "type": "project.transitioned",
+    "data": canonical_json({"to": "review"}),
     "prev_hash": "0" * 64,
 }
 
 
-@pytest.mark.parametrize(("field", "other"), [
-    ("chain", "other"), ("seq", 4), ("at", datetime(2026, 3, 1, 4, 0, 0, 123457, tzinfo=UTC)),
-    ("actor", "token:cd"), ("role", "street"), ("community_id", None), ("project_id", 8),
-    ("type", "project.created"), ("data", canonical_json({"to": "planning"})),
-    ("prev_hash", "1" * 64),
-])
+@pytest.mark.parametrize(
+    ("field", "other"),
+    [
+        ("chain", "other"),
+        ("seq", 4),
+        ("at", datetime(2026, 3, 1, 4, 0, 0, 123457, tzinfo=UTC)),
+        ("actor", "token:cd"),
+        ("role", "street"),
+        ("community_id", None),
+        ("project_id", 8),
+        ("type", "project.created"),
+        ("data", canonical_json({"to": "planning"})),
+        ("prev_hash", "1" * 64),
+    ],
+)
 def test_changing_any_field_changes_the_hash(field: str, other: Any) -> None:
     assert event_hash(**BASE) != event_hash(**{**BASE, field: other})
 
