@@ -8,12 +8,14 @@ wrong with it. Routes never build error answers themselves: they let engine erro
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import VersionConflict, ZizhiError
@@ -141,11 +143,29 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # The request body is never logged: it may carry residents' personal data.
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.error(
+        "unexpected error on %s %s: %s\n%s",
+        request.method,
+        request.url.path,
+        _describe(exc),
+        "".join(traceback.format_tb(exc.__traceback__)),
+    )
     return problem(
         "internal_error", "服务器内部错误，请稍后重试；问题已记录", instance=request.url.path
     )
+
+
+def _describe(exc: Exception) -> str:
+    """The error without the data it may quote.
+
+    Never the request body, and for database errors only the primary message: PostgreSQL's
+    DETAIL line quotes the failing row, which can hold a resident's name and phone number.
+    """
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        diag = getattr(exc.orig, "diag", None)
+        primary = getattr(diag, "message_primary", None) or str(exc.orig).split("\n")[0]
+        return f"{type(exc.orig).__name__}: {primary}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 _MESSAGES = {

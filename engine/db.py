@@ -45,7 +45,9 @@ class Database:
                 raise ValueError(f"sqlite_synchronous must be one of {SQLITE_SYNCHRONOUS}")
             self.engine = _sqlite_engine(self.url, sqlite_synchronous, pool_size)
         elif self.url.get_backend_name() == "postgresql":
-            self.engine = sa.create_engine(self.url, pool_size=pool_size, max_overflow=pool_size)
+            self.engine = sa.create_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
+            )
         else:
             raise ValueError(
                 f"unsupported database {self.url.get_backend_name()!r}; "
@@ -132,6 +134,7 @@ def _sqlite_engine(url: sa.URL, synchronous: str, pool_size: int) -> Engine:
         raise ValueError("Zizhi needs a SQLite file, not an in-memory database")
     engine = sa.create_engine(
         url,
+        hide_parameters=True,  # errors and logs never carry residents' data or secrets
         connect_args={"check_same_thread": False, "timeout": 30},
         pool_size=pool_size,
         max_overflow=pool_size,
