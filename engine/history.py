@@ -85,19 +85,29 @@ _MOVE_HEAD = sa.update(chain_heads).where(chain_heads.c.chain == sa.bindparam("h
 class ChainWriter:
     """Appends to one chain inside one transaction; the head row stays locked until commit."""
 
-    def __init__(self, conn: Connection, chain: str, actor: Actor, at: datetime) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        chain: str,
+        actor: Actor,
+        at: datetime,
+        head: tuple[int, str] | None = None,
+    ) -> None:
+        """Lock the chain's head row, unless the caller already locked it and passes ``head``."""
         self._conn = conn
         self.chain = chain
         self._actor = actor
         self._at = at
-        head = conn.execute(_LOCK_HEAD, {"chain": chain}).first()
-        if head is None:  # a chain's first writer; ON CONFLICT lets a racing first writer win
-            conn.execute(
-                insert_ignore(conn.dialect.name, chain_heads),
-                {"chain": chain, "seq": 0, "hash": genesis_hash(chain)},
-            )
-            head = conn.execute(_LOCK_HEAD, {"chain": chain}).one()
-        self._seq, self._hash = head.seq, head.hash
+        if head is None:
+            row = conn.execute(_LOCK_HEAD, {"chain": chain}).first()
+            if row is None:  # a chain's first writer; ON CONFLICT lets a racing first one win
+                conn.execute(
+                    insert_ignore(conn.dialect.name, chain_heads),
+                    {"chain": chain, "seq": 0, "hash": genesis_hash(chain)},
+                )
+                row = conn.execute(_LOCK_HEAD, {"chain": chain}).one()
+            head = (row.seq, row.hash)
+        self._seq, self._hash = head
         self._start_seq = self._seq
 
     def append(

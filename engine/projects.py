@@ -23,7 +23,7 @@ from engine.effects import EFFECTS
 from engine.errors import ActionNotAllowed, AlreadyExists, NotFound, VersionConflict
 from engine.ledger import Account
 from engine.pagination import Page, check_limit, decode_cursor, page_of
-from engine.tables import communities, demands, expenses, projects
+from engine.tables import chain_heads, communities, demands, expenses, projects
 from engine.uow import Change, IdempotencyKey, Zizhi
 from engine.workflow import Workflow
 
@@ -50,8 +50,20 @@ _READ = (
     .join(communities, communities.c.id == _p.community_id)
     .where(_p.id == sa.bindparam("project"))
 )
-# Writers lock the project row, then its community's chain head: always in that order.
-_LOCK = _READ.with_for_update(of=projects)
+# Writers lock the project row and its community's chain head in one statement (rows are
+# locked in that order, as every writer does), and read both fresh.
+_LOCK = (
+    sa.select(
+        projects,
+        communities.c.street,
+        chain_heads.c.seq.label("head_seq"),
+        chain_heads.c.hash.label("head_hash"),
+    )
+    .join(communities, communities.c.id == _p.community_id)
+    .join(chain_heads, chain_heads.c.chain == _p.community_id)
+    .where(_p.id == sa.bindparam("project"))
+    .with_for_update(of=[projects, chain_heads])
+)
 _INSERT = sa.insert(projects).returning(projects)
 _SAVE = (
     sa.update(projects)
@@ -356,7 +368,7 @@ def lock(change: Change, principal: Principal, project_id: int) -> ProjectRecord
     row = change.conn.execute(_LOCK, {"project": project_id}).first()
     if row is None or not principal.covers(row.community_id, row.street):
         raise NotFound(f"项目 {project_id} 不存在")
-    change.lock(row.community_id)
+    change.lock(row.community_id, head=(row.head_seq, row.head_hash))
     return ProjectRecord.from_row(row)
 
 

@@ -105,9 +105,10 @@ class Change:
     ) -> None:
         self._stack.__exit__(exc_type, exc, tb)
 
-    def lock(self, chain: str) -> None:
-        """Take the chain's head row, then look the Idempotency-Key up under that lock."""
-        self._history = ChainWriter(self.conn, chain, self._actor, self.at)
+    def lock(self, chain: str, head: tuple[int, str] | None = None) -> None:
+        """Take the chain's head row (unless already locked: ``head``), then look the
+        Idempotency-Key up under that lock."""
+        self._history = ChainWriter(self.conn, chain, self._actor, self.at, head)
         self._ledger = Ledger(self.conn, self._history, self._zizhi.policy, self.at)
         key = self._idempotency
         if key is None:
