@@ -25,8 +25,11 @@ from engine.errors import ZizhiError
 from engine.uow import Zizhi
 from workflows import load_registry
 
-app = typer.Typer(help="自治 Zizhi：居民自治项目流程与经费台账。", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="自治 Zizhi：居民自治项目流程与经费台账。",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 token_app = typer.Typer(help="API 令牌", no_args_is_help=True)
 user_app = typer.Typer(help="网页登录用户", no_args_is_help=True)
 community_app = typer.Typer(help="社区", no_args_is_help=True)
@@ -41,8 +44,11 @@ Streets = Annotated[list[str], typer.Option("--street", help="街道名称，可
 
 
 def open_zizhi(settings: Settings) -> Zizhi:
-    db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous,
-                  pool_size=settings.db_pool_size)
+    db = Database(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pool_size=settings.db_pool_size,
+    )
     db.migrate()
     return Zizhi(db, load_registry(), policy=settings.allocation_policy())
 
@@ -53,8 +59,11 @@ def _fail(exc: ZizhiError) -> NoReturn:
 
 
 @app.command()
-def serve(host: Annotated[str | None, typer.Option(help="监听地址")] = None,
-          port: Annotated[int | None, typer.Option(help="监听端口")] = None) -> None:
+def serve(
+    host: Annotated[str | None, typer.Option(help="监听地址")] = None,
+    port: Annotated[int | None, typer.Option(help="监听端口")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="数据库为空时先生成演示辖区")] = False,
+) -> None:
     """启动 API 与网页服务（首次启动时创建并打印管理员令牌）。"""
     import uvicorn
 
@@ -63,25 +72,34 @@ def serve(host: Annotated[str | None, typer.Option(help="监听地址")] = None,
     settings = Settings()
     z = open_zizhi(settings)
     host, port = host or settings.host, port or settings.port
+    if demo and not places.list_communities(z, CLI, limit=1).items:
+        _demo(z)
+    elif demo:
+        err.print("数据库中已有数据，不再生成演示辖区；沿用此前打印的令牌。")
     if not access.has_admin(z):
         token = access.create_token(z, CLI, name="初始管理员", role="admin")
         err.print("[bold]已创建初始管理员令牌（只显示这一次，请妥善保存）：[/bold]")
         print(token.token, flush=True)
-    err.print(f"自治 Zizhi 已启动：http://{host}:{port}/ ；接口文档 http://{host}:{port}/docs\n"
-              "调用接口时在请求头中加入  Authorization: Bearer <令牌>")
+    err.print(
+        f"自治 Zizhi 已启动：http://{host}:{port}/ ；接口文档 http://{host}:{port}/docs\n"
+        "调用接口时在请求头中加入  Authorization: Bearer <令牌>"
+    )
     uvicorn.run(create_app(z, settings), host=host, port=port, log_level=settings.log_level)
 
 
 @token_app.command("create")
-def token_create(role: Annotated[str, typer.Option(help="admin / street / committee / auditor")],
-                 name: Annotated[str, typer.Option(help="令牌名称，如 里河社区居委会")],
-                 community: Communities = [],  # noqa: B006 (typer reads the default)
-                 street: Streets = []) -> None:  # noqa: B006
+def token_create(
+    role: Annotated[str, typer.Option(help="admin / street / committee / auditor")],
+    name: Annotated[str, typer.Option(help="令牌名称，如 里河社区居委会")],
+    community: Communities = [],
+    street: Streets = [],
+) -> None:
     """创建 API 令牌；令牌明文单独打印在最后一行。"""
     z = open_zizhi(Settings())
     try:
-        token = access.create_token(z, CLI, name=name, role=role, communities=community,
-                                    streets=street)
+        token = access.create_token(
+            z, CLI, name=name, role=role, communities=community, streets=street
+        )
     except ZizhiError as exc:
         _fail(exc)
     err.print(f"已创建令牌 {token.id}（{token.role}，{token.name}）；明文只显示这一次：")
@@ -89,12 +107,15 @@ def token_create(role: Annotated[str, typer.Option(help="admin / street / commit
 
 
 @user_app.command("create")
-def user_create(username: Annotated[str, typer.Option(help="登录名")],
-                role: Annotated[str, typer.Option(help="admin / street / committee / auditor")],
-                community: Communities = [],  # noqa: B006
-                street: Streets = [],  # noqa: B006
-                password_stdin: Annotated[bool, typer.Option(
-                    "--password-stdin", help="从标准输入读取密码")] = False) -> None:
+def user_create(
+    username: Annotated[str, typer.Option(help="登录名")],
+    role: Annotated[str, typer.Option(help="admin / street / committee / auditor")],
+    community: Communities = [],
+    street: Streets = [],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="从标准输入读取密码")
+    ] = False,
+) -> None:
     """创建网页登录用户（密码只以加盐慢哈希保存）。"""
     if not password_stdin:
         err.print("[red]请用 --password-stdin 从标准输入提供密码，避免密码出现在命令行历史中[/red]")
@@ -102,25 +123,34 @@ def user_create(username: Annotated[str, typer.Option(help="登录名")],
     password = sys.stdin.readline().rstrip("\r\n")
     z = open_zizhi(Settings())
     try:
-        user = access.create_user(z, CLI, username=username, role=role, password=password,
-                                  communities=community, streets=street)
+        user = access.create_user(
+            z,
+            CLI,
+            username=username,
+            role=role,
+            password=password,
+            communities=community,
+            streets=street,
+        )
     except ZizhiError as exc:
         _fail(exc)
     print(f"已创建用户 {user.username}（{user.role}）")
 
 
 @community_app.command("create")
-def community_create(id: Annotated[str, typer.Option(help="社区编号，如 lihe")],
-                     name: Annotated[str, typer.Option(help="名称，如 里河社区")],
-                     street: Annotated[str, typer.Option(help="所属街道")],
-                     district: Annotated[str, typer.Option(help="所属区")],
-                     kind: Annotated[str, typer.Option(help="urban 社区 / rural 村")] = "urban",
-                     ) -> None:
+def community_create(
+    id: Annotated[str, typer.Option(help="社区编号，如 lihe")],
+    name: Annotated[str, typer.Option(help="名称，如 里河社区")],
+    street: Annotated[str, typer.Option(help="所属街道")],
+    district: Annotated[str, typer.Option(help="所属区")],
+    kind: Annotated[str, typer.Option(help="urban 社区 / rural 村")] = "urban",
+) -> None:
     """创建社区。"""
     z = open_zizhi(Settings())
     try:
-        community = places.create_community(z, CLI, id=id, name=name, street=street,
-                                            district=district, kind=kind)
+        community = places.create_community(
+            z, CLI, id=id, name=name, street=street, district=district, kind=kind
+        )
     except ZizhiError as exc:
         _fail(exc)
     print(f"已创建社区 {community.id}（{community.name}，{community.street}）")
@@ -130,17 +160,25 @@ def community_create(id: Annotated[str, typer.Option(help="社区编号，如 li
 def verify() -> None:
     """校验历史哈希链与账本；发现问题时以状态 1 退出并指出第一处。"""
     z = open_zizhi(Settings())
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err,
-                  transient=True) as progress:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
+    ) as progress:
         task = progress.add_task("正在校验历史链……", total=None)
-        report = audit.verify(z, CLI, progress=lambda n: progress.update(
-            task, description=f"正在校验历史链……已校验 {n} 条事件"))
+        report = audit.verify(
+            z,
+            CLI,
+            progress=lambda n: progress.update(
+                task, description=f"正在校验历史链……已校验 {n} 条事件"
+            ),
+        )
     if report.ok:
         print(f"校验通过：{report.checked} 条事件，哈希链完整，账本余额与分录一致")
         return
     bad = report.first_bad or {}
-    print(f"校验失败：链 {bad.get('chain')} 第 {bad.get('seq')} 条"
-          f"（事件 {bad.get('event_id')}）：{bad.get('reason')}")
+    print(
+        f"校验失败：链 {bad.get('chain')} 第 {bad.get('seq')} 条"
+        f"（事件 {bad.get('event_id')}）：{bad.get('reason')}"
+    )
     raise typer.Exit(1)
 
 
@@ -158,6 +196,15 @@ def demo(
 ) -> None:
     """在空数据库中生成演示辖区（姑苏区 8 个街道、168 个社区），每个项目都经流程引擎办理。"""
     z = open_zizhi(Settings())
+    try:
+        _demo(z, communities=communities, years=years, seed=seed)
+    except ZizhiError as exc:
+        _fail(exc)
+
+
+def _demo(
+    z: Zizhi, *, communities: int = 168, years: int = 1, seed: int = demo_district.DEFAULT_SEED
+) -> None:
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -172,12 +219,9 @@ def demo(
         def report(description: str, done: int, total: int) -> None:
             progress.update(task, description=description, completed=done, total=total)
 
-        try:
-            result = demo_district.generate(
-                z, communities=communities, years=years, seed=seed, progress=report
-            )
-        except ZizhiError as exc:
-            _fail(exc)
+        result = demo_district.generate(
+            z, communities=communities, years=years, seed=seed, progress=report
+        )
     for line in demo_district.summary(result):
         print(line)
     print(result.admin_token, flush=True)

@@ -11,8 +11,9 @@ A year is built in two passes. First a plan, pure and seeded (``api.demo_plan``)
 projects, where each stops, budgets that together fit the community's allocation, and every
 change each goes through, stamped with a moment of that year. Then, here, the changes of all
 communities run in time order with the clock set to each one's moment, so time never runs
-backwards on any chain. Past years run on that simulated clock; the current year, and the
-tokens printed at the end, on the real one.
+backwards on any chain. The current year's moments are squeezed into the part of the year
+that has passed, so its timelines look real too; only the tokens printed at the end carry
+the real time.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from api import demo_content as content
 from api.demo_plan import WORKDAY, Op, Place, Planner, district, moment, street_username
 from engine import audit, demands, places, projects
 from engine.access import CLI, Principal, create_token, create_user
-from engine.domain import Role, fiscal_year, utc_now
+from engine.domain import FISCAL_TZ, Role, fiscal_year, utc_now
 from engine.errors import AlreadyExists
 from engine.uow import Zizhi
 
@@ -89,8 +90,16 @@ def generate(
         if progress is not None:
             progress(description, done, total)
 
+    now = utc_now()
+    squeeze = _squeeze(plans[-1][1], now)
+
+    def simulated(year: int, office_minutes: float) -> datetime:
+        if year == this_year:
+            office_minutes *= squeeze
+        return min(moment(year, office_minutes), now)  # never in the future
+
     # The district exists from the first working morning of the first year.
-    clock.moment = None if calendar[0] == this_year else moment(calendar[0], WORKDAY)
+    clock.moment = simulated(calendar[0], 0)
     for place in chosen:
         places.create_community(
             demo_z,
@@ -116,7 +125,7 @@ def generate(
         tick("正在创建登录用户")
     for year, ops in plans:
         for op in ops:
-            clock.moment = None if year == this_year else moment(year, op.at)
+            clock.moment = simulated(year, op.at)
             _run(demo_z, op, people)
             tick(f"正在办理 {year} 年度的项目")
     sign_ins = _tokens(z, chosen)
@@ -155,7 +164,7 @@ def summary(result: DemoResult) -> list[str]:
         f"历史事件 {result.events} 条，哈希链与账本校验通过。",
         f"本年度项目所处阶段：{by_state}",
         "",
-        f"网页登录（/login），以下演示用户的密码均为：{result.password}",
+        f"网页登录用户（网页界面上线后使用），密码均为：{result.password}",
         "  管理员        admin",
         "  审计人员      auditor（全市只读）",
         "  街道工作人员  " + "、".join(f"{street_username(s)}（{s}）" for s in streets),
@@ -168,6 +177,20 @@ def summary(result: DemoResult) -> list[str]:
 
 
 # --- running it ----------------------------------------------------------------------------
+
+
+def _squeeze(ops: Sequence[Op], now: datetime) -> float:
+    """How much to shrink this year's planned office minutes to end before now."""
+    local = now.astimezone(FISCAL_TZ)
+    passed = (
+        (
+            local - local.replace(month=1, day=1, hour=8, minute=30, second=0, microsecond=0)
+        ).total_seconds()
+        / 86400
+        * WORKDAY
+    )
+    last = max((op.at for op in ops), default=0.0)
+    return 1.0 if last <= passed else max(passed, 0.0) / last
 
 
 class _Clock:

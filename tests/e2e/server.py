@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -38,11 +39,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(database_url: str, cwd: Path | None = None) -> Iterator[tuple[str, list[str]]]:
+def serve(
+    database_url: str, *options: str, cwd: Path | None = None
+) -> Iterator[tuple[str, list[str]]]:
     """Start ``zizhi serve``; yield its base URL and the lines it printed on stdout."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), *options],
         cwd=cwd or REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -56,7 +59,7 @@ def serve(database_url: str, cwd: Path | None = None) -> Iterator[tuple[str, lis
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 600  # --demo fills a whole district first
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"zizhi serve exited: {process.communicate()[1]}")
@@ -75,16 +78,17 @@ def serve(database_url: str, cwd: Path | None = None) -> Iterator[tuple[str, lis
 
 
 def _printed(process: subprocess.Popen[str]) -> list[str]:
-    """The lines printed on stdout before the server answered (the token, if any)."""
-    import selectors
+    """The lines printed on stdout before the server answered (the token, if any).
 
-    lines: list[str] = []
-    selector = selectors.DefaultSelector()
+    Read from the file descriptor directly: select() cannot see what a buffered reader
+    has already pulled in.
+    """
     assert process.stdout is not None
-    selector.register(process.stdout, selectors.EVENT_READ)
-    while selector.select(timeout=0.5):
-        line = process.stdout.readline()
-        if not line:
+    fd = process.stdout.fileno()
+    chunks = []
+    while select.select([fd], [], [], 0.5)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             break
-        lines.append(line.rstrip("\n"))
-    return lines
+        chunks.append(chunk)
+    return b"".join(chunks).decode().splitlines()

@@ -107,3 +107,19 @@ def test_serve_defaults_to_a_sqlite_file_in_the_working_directory(tmp_path: Path
     with serve("sqlite:///zizhi.db", cwd=tmp_path) as (_, printed):
         assert printed[-1].startswith("zz_")
     assert (tmp_path / "zizhi.db").exists()
+
+
+def test_the_quick_start_serves_a_demo_district_ready_to_sign_in(tmp_path: Path) -> None:
+    """What the README's first command does, on a fresh working directory."""
+    with serve("sqlite:///zizhi.db", "--demo", cwd=tmp_path) as (base, printed):
+        token = printed[-1]
+        assert token.startswith("zz_")
+        assert any("里河社区" in line for line in printed)
+        auth = {"Authorization": f"Bearer {token}"}
+        communities = httpx.get(
+            f"{base}/api/v1/communities", headers=auth, params={"limit": 500}
+        ).json()["items"]
+        assert len(communities) == 168
+        assert httpx.get(f"{base}/api/v1/audit/verify", headers=auth).json()["ok"] is True
+    with serve("sqlite:///zizhi.db", "--demo", cwd=tmp_path) as (_, again):
+        assert not [line for line in again if line.startswith("zz_")]  # nothing new
