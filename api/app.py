@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
-from api.routes import audit, communities, meta, projects, tokens
+from api.routes import audit, communities, meta, projects, tokens, years
 from api.settings import Settings
 from engine.uow import Zizhi
 
@@ -40,6 +40,7 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
             {"name": "项目"},
             {"name": "社区与经费"},
             {"name": "审计"},
+            {"name": "年度结账"},
             {"name": "令牌"},
             {"name": "流程"},
             {"name": "运维"},
@@ -52,6 +53,7 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
         communities.router,
         projects.build_router(zizhi.workflows),
         audit.router,
+        years.router,
         tokens.router,
         meta.router,
     ):

@@ -18,7 +18,7 @@ from rich.progress import (
 
 from api import demo as demo_district
 from api.settings import Settings
-from engine import access, audit, places
+from engine import access, audit, places, years
 from engine.access import CLI
 from engine.db import Database
 from engine.errors import ZizhiError
@@ -33,9 +33,11 @@ app = typer.Typer(
 token_app = typer.Typer(help="API 令牌", no_args_is_help=True)
 user_app = typer.Typer(help="网页登录用户", no_args_is_help=True)
 community_app = typer.Typer(help="社区", no_args_is_help=True)
+year_app = typer.Typer(help="年度结账", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
 app.add_typer(community_app, name="community")
+app.add_typer(year_app, name="year")
 
 err = Console(stderr=True)
 
@@ -154,6 +156,20 @@ def community_create(
     except ZizhiError as exc:
         _fail(exc)
     print(f"已创建社区 {community.id}（{community.name}，{community.street}）")
+
+
+@year_app.command("close")
+def year_close(year: Annotated[int, typer.Argument(help="要结账的年度，如 2025")]) -> None:
+    """年度结账：一次性释放该年度全部未用预留，此后该年度不再接受预留；记入历史。"""
+    z = open_zizhi(Settings())
+    try:
+        closed = years.close_year(z, CLI, year)
+    except ZizhiError as exc:
+        _fail(exc)
+    print(
+        f"{closed.year} 年度已结账：释放 {closed.projects_released} 个项目的未用预留，"
+        f"合计 {closed.released_fen / 100:,.2f} 元"
+    )
 
 
 @app.command()

@@ -37,6 +37,7 @@ CODES: dict[str, tuple[int, str]] = {
     "guard_failed": (409, "条件不满足"),
     "fund_cap_exceeded": (409, "经费不足"),
     "already_exists": (409, "已存在"),
+    "year_closed": (409, "年度已结账"),
     "version_conflict": (412, "版本冲突"),
     "internal_error": (500, "服务器内部错误"),
 }

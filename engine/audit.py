@@ -29,6 +29,7 @@ from engine.uow import Zizhi
 
 # Events that change the project record itself, and so bump its version.
 _PROJECT_CHANGES = (
+    "project.year_closed",
     "project.created",
     "project.transitioned",
     "expense.recorded",

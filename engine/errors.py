@@ -12,6 +12,7 @@ community worker reads them. The API maps codes to HTTP statuses; nothing here k
     ├── GuardFailed            guard_failed          (a workflow condition does not hold)
     ├── FundCapExceeded        fund_cap_exceeded     (the ledger refuses the amount)
     ├── AlreadyExists          already_exists        (an id or invoice that is already taken)
+    ├── YearClosed             year_closed           (the fiscal year is closed: no reservations)
     ├── VersionConflict        version_conflict      (If-Match names an old version)
     └── IdempotencyConflict    idempotency_conflict  (same key, different request)
 
@@ -74,6 +75,10 @@ class FundCapExceeded(ZizhiError):
 
 class AlreadyExists(ZizhiError):
     code = "already_exists"
+
+
+class YearClosed(ZizhiError):
+    code = "year_closed"
 
 
 class VersionConflict(ZizhiError):

@@ -32,9 +32,9 @@ from sqlalchemy.engine import Connection
 
 from engine.db import insert_ignore
 from engine.domain import CommunityKind, Fund
-from engine.errors import FundCapExceeded, NotFound
+from engine.errors import FundCapExceeded, NotFound, YearClosed
 from engine.history import ChainWriter
-from engine.tables import communities, fund_accounts, ledger_entries, projects
+from engine.tables import closed_years, communities, fund_accounts, ledger_entries, projects
 
 _EVENT_TYPES = {
     "allocate": "ledger.allocated",
@@ -140,6 +140,7 @@ _PROJECT_RELEASE = (
 )
 _PROJECT_RESERVED = sa.select(_p.reserved_fen).where(_p.id == sa.bindparam("project"))
 _INSERT_ENTRY = sa.insert(ledger_entries).returning(ledger_entries.c.id)
+_CLOSED = sa.select(closed_years.c.closed_at).where(closed_years.c.year == sa.bindparam("year"))
 
 
 def balance(conn: Connection, account: Account, policy: AllocationPolicy) -> Balance:
@@ -172,6 +173,7 @@ class Ledger:
         return balance(self._conn, account, self._policy).available_fen
 
     def reserve(self, account: Account, project_id: int, amount: int, cause: int) -> None:
+        self._refuse_if_closed(account.year, "无法再预留经费")
         self._open(account, cause)
         after = self._move(_RESERVE, account, amount)
         if after is None:
@@ -206,6 +208,7 @@ class Ledger:
 
     def set_allocation(self, account: Account, allocated: int, cause: int) -> Balance:
         """Set the year's allocation; never below what is already reserved or spent."""
+        self._refuse_if_closed(account.year, "不能再调整分配额")
         if self._open(account, cause, allocated=allocated):
             return Balance(allocated, 0, 0)
         current = Balance(*self._conn.execute(_LOCK_BALANCE, account.params()).one())
@@ -222,6 +225,10 @@ class Ledger:
         return after
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _refuse_if_closed(self, year: int, what: str) -> None:
+        if self._conn.execute(_CLOSED, {"year": year}).first() is not None:
+            raise YearClosed(f"{year} 年度已结账，{what}")
 
     def _open(self, account: Account, cause: int, *, allocated: int | None = None) -> bool:
         """Create the account on first use; True if this call created it."""

@@ -150,7 +150,7 @@ def funds(
     """Both funds of a community-year, now or as of a past moment."""
     if as_of is not None and as_of.tzinfo is None:
         raise ValidationFailed.fields({"as_of": "时间必须带时区，例如 2026-03-01T12:00:00+08:00"})
-    year = _check_year(year if year is not None else fiscal_year(as_of or z.clock()))
+    year = check_year(year if year is not None else fiscal_year(as_of or z.clock()))
     views = []
     with z.read() as conn:
         visible_community(conn, principal, community_id)
@@ -225,6 +225,7 @@ def set_allocation(
     )
     clean = fields.validate({"allocated_fen": spec}, {"allocated_fen": allocated_fen})
     with z.change(principal.actor, idempotency) as change:
+        change.hold_reservations()  # an allocation may not change under a closing year
         visible_community(change.conn, principal, community_id)
         change.lock(community_id)
         if (done := change.replayed(FundView)) is not None:
@@ -252,7 +253,7 @@ def _account(community_id: str, fund: str, year: int) -> Account:
     if fund not in Fund.__members__:
         errors["fund"] = f"经费类型必须是 {', '.join(Fund)} 之一"
     try:
-        _check_year(year)
+        check_year(year)
     except ValidationFailed as exc:
         errors.update(exc.errors)
     if errors:
@@ -260,7 +261,7 @@ def _account(community_id: str, fund: str, year: int) -> Account:
     return Account(community_id, fund, year)
 
 
-def _check_year(year: int) -> int:
+def check_year(year: int) -> int:
     if not MIN_YEAR <= year <= MAX_YEAR:
         raise ValidationFailed.fields({"year": f"年度必须在 {MIN_YEAR} 至 {MAX_YEAR} 之间"})
     return year

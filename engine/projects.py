@@ -218,6 +218,8 @@ def fire(
 ) -> ProjectView:
     """Fire one workflow action on a project, atomically with its ledger effects."""
     with z.change(principal.actor, idempotency) as change:
+        if z.workflows.may_reserve(action):
+            change.hold_reservations()
         project = lock(change, principal, project_id)
         if (done := change.replayed(ProjectView)) is not None:
             return done

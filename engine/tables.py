@@ -236,6 +236,16 @@ class IdempotencyRecord(SQLModel, table=True):
     created_at: datetime = _at()
 
 
+class ClosedYear(SQLModel, table=True):
+    """A closed fiscal year: its reservations were released and no new ones are taken."""
+
+    __tablename__ = "closed_years"
+
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    closed_at: datetime = _at()
+    event_id: int = Field(sa_type=sa.BigInteger)
+
+
 metadata = SQLModel.metadata
 
 communities = metadata.tables["communities"]
@@ -249,6 +259,7 @@ expenses = metadata.tables["expenses"]
 api_tokens = metadata.tables["api_tokens"]
 users = metadata.tables["users"]
 idempotency_keys = metadata.tables["idempotency_keys"]
+closed_years = metadata.tables["closed_years"]
 
 # Tables that only ever grow: the database refuses UPDATE and DELETE on them.
 APPEND_ONLY = ("events", "ledger_entries")

@@ -36,6 +36,9 @@ _LOOKUP = sa.select(_k.request_hash, _k.result).where(
     _k.principal == sa.bindparam("principal"), _k.key == sa.bindparam("key")
 )
 _REMEMBER = sa.insert(idempotency_keys)
+_RESERVATIONS = 0x7A7A5253  # the advisory lock key between reservations and closing a year
+_BARRIER_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(:key)")
+_BARRIER_EXCLUSIVE = sa.text("SELECT pg_advisory_xact_lock(:key)")
 
 
 _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
@@ -91,6 +94,7 @@ class Change:
         self._replay: str | None = None
         self._history: ChainWriter | None = None
         self._ledger: Ledger | None = None
+        self._others: dict[str, tuple[ChainWriter, Ledger]] = {}
 
     def __enter__(self) -> Change:
         self.conn = self._stack.enter_context(self._zizhi.db.write())
@@ -122,6 +126,29 @@ class Change:
             )
         self._replay = row.result
 
+    def hold_reservations(self, *, exclusive: bool = False) -> None:
+        """The barrier between reserving money and closing a year; call before any lock.
+
+        A change that may reserve holds it shared (reservers never wait for each other);
+        closing a year holds it exclusively, so it waits for reservations in flight and
+        keeps new ones out until its release of the whole year is committed. SQLite has
+        one writer at a time, so there it is nothing.
+        """
+        if not self._zizhi.db.is_sqlite:
+            self.conn.execute(
+                _BARRIER_EXCLUSIVE if exclusive else _BARRIER_SHARED, {"key": _RESERVATIONS}
+            )
+
+    def also(self, chain: str) -> tuple[ChainWriter, Ledger]:
+        """Another chain this change writes to (closing a year touches many communities).
+
+        Lock such chains in a fixed order (sorted), after the rows they guard.
+        """
+        if chain not in self._others:
+            writer = ChainWriter(self.conn, chain, self._actor, self.at)
+            self._others[chain] = (writer, Ledger(self.conn, writer, self._zizhi.policy, self.at))
+        return self._others[chain]
+
     @property
     def history(self) -> ChainWriter:
         assert self._history is not None, "lock(chain) first"
@@ -139,8 +166,10 @@ class Change:
         return _adapter(kind).validate_json(self._replay)
 
     def commit(self, result: object = None) -> None:
-        """Move the chain head, remember the answer for the Idempotency-Key, and commit."""
+        """Move the chain heads, remember the answer for the Idempotency-Key, and commit."""
         self.history.flush()
+        for writer, _ in self._others.values():
+            writer.flush()
         key = self._idempotency
         if key is not None and result is not None:
             try:

@@ -232,6 +232,12 @@ class WorkflowRegistry:
     def names(self) -> list[str]:
         return sorted(self._versions)
 
+    def may_reserve(self, action: str) -> bool:
+        """Whether an action of this name reserves money in any loaded definition."""
+        return any(
+            "reserve" in wf.actions[action].effects for wf in self.all() if action in wf.actions
+        )
+
     def latest(self, name: str) -> Workflow:
         versions = self._versions.get(name)
         if not versions:

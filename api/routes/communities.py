@@ -106,7 +106,12 @@ def get_statement(
     response_model=FundView,
     summary="设定年度分配额（管理员、本街道）",
     responses=responses(
-        "unauthenticated", "forbidden", "not_found", "validation_error", "fund_cap_exceeded"
+        "unauthenticated",
+        "forbidden",
+        "not_found",
+        "validation_error",
+        "fund_cap_exceeded",
+        "year_closed",
     ),
 )
 def put_allocation(

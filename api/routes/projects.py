@@ -181,6 +181,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
             "action_not_allowed",
             "guard_failed",
             "fund_cap_exceeded",
+            "year_closed",
             "version_conflict",
             "idempotency_conflict",
         ),

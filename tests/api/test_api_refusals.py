@@ -411,3 +411,27 @@ def test_a_json_body_sent_without_its_content_type_is_explained(api: Api) -> Non
     )
     body = _refused(response, 422, "validation_error")
     assert "Content-Type: application/json" in body["errors"]["body"]
+
+
+def test_closing_a_year_is_for_admins_and_happens_once(api: Api) -> None:
+    auditor = api.token("auditor")
+    _refused(api.post("/api/v1/years/2001/close", auditor), 403, "forbidden")
+    closed = api.ok(api.post("/api/v1/years/2001/close", api.admin))
+    assert (closed["year"], closed["closed"], closed["projects_released"]) == (2001, True, 0)
+    assert api.ok(api.get("/api/v1/years/2001", auditor))["closed"] is True
+    _refused(api.post("/api/v1/years/2001/close", api.admin), 409, "already_exists")
+    _refused(api.post("/api/v1/years/1999/close", api.admin), 422, "validation_error")
+
+
+def test_allocating_in_a_closed_year_is_year_closed(api: Api) -> None:
+    community = api.community()
+    api.ok(api.post("/api/v1/years/2003/close", api.admin))
+    _refused(
+        api.put(
+            f"/api/v1/communities/{community}/funds/self_governance/2003",
+            api.admin,
+            {"allocated_fen": 1},
+        ),
+        409,
+        "year_closed",
+    )

@@ -123,3 +123,11 @@ def test_the_quick_start_serves_a_demo_district_ready_to_sign_in(tmp_path: Path)
         assert httpx.get(f"{base}/api/v1/audit/verify", headers=auth).json()["ok"] is True
     with serve("sqlite:///zizhi.db", "--demo", cwd=tmp_path) as (_, again):
         assert not [line for line in again if line.startswith("zz_")]  # nothing new
+
+
+def test_year_close_reports_what_it_released(fresh_z: Zizhi) -> None:
+    result = cli(_url(fresh_z), "year", "close", "2002")
+    assert result.returncode == 0, result.stderr
+    assert "2002 年度已结账" in result.stdout
+    again = cli(_url(fresh_z), "year", "close", "2002")
+    assert again.returncode == 2 and "已经结账" in again.stderr

@@ -1,0 +1,109 @@
+"""Closing a fiscal year: every open reservation of the year released, in one transaction.
+
+After the close no money can be reserved in that year and its allocations no longer change;
+what was spent stays spent. The close is one change: the ``year.closed`` event on the system
+chain, and, in each community's chain, a ``project.year_closed`` and a ``ledger.released``
+event for every project that still held money — or none of it.
+
+Locks, in the order every writer takes them: the reservation barrier (exclusive, so
+reservations in flight finish and new ones wait), the system chain, the projects' rows, the
+communities' chains (sorted), the fund accounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import groupby
+
+import sqlalchemy as sa
+
+from engine.access import Principal
+from engine.domain import Role
+from engine.errors import AlreadyExists
+from engine.history import SYSTEM_CHAIN
+from engine.ledger import Account
+from engine.places import check_year
+from engine.tables import closed_years, projects
+from engine.uow import IdempotencyKey, Zizhi
+
+_p = projects.c
+_OPEN = (
+    sa.select(_p.id, _p.community_id, _p.fund, _p.reserved_fen)
+    .where(_p.year == sa.bindparam("year"), _p.reserved_fen > 0)
+    .order_by(_p.id)
+    .with_for_update()
+)
+_BUMP = (
+    sa.update(projects)
+    .where(_p.id == sa.bindparam("project"))
+    .values(version=_p.version + 1, updated_at=sa.bindparam("at"))
+)
+_STATUS = sa.select(closed_years).where(closed_years.c.year == sa.bindparam("year"))
+
+
+@dataclass(frozen=True, slots=True)
+class YearView:
+    year: int
+    closed: bool
+    closed_at: datetime | None = None
+    projects_released: int = 0  # in the close itself; 0 when only reading the status
+    released_fen: int = 0
+
+
+def close_year(
+    z: Zizhi, principal: Principal, year: int, *, idempotency: IdempotencyKey | None = None
+) -> YearView:
+    principal.require(Role.admin)
+    check_year(year)
+    with z.change(principal.actor, idempotency) as change:
+        change.hold_reservations(exclusive=True)
+        change.lock(SYSTEM_CHAIN)
+        if (done := change.replayed(YearView)) is not None:
+            return done
+        if change.conn.execute(_STATUS, {"year": year}).first() is not None:
+            raise AlreadyExists(f"{year} 年度已经结账")
+        held = change.conn.execute(_OPEN, {"year": year}).all()
+        cause = change.history.append(
+            "year.closed",
+            {
+                "year": year,
+                "projects": len(held),
+                "released_fen": sum(p.reserved_fen for p in held),
+            },
+        )
+        change.conn.execute(
+            sa.insert(closed_years).values(year=year, closed_at=change.at, event_id=cause)
+        )
+        by_community = groupby(
+            sorted(held, key=lambda p: (p.community_id, p.id)), key=lambda p: p.community_id
+        )
+        for community_id, rows in by_community:
+            chain, ledger = change.also(community_id)
+            for p in rows:
+                chain.append(
+                    "project.year_closed",
+                    {"year": year, "released_fen": p.reserved_fen},
+                    community_id=community_id,
+                    project_id=p.id,
+                )
+                ledger.release(Account(community_id, p.fund, year), p.id, p.reserved_fen, cause)
+                change.conn.execute(_BUMP, {"project": p.id, "at": change.at})
+        view = YearView(
+            year=year,
+            closed=True,
+            closed_at=change.at,
+            projects_released=len(held),
+            released_fen=sum(p.reserved_fen for p in held),
+        )
+        change.commit(view)
+    return view
+
+
+def year_status(z: Zizhi, principal: Principal, year: int) -> YearView:
+    check_year(year)
+    with z.read() as conn:
+        row = conn.execute(_STATUS, {"year": year}).first()
+    if row is None:
+        return YearView(year=year, closed=False)
+    return YearView(year=year, closed=True, closed_at=row.closed_at)
