@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from engine.db import Database, normalize_url
 from engine.uow import Zizhi
@@ -23,6 +24,21 @@ from tests.factories import World
 from workflows import load_registry
 
 BACKENDS = ("sqlite", "postgresql")
+
+# Hypothesis budgets: "ci" (the default) is bounded for every commit; run nightly with
+# --hypothesis-profile=soak. Tests that build a database per example take a fraction.
+settings.register_profile(
+    "ci",
+    max_examples=100,
+    stateful_step_count=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "soak", settings.get_profile("ci"), max_examples=5000, stateful_step_count=80, derandomize=False
+)
+settings.load_profile("ci")
 ADMIN_URL = os.environ.get(
     "ZIZHI_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine import places, projects
@@ -68,11 +68,7 @@ scenarios = st.tuples(
 ).map(lambda parts: parts[0] + parts[1])
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(max_examples=settings.default.max_examples // 4)
 @given(scenarios)
 def test_the_ledger_agrees_with_a_reference_model(z: Zizhi, steps: list[tuple]) -> None:  # type: ignore[type-arg]
     world = World(z)
