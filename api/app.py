@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
@@ -59,7 +60,32 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    document = app.openapi
+    app.openapi = lambda: _as_served(document())  # type: ignore[method-assign]
     return app
+
+
+def _as_served(document: dict[str, Any]) -> dict[str, Any]:
+    """Two corrections to what FastAPI documents, so that clients read what is served.
+
+    * An error answer is ``application/problem+json``: FastAPI puts a response ``model``
+      under ``application/json`` whatever the answer's media type.
+    * An optional query or header parameter is left out, never null: FastAPI documents
+      ``str | None = None`` as "a string or null", and clients then send the text ``null``.
+    """
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for response in operation["responses"].values():
+                content = response.get("content", {})
+                if problems.MEDIA_TYPE in content and "application/json" in content:
+                    content[problems.MEDIA_TYPE] = content.pop("application/json")
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                others = [s for s in schema.get("anyOf", []) if s != {"type": "null"}]
+                if len(others) == 1 and len(schema["anyOf"]) == 2:
+                    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+                    parameter["schema"] = {**others[0], **rest}
+    return document
 
 
 class BodyLimit:

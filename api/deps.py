@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from engine import access
 from engine.access import Principal
 from engine.errors import Unauthenticated, ValidationFailed
 from engine.history import canonical_json
+from engine.places import COMMUNITY_ID_PATTERN
 from engine.uow import IdempotencyKey, Zizhi
 
 MAX_ID = 2**63 - 1
@@ -41,17 +46,48 @@ def current_principal(
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
+# Names and ids that are looked up rather than checked by the engine: PostgreSQL text never
+# holds NUL, and no stored name holds a control character or a line break.
+SINGLE_LINE = r"^[^\x00-\x1f\x7f]+$"
+CURSOR = r"^[A-Za-z0-9_-]+$"  # next_cursor is unpadded base64url
+
 ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="项目编号", examples=[7])]
 CommunityId = Annotated[
     str,
-    Path(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9_-]*$",
-        description="社区编号",
-        examples=["lihe"],
-    ),
+    Path(max_length=64, pattern=COMMUNITY_ID_PATTERN, description="社区编号", examples=["lihe"]),
 ]
+CommunityFilter = Annotated[str | None, Query(max_length=64, pattern=COMMUNITY_ID_PATTERN)]
+NameFilter = Annotated[str | None, Query(max_length=64, pattern=SINGLE_LINE)]
+Cursor = Annotated[
+    str | None, Query(max_length=400, pattern=CURSOR, description="上一页返回的 next_cursor")
+]
+
+
+# A day in from datetime's limits: converting a moment to any time zone stays representable.
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def _iso_8601_text(value: Any) -> Any:
+    """Only ISO 8601 text: pydantic would also read "0.5" or "1700000000" as Unix time."""
+    if isinstance(value, str) and not re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise PydanticCustomError("datetime_parsing", "not an ISO 8601 date and time")
+    return value
+
+
+def _within_reach(value: datetime) -> datetime:
+    """A moment in UTC, a day in from datetime's limits if it lies closer to them.
+
+    Nothing is recorded out there, so a filter or balance moved that far means the same.
+    """
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:
+        return _EARLIEST if value.year == 1 else _LATEST
+    return min(max(moment, _EARLIEST), _LATEST)
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_iso_8601_text), AfterValidator(_within_reach)]
 
 
 def _reject_constant(name: str) -> Any:
@@ -80,18 +116,29 @@ async def json_object(request: Request) -> dict[str, Any]:
 JsonObject = Annotated[dict[str, Any], Depends(json_object)]
 
 
+# What If-Match and Idempotency-Key accept, checked here with a sentence that says so and
+# published as the headers' patterns so that clients (and the fuzzer) know it too.
+IF_MATCH = r'^[ \t]*(\*|(W/)?"?[0-9]{1,18}"?)[ \t]*$'
+IDEMPOTENCY_KEY = r"^[!-~]{1,255}$"
+
+
 def if_match(
     value: Annotated[
-        str | None, Header(alias="If-Match", description='项目的 ETag，如 "3"')
+        str | None,
+        Header(
+            alias="If-Match",
+            description='项目的 ETag，如 "3"',
+            json_schema_extra={"pattern": IF_MATCH},
+        ),
     ] = None,
 ) -> int | None:
     """The version the client last saw; None when absent or ``*``."""
-    if value is None or value.strip() == "*":
+    if value is None:
         return None
-    tag = value.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit() or len(tag) > 18:
+    if re.fullmatch(IF_MATCH, value) is None:
         raise ValidationFailed.fields({"If-Match": '应为项目的 ETag，例如 "3"'})
-    return int(tag)
+    tag = value.strip(" \t").removeprefix("W/").strip('"')
+    return None if tag == "*" else int(tag)
 
 
 IfMatch = Annotated[int | None, Depends(if_match)]
@@ -101,12 +148,17 @@ async def idempotency_key(
     request: Request,
     principal: CurrentPrincipal,
     key: Annotated[
-        str | None, Header(alias="Idempotency-Key", description="重试同一请求时使用同一个键")
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="重试同一请求时使用同一个键（1 至 255 个可见 ASCII 字符）",
+            json_schema_extra={"pattern": IDEMPOTENCY_KEY},
+        ),
     ] = None,
 ) -> IdempotencyKey | None:
     if key is None:
         return None
-    if not 1 <= len(key) <= 255 or not all("!" <= ch <= "~" for ch in key):
+    if re.fullmatch(IDEMPOTENCY_KEY, key) is None:
         raise ValidationFailed.fields({"Idempotency-Key": "应为 1 至 255 个可见 ASCII 字符"})
     raw = await request.body()
     try:

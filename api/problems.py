@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from engine.errors import VersionConflict, ZizhiError
 
@@ -46,10 +47,16 @@ CODES: dict[str, tuple[int, str]] = {
 class Problem(BaseModel):
     """An error answer (RFC 9457)."""
 
-    type: str = Field(examples=["urn:zizhi:problem:fund_cap_exceeded"])
+    type: str = Field(
+        pattern="^urn:zizhi:problem:[a-z_]+$", examples=["urn:zizhi:problem:fund_cap_exceeded"]
+    )
     title: str = Field(examples=["经费不足"])
     status: int = Field(examples=[409])
-    code: str = Field(examples=["fund_cap_exceeded"])
+    code: str = Field(
+        description="稳定的错误代码",
+        json_schema_extra={"enum": list(CODES)},
+        examples=["fund_cap_exceeded"],
+    )
     detail: str = Field(examples=["预算 3000000 分超过本年度可用经费 2000000 分，无法预留"])
     instance: str | None = Field(default=None, examples=["/api/v1/projects/7/actions/approve"])
     errors: dict[str, str] | None = Field(
@@ -130,7 +137,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 405:
-        return problem("method_not_allowed", "此地址不支持该请求方法", instance=request.url.path)
+        return problem(
+            "method_not_allowed",
+            "此地址不支持该请求方法",
+            instance=request.url.path,
+            headers={"Allow": _allowed_methods(request)},
+        )
     if exc.status_code == 413:
         return problem("payload_too_large", "请求体超过大小上限", instance=request.url.path)
     if exc.status_code == 400:
@@ -141,6 +153,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
             errors={"body": "无法读取请求体"},
         )
     return problem("not_found", "请求的地址不存在", instance=request.url.path)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """RFC 9110: a 405 lists every method the address supports (``Allow``).
+
+    Starlette's own header names the methods of the first route whose path matched, though
+    GET and POST on one address are two routes: ask every route about every method instead.
+    """
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

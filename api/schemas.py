@@ -7,13 +7,31 @@ refuse the same things.
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.fields import MAX_AMOUNT_FEN
+from api.deps import SINGLE_LINE
+from engine.demands import DEMAND_FIELDS as DEMAND
+from engine.fields import MAX_AMOUNT_FEN, FieldSpec
+from engine.places import COMMUNITY_ID_PATTERN
+from engine.places import PLACE_FIELDS as PLACE
+from engine.projects import EXPENSE_FIELDS as EXPENSE
+from engine.projects import PROJECT_FIELDS as PROJECT
 
 T = TypeVar("T")
+
+
+def text(spec: FieldSpec, description: str | None = None, **kwargs: Any) -> Any:
+    """A text field the engine checks: the document states its rules (not blank, no control
+    characters), the engine refuses a breach of them in its own words."""
+    schema = spec.json_schema()
+    return Field(
+        max_length=spec.max_length,
+        description=description,
+        json_schema_extra={"minLength": schema["minLength"], "pattern": schema["pattern"]},
+        **kwargs,
+    )
 
 
 class Strict(BaseModel):
@@ -44,10 +62,14 @@ class CommunityIn(Strict):
         }
     )
 
-    id: str = Field(max_length=64, description="稳定编号：小写字母、数字、_ 和 -")
-    name: str = Field(max_length=100, description="中文名称")
-    street: str = Field(max_length=64, description="所属街道")
-    district: str = Field(max_length=64, description="所属区")
+    id: str = Field(
+        max_length=64,
+        description="稳定编号：小写字母、数字、_ 和 -",
+        json_schema_extra={"pattern": COMMUNITY_ID_PATTERN},
+    )
+    name: str = text(PLACE["name"], "中文名称")
+    street: str = text(PLACE["street"], "所属街道")
+    district: str = text(PLACE["district"], "所属区")
     kind: Literal["urban", "rural"] = Field(description="urban 社区 / rural 村")
 
 
@@ -73,12 +95,14 @@ class ProjectIn(Strict):
         }
     )
 
-    community_id: str = Field(max_length=64)
-    workflow: str = Field(max_length=64, description="self_governance 或 party_service")
-    title: str = Field(max_length=200, description="项目名称")
-    category: str = Field(
-        max_length=64, description="项目类别，如 居民自治类、问题焦点类、特殊人群类"
+    community_id: str = Field(max_length=64, pattern=COMMUNITY_ID_PATTERN)
+    workflow: str = Field(
+        max_length=64,
+        pattern=r"^[a-z_]+$",
+        description="self_governance 或 party_service（见 GET /api/v1/workflows）",
     )
+    title: str = text(PROJECT["title"], "项目名称")
+    category: str = text(PROJECT["category"], "项目类别，如 居民自治类、问题焦点类、特殊人群类")
 
 
 class DemandIn(Strict):
@@ -94,12 +118,10 @@ class DemandIn(Strict):
         }
     )
 
-    content: str = Field(max_length=2000, description="需求内容")
-    resident: str = Field(
-        max_length=64, description="居民姓名（个人信息，仅本社区居委会与审计可见）"
-    )
-    contact: str | None = Field(
-        default=None, max_length=64, description="联系方式（个人信息，仅本社区居委会与审计可见）"
+    content: str = text(DEMAND["content"], "需求内容")
+    resident: str = text(DEMAND["resident"], "居民姓名（个人信息，仅本社区居委会与审计可见）")
+    contact: str | None = text(
+        DEMAND["contact"], "联系方式（个人信息，仅本社区居委会与审计可见）", default=None
     )
 
 
@@ -118,9 +140,9 @@ class ExpenseIn(Strict):
     )
 
     amount_fen: int = Field(ge=1, le=MAX_AMOUNT_FEN, description="金额（分），整数")
-    payee: str = Field(max_length=200, description="收款方")
-    invoice_no: str = Field(max_length=64, description="发票号；同一收款方的发票只能登记一次")
-    description: str = Field(max_length=2000, description="用途说明")
+    payee: str = text(EXPENSE["payee"], "收款方")
+    invoice_no: str = text(EXPENSE["invoice_no"], "发票号；同一收款方的发票只能登记一次")
+    description: str = text(EXPENSE["description"], "用途说明")
 
 
 class TokenIn(Strict):
@@ -130,11 +152,11 @@ class TokenIn(Strict):
         }
     )
 
-    name: str = Field(max_length=100)
+    name: str = Field(max_length=100, pattern=SINGLE_LINE)
     role: Literal["admin", "street", "committee", "auditor"]
-    communities: list[str] = Field(
+    communities: list[Annotated[str, Field(max_length=64, pattern=COMMUNITY_ID_PATTERN)]] = Field(
         default_factory=list, max_length=1000, description="committee：可访问的社区"
     )
-    streets: list[str] = Field(
+    streets: list[Annotated[str, Field(max_length=64, pattern=SINGLE_LINE)]] = Field(
         default_factory=list, max_length=100, description="street：可访问的街道"
     )

@@ -23,7 +23,18 @@ DEFAULT_TEXT_LENGTH = 2_000
 FIELD_TYPES = frozenset({"amount", "int", "text", "bool"})
 
 # C0 controls other than tab, newline and carriage return, plus DEL.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_CONTROL = re.compile(f"[{_CONTROLS}]")
+# What str.strip() removes, spelled out: regex dialects disagree on what \s means.
+_SPACES = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def text_pattern(*, single_line: bool) -> str:
+    """What ``FieldSpec`` accepts as text, as a JSON Schema pattern for the API document:
+    no control characters (nor line breaks in a single line), and not only blanks."""
+    breaks = r"\n\r" if single_line else ""
+    allowed = f"[^{_CONTROLS}{breaks}]"
+    return f"^{allowed}*[^{_CONTROLS}{_SPACES}]{allowed}*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +99,12 @@ class FieldSpec:
             low, high = self.bounds()
             schema = {"type": "integer", "minimum": low, "maximum": high}
         else:
-            schema = {"type": "string", "minLength": 1, "maxLength": self.max_length}
+            schema = {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": self.max_length,
+                "pattern": text_pattern(single_line=self.single_line),
+            }
         schema["title"] = self.label
         return schema
 

@@ -37,7 +37,10 @@ def decode_cursor(cursor: str | None, start: K) -> K:
         after = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["after"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise ValidationFailed.fields({"cursor": "分页游标无效"}) from None
-    if type(after) is not type(start):
+    # Only what page_of could have issued: a key the database can compare with its own.
+    if type(after) is not type(start) or not (
+        -(2**63) <= after < 2**63 if isinstance(after, int) else "\x00" not in after
+    ):
         raise ValidationFailed.fields({"cursor": "分页游标无效"})
     return after
 

@@ -18,7 +18,8 @@ from engine.pagination import Page, check_limit, decode_cursor, page_of
 from engine.tables import communities, ledger_entries
 from engine.uow import IdempotencyKey, Zizhi
 
-COMMUNITY_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+COMMUNITY_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+COMMUNITY_ID = re.compile(COMMUNITY_ID_PATTERN)
 MIN_YEAR, MAX_YEAR = 2000, 2100
 
 PLACE_FIELDS = {
@@ -78,7 +79,7 @@ def create_community(
 ) -> CommunityView:
     principal.require(Role.admin)
     errors: dict[str, str] = {}
-    if not COMMUNITY_ID.match(id):
+    if not COMMUNITY_ID.fullmatch(id):  # match() would let a trailing newline through
         errors["id"] = "编号只能由小写字母、数字、_ 和 - 组成，以字母或数字开头，最长 64 位"
     if kind not in CommunityKind.__members__:
         errors["kind"] = "类型必须是 urban（社区）或 rural（村）"

@@ -11,9 +11,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
-from api.deps import MAX_ID, CurrentPrincipal, ZizhiDep
+from api.deps import (
+    MAX_ID,
+    SINGLE_LINE,
+    CommunityFilter,
+    CurrentPrincipal,
+    Cursor,
+    Moment,
+    NameFilter,
+    ZizhiDep,
+)
 from api.problems import responses
 from api.schemas import PageOut
 from engine import audit
@@ -38,20 +46,23 @@ CSV_COLUMNS = [
 
 
 def event_filter(
-    community_id: Annotated[str | None, Query(max_length=64)] = None,
-    street: Annotated[str | None, Query(max_length=64)] = None,
+    community_id: CommunityFilter = None,
+    street: NameFilter = None,
     project_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    actor: Annotated[str | None, Query(max_length=128, examples=["token:3f9a1c2b4d5e"])] = None,
+    actor: Annotated[
+        str | None, Query(max_length=128, pattern=SINGLE_LINE, examples=["token:3f9a1c2b4d5e"])
+    ] = None,
     type: Annotated[
         str | None,
         Query(
             max_length=64,
+            pattern=SINGLE_LINE,
             description="事件类型，或如 ledger.* 的前缀",
             examples=["project.transitioned"],
         ),
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="起始时刻（含），须带时区")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="截止时刻（不含），须带时区")] = None,
+    since: Annotated[Moment | None, Query(description="起始时刻（含），须带时区")] = None,
+    until: Annotated[Moment | None, Query(description="截止时刻（不含），须带时区")] = None,
 ) -> EventFilter:
     return EventFilter(
         community_id=community_id,
@@ -78,7 +89,7 @@ def list_events(
     z: ZizhiDep,
     principal: CurrentPrincipal,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    cursor: Cursor = None,
 ) -> object:
     return audit.query_events(z, principal, where, limit=limit, cursor=cursor)
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime
 
-from api.deps import CommunityId, CurrentPrincipal, Idempotency, ZizhiDep
+from api.deps import (
+    CommunityId,
+    CurrentPrincipal,
+    Cursor,
+    Idempotency,
+    Moment,
+    NameFilter,
+    ZizhiDep,
+)
 from api.problems import responses
 from api.schemas import AllocationIn, CommunityIn, DemandIn, PageOut
 from engine import demands, places
@@ -19,7 +26,6 @@ router = APIRouter(prefix="/api/v1/communities", tags=["社区与经费"])
 Year = Annotated[int, Path(ge=2000, le=2100, description="年度", examples=[2026])]
 FundName = Annotated[Literal["self_governance", "party_service"], Path(description="经费类型")]
 Limit = Annotated[int, Query(ge=1, le=500, description="每页条数")]
-Cursor = Annotated[str | None, Query(max_length=400, description="上一页返回的 next_cursor")]
 
 
 @router.post(
@@ -28,7 +34,12 @@ Cursor = Annotated[str | None, Query(max_length=400, description="上一页返�
     response_model=CommunityView,
     summary="创建社区（管理员）",
     responses=responses(
-        "unauthenticated", "forbidden", "validation_error", "already_exists", "idempotency_conflict"
+        "unauthenticated",
+        "forbidden",
+        "validation_error",
+        "already_exists",
+        "idempotency_conflict",
+        "payload_too_large",
     ),
 )
 def create_community(
@@ -46,7 +57,7 @@ def create_community(
 def list_communities(
     z: ZizhiDep,
     principal: CurrentPrincipal,
-    street: Annotated[str | None, Query(max_length=64)] = None,
+    street: NameFilter = None,
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> object:
@@ -77,7 +88,7 @@ def get_funds(
     principal: CurrentPrincipal,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     as_of: Annotated[
-        AwareDatetime | None, Query(description="ISO 8601 时刻（须带时区）；给出时返回该时刻的余额")
+        Moment | None, Query(description="ISO 8601 时刻（须带时区）；给出时返回该时刻的余额")
     ] = None,
 ) -> list[FundView]:
     return places.funds(z, principal, community_id, year=year, as_of=as_of)
@@ -112,6 +123,7 @@ def get_statement(
         "validation_error",
         "fund_cap_exceeded",
         "year_closed",
+        "payload_too_large",
     ),
 )
 def put_allocation(
@@ -131,7 +143,12 @@ def put_allocation(
     response_model=DemandView,
     summary="登记居民需求到社区需求池（居委会）",
     responses=responses(
-        "unauthenticated", "forbidden", "not_found", "validation_error", "idempotency_conflict"
+        "unauthenticated",
+        "forbidden",
+        "not_found",
+        "validation_error",
+        "idempotency_conflict",
+        "payload_too_large",
     ),
 )
 def post_demand(

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import (
+    CommunityFilter,
     CurrentPrincipal,
+    Cursor,
     Idempotency,
     IfMatch,
     JsonObject,
@@ -26,7 +28,6 @@ Action = Annotated[
     str, Path(max_length=64, pattern=r"^[a-z_]+$", description="操作名", examples=["submit_plan"])
 ]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Cursor = Annotated[str | None, Query(max_length=400)]
 
 _ACTION_EXAMPLES: dict[str, dict[str, Any]] = {
     "close_collection": {},
@@ -115,7 +116,12 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         response_model=ProjectView,
         summary="新建项目（居委会）",
         responses=responses(
-            "unauthenticated", "forbidden", "not_found", "validation_error", "idempotency_conflict"
+            "unauthenticated",
+            "forbidden",
+            "not_found",
+            "validation_error",
+            "idempotency_conflict",
+            "payload_too_large",
         ),
     )
     def open_project(
@@ -138,8 +144,8 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
     def list_projects(
         z: ZizhiDep,
         principal: CurrentPrincipal,
-        community_id: Annotated[str | None, Query(max_length=64)] = None,
-        state: Annotated[str | None, Query(max_length=32)] = None,
+        community_id: CommunityFilter = None,
+        state: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
         year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
@@ -184,6 +190,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
             "year_closed",
             "version_conflict",
             "idempotency_conflict",
+            "payload_too_large",
         ),
     )
     def fire(
@@ -222,6 +229,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
             "fund_cap_exceeded",
             "already_exists",
             "idempotency_conflict",
+            "payload_too_large",
         ),
     )
     def record_expense(
@@ -260,6 +268,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
             "action_not_allowed",
             "guard_failed",
             "idempotency_conflict",
+            "payload_too_large",
         ),
     )
     def add_demand(

@@ -21,7 +21,13 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["令牌"])
     response_model=TokenView,
     summary="创建令牌（管理员）；令牌明文只在此次应答中出现一次",
     description="带同一 Idempotency-Key 重试时返回同一令牌记录，但不再包含明文。",
-    responses=responses("unauthenticated", "forbidden", "validation_error", "idempotency_conflict"),
+    responses=responses(
+        "unauthenticated",
+        "forbidden",
+        "validation_error",
+        "idempotency_conflict",
+        "payload_too_large",
+    ),
 )
 def create_token(
     body: TokenIn, z: ZizhiDep, principal: CurrentPrincipal, idempotency: Idempotency

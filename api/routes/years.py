@@ -32,7 +32,12 @@ def get_year(year: Year, z: ZizhiDep, principal: CurrentPrincipal) -> YearView:
     summary="年度结账（管理员）：释放该年度全部未用预留，此后不再接受预留",
     description="一次事务完成：要么全部释放并记入历史，要么什么都不改变。",
     responses=responses(
-        "unauthenticated", "forbidden", "validation_error", "already_exists", "idempotency_conflict"
+        "unauthenticated",
+        "forbidden",
+        "validation_error",
+        "already_exists",
+        "idempotency_conflict",
+        "payload_too_large",
     ),
 )
 def close_year(
