@@ -25,6 +25,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection
 
+from engine import fields
 from engine.domain import Role
 from engine.errors import (
     AlreadyExists,
@@ -38,6 +39,7 @@ from engine.tables import api_tokens, communities, users
 from engine.uow import IdempotencyKey, Zizhi
 
 TOKEN_PREFIX = "zz_"
+_NAME = fields.text("name", "名称", max_length=100, single_line=True)
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _hasher = PasswordHasher()
 
@@ -315,8 +317,8 @@ def _check_grant(
     *, name: str, role: str, communities: Iterable[str], streets: Iterable[str]
 ) -> tuple[list[str], list[str]]:
     errors: dict[str, str] = {}
-    if not name.strip() or len(name) > 100:
-        errors["name"] = "名称不能为空，且不超过 100 个字符"
+    if (message := _NAME.check(name)) is not None:
+        errors["name"] = message
     if role not in Role.__members__:
         errors["role"] = f"角色必须是 {', '.join(Role)} 之一"
     community_ids = sorted(set(communities))

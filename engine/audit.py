@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -129,24 +129,23 @@ def stream_events(
 ) -> Iterator[EventView]:
     """Every matching event, oldest first, read in batches (for CSV and JSON Lines export).
 
-    Access and filters are checked now, before the first event is read, so a refusal is
-    an error answer rather than a broken download.
+    Access, filters and the first batch are done now, before the caller starts answering,
+    so a refusal or a failing database is an error answer rather than a broken download.
     """
     base = _scoped(principal, where)
 
-    def events_after(after: int) -> Iterator[EventView]:
-        while True:
-            with z.read() as conn:
-                rows = conn.execute(
-                    base.where(events.c.id > after).order_by(events.c.id).limit(batch)
-                ).all()
-            if not rows:
-                return
-            for row in rows:
-                yield event_view(row)
-            after = rows[-1].id
+    def batch_after(after: int) -> Sequence[Any]:
+        with z.read() as conn:
+            return conn.execute(
+                base.where(events.c.id > after).order_by(events.c.id).limit(batch)
+            ).all()
 
-    return events_after(0)
+    def events_from(rows: Sequence[Any]) -> Iterator[EventView]:
+        while rows:
+            yield from (event_view(row) for row in rows)
+            rows = batch_after(rows[-1].id)
+
+    return events_from(batch_after(0))
 
 
 def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[EventView]:

@@ -151,7 +151,11 @@ def funds(
     """Both funds of a community-year, now or as of a past moment."""
     if as_of is not None and as_of.tzinfo is None:
         raise ValidationFailed.fields({"as_of": "时间必须带时区，例如 2026-03-01T12:00:00+08:00"})
-    year = check_year(year if year is not None else fiscal_year(as_of or z.clock()))
+    if year is None:
+        year = fiscal_year(as_of or z.clock())
+        if not MIN_YEAR <= year <= MAX_YEAR:
+            raise ValidationFailed.fields({"as_of": f"时刻须在 {MIN_YEAR} 至 {MAX_YEAR} 年之间"})
+    year = check_year(year)
     views = []
     with z.read() as conn:
         visible_community(conn, principal, community_id)

@@ -181,7 +181,10 @@ class Workflow:
         act = self.actions.get(action)
         if act is None:
             known = "、".join(self.actions)
-            raise ValidationFailed(f"未知操作“{action}”；{self.label}的操作有：{known}")
+            raise ValidationFailed(
+                f"未知操作“{action}”；{self.label}的操作有：{known}",
+                errors={"action": f"未知操作；可用：{known}"},
+            )
         if role not in act.roles:
             who = "、".join(r.label for r in sorted(act.roles))
             raise Forbidden(f"“{act.label}”只能由{who}执行")

@@ -435,3 +435,27 @@ def test_allocating_in_a_closed_year_is_year_closed(api: Api) -> None:
         409,
         "year_closed",
     )
+
+
+def test_an_unknown_action_names_the_field_and_the_actions_there_are(
+    api: Api, setup: dict[str, Any]
+) -> None:
+    body = _refused(
+        api.act(setup["committee"], setup["review"]["id"], "launch_rocket", {}),
+        422,
+        "validation_error",
+    )
+    assert "approve" in body["errors"]["action"]
+
+
+def test_an_out_of_range_as_of_is_reported_as_as_of(api: Api, setup: dict[str, Any]) -> None:
+    body = _refused(
+        api.get(
+            f"/api/v1/communities/{setup['community']}/funds",
+            api.admin,
+            as_of="1990-01-01T00:00:00+08:00",
+        ),
+        422,
+        "validation_error",
+    )
+    assert list(body["errors"]) == ["as_of"]
