@@ -4,7 +4,8 @@ The parent writes a plan (one JSON line) on stdin; the racer gets ready (opens i
 engine, or its HTTP client), prints ``ready``, waits for a ``go`` line — the barrier that
 starts every racer together — runs its operations in order and prints one JSON line with
 what each operation got: ``{"id", "ok": true, "answer"}``, ``{"id", "ok": false, "code"}``
-for a refusal, or ``code: "unexpected"`` with the error for anything else.
+for a refusal, or ``code: "unexpected"`` with the error for anything else. An operation
+with a ``key`` is sent with that Idempotency-Key.
 
 Two drivers. ``engine``: the process opens its own ``Database`` and ``Zizhi`` and calls the
 use cases directly, so several processes share one SQLite file and only SQLite's locking
@@ -16,6 +17,7 @@ server in turn.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 from collections.abc import Callable
@@ -58,7 +60,7 @@ def engine_driver(plan: dict[str, Any]) -> Callable[[dict[str, Any]], Answer]:
     from engine import places, projects, years
     from engine.db import Database
     from engine.errors import ZizhiError
-    from engine.uow import Zizhi
+    from engine.uow import IdempotencyKey, Zizhi
     from workflows import load_registry
 
     z = Zizhi(Database(plan["url"], pool_size=2), load_registry())
@@ -66,17 +68,30 @@ def engine_driver(plan: dict[str, Any]) -> Callable[[dict[str, Any]], Answer]:
 
     def run(op: dict[str, Any]) -> Answer:
         who = principals.setdefault(op["as"], principal_of(op["as"]))
+        key = None
+        if "key" in op:  # what the API would make of the header: who sent what
+            request = {k: v for k, v in op.items() if k != "id"}
+            digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+            key = IdempotencyKey(who.id, op["key"], digest)
         try:
             if op["kind"] == "fire":
-                done: Any = projects.fire(z, who, op["project"], op["action"], op["data"])
+                done: Any = projects.fire(
+                    z, who, op["project"], op["action"], op["data"], idempotency=key
+                )
             elif op["kind"] == "expense":
-                done = projects.record_expense(z, who, op["project"], op["data"])
+                done = projects.record_expense(z, who, op["project"], op["data"], idempotency=key)
             elif op["kind"] == "allocate":
                 done = places.set_allocation(
-                    z, who, op["community"], op["fund"], op["year"], op["allocated_fen"]
+                    z,
+                    who,
+                    op["community"],
+                    op["fund"],
+                    op["year"],
+                    op["allocated_fen"],
+                    idempotency=key,
                 )
             elif op["kind"] == "close_year":
-                done = years.close_year(z, who, op["year"])
+                done = years.close_year(z, who, op["year"], idempotency=key)
             else:
                 raise ValueError(f"unknown operation {op['kind']!r}")
         except ZizhiError as exc:
@@ -109,12 +124,10 @@ def http_driver(plan: dict[str, Any]) -> Callable[[dict[str, Any]], Answer]:
             method, path, body = "POST", f"/api/v1/years/{op['year']}/close", {}
         else:
             raise ValueError(f"unknown operation {op['kind']!r}")
-        response = client.request(
-            method,
-            base + path,
-            json=body,
-            headers={"Authorization": f"Bearer {tokens[op['as']]}"},
-        )
+        headers = {"Authorization": f"Bearer {tokens[op['as']]}"}
+        if "key" in op:
+            headers["Idempotency-Key"] = op["key"]
+        response = client.request(method, base + path, json=body, headers=headers)
         if 200 <= response.status_code < 300:
             return {"ok": True, "answer": response.json()}
         if response.status_code < 500 and response.headers.get("content-type", "").startswith(

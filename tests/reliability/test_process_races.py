@@ -6,8 +6,11 @@ year at the same projects (most of them twice, from different racers), spread ov
 community-years: this year's in K, where the money alone fixes the outcome (so exactly that
 many approvals and expenses may win, in both funds); this year's in M, where cancels and a
 lowered allocation make it depend on the interleaving; and last year's in M and N, which a
-year close cuts through in the middle of the race. Afterwards the database must agree, to
-the fen, with a reference computed from nothing but the answers the racers received.
+year close cuts through in the middle of the race. Some expenses are sent two or three times
+with one Idempotency-Key by different racers, as a client retrying on several connections
+would: they must be done once, and every copy must get the same answer. Afterwards the
+database must agree, to the fen, with a reference computed from nothing but the answers the
+racers received.
 
 Two drivers: each racer opens its own engine on the database (on SQLite only the file's
 own locks stand between the processes), or three ``zizhi serve`` processes share the
@@ -163,7 +166,9 @@ class Builder:
                     )
                 self.race.ops.append(op)
 
-    def expenses(self, tracked: list[Tracked], amount: int, times: int) -> None:
+    def expenses(self, tracked: list[Tracked], amount: int, times: int, *, copies: int = 1) -> None:
+        """``times`` expenses on each project; with ``copies``, each one is sent that many times
+        with the same Idempotency-Key (a client retrying on several connections at once)."""
         for t in tracked:
             for n in range(times):
                 data = {
@@ -172,9 +177,13 @@ class Builder:
                     "invoice_no": f"R{t.id}-{n}",
                     "description": "材料",
                 }
-                self.race.ops.append(
-                    self.race.op(kind="expense", project=t.id, data=data, **{"as": t.as_committee})
-                )
+                key = {"key": f"expense-{t.id}-{n}"} if copies > 1 else {}
+                for _ in range(copies):
+                    self.race.ops.append(
+                        self.race.op(
+                            kind="expense", project=t.id, data=data, **key, **{"as": t.as_committee}
+                        )
+                    )
 
     def cancel(self, t: Tracked, *, by_street: bool = False) -> None:
         self.race.ops.append(
@@ -228,8 +237,9 @@ def build_race(z: Zizhi) -> Race:
     race.fixed_reservations[k_review[0].account] = 4
     race.fixed_reservations[k_party[0].account] = 4  # ¥200,000 fits 4 plans of ¥50,000
     b.approvals(k_review + k_party + m_review + m_past_review + n_past_review)
-    b.expenses(k_impl, 100_000, 8)  # 5 of them fit each ¥5,000 reservation
-    b.expenses(m_impl + m_past_impl, 150_000, 5)  # 4 fit each ¥7,000 reservation
+    b.expenses(k_impl, 100_000, 8, copies=2)  # 5 of them fit each ¥5,000 reservation
+    b.expenses(m_impl, 150_000, 5, copies=3)  # 4 fit each ¥7,000 reservation
+    b.expenses(m_past_impl, 150_000, 5)
     b.expenses(n_past_impl, 1_000_000, 5)
     b.cancel(m_impl[0])
     b.cancel(m_impl[1])
@@ -311,6 +321,16 @@ def _kind(op: Op) -> str:
     return str(op["kind"])
 
 
+def _once_each(done: list[tuple[Op, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One answer per request: copies sent with one Idempotency-Key all got the same answer."""
+    by_key: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for op, answer in done:
+        by_key[op.get("key", op["id"])].append(answer)
+    for answers in by_key.values():
+        assert all(a == answers[0] for a in answers), answers
+    return [answers[0] for answers in by_key.values()]
+
+
 def check_race(z: Zizhi, race: Race, results: dict[int, Result]) -> None:
     ops = {op["id"]: op for op in race.every_op()}
     assert set(results) == set(ops)
@@ -342,7 +362,7 @@ def check_race(z: Zizhi, race: Race, results: dict[int, Result]) -> None:
         answers = done[t.id]
         reserved_by = [a for op, a in answers if _kind(op) == "reserve"]
         cancelled_by = [a for op, a in answers if _kind(op) == "cancel"]
-        spent_by = [a for op, a in answers if op["kind"] == "expense"]
+        spent_by = _once_each([(op, a) for op, a in answers if op["kind"] == "expense"])
         assert len(reserved_by) <= 1 and len(cancelled_by) <= 1, answers
         spent = sum(a["amount_fen"] for a in spent_by)
         holds = t.state == "implementation" or bool(reserved_by)
@@ -406,9 +426,14 @@ def check_race(z: Zizhi, race: Race, results: dict[int, Result]) -> None:
             continue
         if any(_kind(op) == "cancel" for op, _ in done[t.id]):
             continue
-        tries = [ops[i] for i in ops if ops[i]["kind"] == "expense" and ops[i]["project"] == t.id]
-        fits = min(len(tries), t.budget_fen // tries[0]["data"]["amount_fen"])
-        assert sum(1 for op, _ in done[t.id] if op["kind"] == "expense") == fits, t
+        tries = {
+            op.get("key", op["id"]): op["data"]["amount_fen"]
+            for op in ops.values()
+            if op["kind"] == "expense" and op["project"] == t.id
+        }
+        fits = min(len(tries), t.budget_fen // max(tries.values()))
+        spent = _once_each([(op, a) for op, a in done[t.id] if op["kind"] == "expense"])
+        assert len(spent) == fits, t
 
     # At every moment the ledger recorded, reserved + spent stayed within the allocation.
     e = ledger_entries.c
