@@ -1,0 +1,352 @@
+"""The hand-written baseline: the same rows the engine writes, by plain DB-API calls.
+
+Each method is one transaction issuing, in the same order, the statements the engine issues
+for that action (see ``engine/projects.py``, ``engine/ledger.py``, ``engine/history.py``):
+lock the project joined with its community and its chain head, append hash-chained events,
+move the money with conditional updates, save the project with its version bump, move the
+head, commit. Events are hashed here by hand exactly as ``engine.history`` does, so a
+benchmark database verifies whole afterwards whichever side wrote each event.
+
+What is left out is what makes the engine an engine: field validation, the state machine,
+error messages, the view returned to the caller, SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+_PROJECT_COLUMNS = (
+    "id, community_id, workflow, workflow_version, fund, year, title, category, "
+    "state, version, budget_fen, reserved_fen, spent_fen, details, created_at, "
+    "updated_at"
+)
+# Positions in a locked project row (rows stay plain tuples, as the drivers return them).
+_ID, _COMMUNITY, _FUND, _YEAR, _STATE, _VERSION, _BUDGET, _DETAILS = 0, 1, 4, 5, 8, 9, 10, 13
+_HEAD_SEQ, _HEAD_HASH = 17, 18
+
+_ACCOUNT = "community_id = ? AND fund = ? AND year = ?"
+# The engine's statements for these three actions, written out as SQL text.
+SQL = {
+    # The project row and its community's chain head, locked and read in one statement.
+    "lock_project": (
+        "SELECT " + ", ".join("p." + c for c in _PROJECT_COLUMNS.split(", ")) + ", c.street, "
+        "h.seq, h.hash FROM projects p JOIN communities c ON c.id = p.community_id "
+        "JOIN chain_heads h ON h.chain = p.community_id WHERE p.id = ?"
+    ),
+    "insert_event": (
+        "INSERT INTO events (chain, seq, at, actor, role, community_id, project_id, type, data, "
+        "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+    ),
+    "save_project": (
+        "UPDATE projects SET state = ?, version = version + 1, budget_fen = ?, details = ?, "
+        "updated_at = ? WHERE id = ? AND version = ? RETURNING version, reserved_fen, spent_fen"
+    ),
+    "move_head": "UPDATE chain_heads SET seq = ?, hash = ? WHERE chain = ?",
+    "account_exists": f"SELECT 1 FROM fund_accounts WHERE {_ACCOUNT}",
+    "reserve": (
+        f"UPDATE fund_accounts SET reserved_fen = reserved_fen + ? WHERE {_ACCOUNT} "
+        "AND allocated_fen - reserved_fen - spent_fen >= ? "
+        "RETURNING allocated_fen, reserved_fen, spent_fen"
+    ),
+    "spend": (
+        "UPDATE fund_accounts SET reserved_fen = reserved_fen - ?, spent_fen = spent_fen + ? "
+        f"WHERE {_ACCOUNT} AND reserved_fen >= ? "
+        "RETURNING allocated_fen, reserved_fen, spent_fen"
+    ),
+    "project_reserve": "UPDATE projects SET reserved_fen = reserved_fen + ? WHERE id = ?",
+    "project_spend": (
+        "UPDATE projects SET reserved_fen = reserved_fen - ?, spent_fen = spent_fen + ? "
+        "WHERE id = ? AND reserved_fen >= ? RETURNING reserved_fen"
+    ),
+    "insert_entry": (
+        "INSERT INTO ledger_entries (community_id, fund, year, kind, amount_fen, project_id, "
+        "event_id, at, allocated_fen, reserved_fen, spent_fen) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+    ),
+    "invoice_taken": (
+        "SELECT id FROM expenses WHERE community_id = ? AND payee = ? AND invoice_no = ?"
+    ),
+    "insert_expense": (
+        "INSERT INTO expenses (community_id, project_id, amount_fen, payee, invoice_no, "
+        "description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id, community_id, "
+        "project_id, amount_fen, payee, invoice_no, description, created_at"
+    ),
+}
+# PostgreSQL: psycopg's placeholders, and the row locks SQLite gets from BEGIN IMMEDIATE.
+SQL_PG = {name: text.replace("?", "%s") for name, text in SQL.items()}
+SQL_PG["lock_project"] += " FOR UPDATE OF p, h"
+
+_FINAL = frozenset({"completed", "rejected", "cancelled"})
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+class RawWriter:
+    """One connection, one actor; ``sqlite3`` or ``psycopg``, each used the plain way."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection | psycopg.Connection[Any],
+        *,
+        actor: str,
+        role: str,
+        communities: frozenset[str],
+    ) -> None:
+        self.conn = conn
+        self._sqlite = isinstance(conn, sqlite3.Connection)
+        self._actor = actor
+        self._role = role
+        self._communities = communities
+        self._sql = SQL if self._sqlite else SQL_PG
+
+    @classmethod
+    def sqlite(cls, path: str, *, synchronous: str = "FULL", **kw: Any) -> RawWriter:
+        # The engine's pragmas (engine/db.py): WAL, the given synchronous, foreign keys.
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return cls(conn, **kw)
+
+    @classmethod
+    def postgresql(cls, url: str, **kw: Any) -> RawWriter:
+        return cls(psycopg.connect(url), **kw)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- the three actions measured -------------------------------------------------------
+
+    def cancel(self, project_id: int, reason: str) -> int:
+        """``cancel`` on a project with nothing reserved: one event, no ledger movement."""
+        with _Tx(self) as tx:
+            project = tx.lock(project_id)
+            if project[_STATE] in _FINAL:
+                raise ValueError("project already closed")
+            fields = {"reason": reason}
+            tx.append(
+                "project.transitioned",
+                {"action": "cancel", "from": project[_STATE], "to": "cancelled", "fields": fields},
+                project,
+            )
+            return tx.save(project, "cancel", fields, state="cancelled")
+
+    def approve(self, project_id: int, votes: Mapping[str, int]) -> int:
+        """``approve``: the vote's event, then reserve the budget (account, project, entry)."""
+        with _Tx(self) as tx:
+            project = tx.lock(project_id)
+            if project[_STATE] != "review":
+                raise ValueError("project is not in review")
+            size, attendees, votes_for = (
+                votes["council_size"],
+                votes["attendees"],
+                votes["votes_for"],
+            )
+            if (
+                votes_for + votes["votes_against"] + votes["abstentions"] != attendees
+                or attendees > size
+                or 3 * attendees < 2 * size
+                or 2 * votes_for <= attendees
+            ):
+                raise ValueError("the vote does not pass")
+            fields = dict(votes)
+            cause = tx.append(
+                "project.transitioned",
+                {"action": "approve", "from": "review", "to": "implementation", "fields": fields},
+                project,
+            )
+            amount = project[_BUDGET]
+            account = (project[_COMMUNITY], project[_FUND], project[_YEAR])
+            if tx.one("account_exists", account) is None:
+                raise ValueError("the benchmark opens every fund account beforehand")
+            after = tx.one("reserve", (amount, *account, amount))
+            if after is None:
+                raise ValueError("fund cap exceeded")
+            tx.run("project_reserve", (amount, project[_ID]))
+            tx.entry(project, "reserve", "ledger.reserved", amount, after, cause)
+            return tx.save(project, "approve", fields, state="implementation")
+
+    def expense(self, project_id: int, fields: Mapping[str, Any]) -> int:
+        """An expense: its row and event, then move the money reserved → spent."""
+        with _Tx(self) as tx:
+            project = tx.lock(project_id)
+            if project[_STATE] != "implementation":
+                raise ValueError("expenses only during implementation")
+            community = project[_COMMUNITY]
+            if (
+                tx.one("invoice_taken", (community, fields["payee"], fields["invoice_no"]))
+                is not None
+            ):
+                raise ValueError("invoice already recorded")
+            amount = fields["amount_fen"]
+            row = tx.one(
+                "insert_expense",
+                (
+                    community,
+                    project[_ID],
+                    amount,
+                    fields["payee"],
+                    fields["invoice_no"],
+                    fields["description"],
+                    tx.at_param,
+                ),
+            )
+            cause = tx.append("expense.recorded", {"expense_id": row[0], **fields}, project)
+            if tx.one("project_spend", (amount, amount, project[_ID], amount)) is None:
+                raise ValueError("more than the project has reserved")
+            after = tx.one(
+                "spend", (amount, amount, community, project[_FUND], project[_YEAR], amount)
+            )
+            if after is None:
+                raise ValueError("the ledger is broken")
+            tx.entry(project, "spend", "ledger.spent", amount, after, cause)
+            return tx.save(project, None, None, state=project[_STATE])
+
+
+class _Tx:
+    """One write transaction: BEGIN IMMEDIATE on SQLite, rollback unless it reached commit."""
+
+    def __init__(self, writer: RawWriter) -> None:
+        self._w = writer
+        self._conn = writer.conn
+        self._sql = writer._sql
+        self.at = datetime.now(UTC)
+        # SQLAlchemy stores SQLite datetimes as naive UTC text in this exact format.
+        self.at_param: Any = (
+            self.at.replace(tzinfo=None).isoformat(" ", "microseconds")
+            if writer._sqlite
+            else self.at
+        )
+        self._at_iso = self.at.isoformat(timespec="microseconds")
+        self._chain = ""
+        self._seq = 0
+        self._hash = ""
+
+    def __enter__(self) -> _Tx:
+        if self._w._sqlite:
+            self._conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self._conn.execute(self._sql["move_head"], (self._seq, self._hash, self._chain))
+            if self._w._sqlite:
+                self._conn.execute("COMMIT")
+            else:
+                self._conn.commit()
+        elif self._w._sqlite:
+            self._conn.execute("ROLLBACK")
+        else:
+            self._conn.rollback()
+
+    def one(self, name: str, params: tuple[Any, ...]) -> Any:
+        return self._conn.execute(self._sql[name], params).fetchone()
+
+    def run(self, name: str, params: tuple[Any, ...]) -> None:
+        self._conn.execute(self._sql[name], params)
+
+    def lock(self, project_id: int) -> Any:
+        """The project row (with its community's street) and its community's chain head."""
+        project = self.one("lock_project", (project_id,))
+        if project is None or project[_COMMUNITY] not in self._w._communities:
+            raise LookupError(f"project {project_id} not found")
+        self._chain = project[_COMMUNITY]
+        self._seq, self._hash = project[_HEAD_SEQ], project[_HEAD_HASH]
+        return project
+
+    def append(self, type: str, data: Mapping[str, Any], project: Any) -> int:
+        seq, text = self._seq + 1, canonical_json(data)
+        community, project_id = project[_COMMUNITY], project[_ID]
+        payload = canonical_json(
+            [
+                self._chain,
+                seq,
+                self._at_iso,
+                self._w._actor,
+                self._w._role,
+                community,
+                project_id,
+                type,
+                text,
+                self._hash,
+            ]
+        )
+        digest = hashlib.sha256(payload.encode()).hexdigest()
+        (event_id,) = self.one(
+            "insert_event",
+            (
+                self._chain,
+                seq,
+                self.at_param,
+                self._w._actor,
+                self._w._role,
+                community,
+                project_id,
+                type,
+                text,
+                self._hash,
+                digest,
+            ),
+        )
+        self._seq, self._hash = seq, digest
+        return int(event_id)
+
+    def entry(
+        self,
+        project: Any,
+        kind: str,
+        event_type: str,
+        amount: int,
+        after: tuple[int, int, int],
+        cause: int,
+    ) -> None:
+        community, fund, year = project[_COMMUNITY], project[_FUND], project[_YEAR]
+        (entry_id,) = self.one(
+            "insert_entry",
+            (community, fund, year, kind, amount, project[_ID], cause, self.at_param, *after),
+        )
+        allocated, reserved, spent = after
+        self.append(
+            event_type,
+            {
+                "entry_id": entry_id,
+                "fund": fund,
+                "year": year,
+                "amount_fen": amount,
+                "cause_event_id": cause,
+                "allocated_fen": allocated,
+                "reserved_fen": reserved,
+                "spent_fen": spent,
+            },
+            project,
+        )
+
+    def save(
+        self, project: Any, action: str | None, fields: Mapping[str, Any] | None, *, state: str
+    ) -> int:
+        """Write the project back with its version bumped; the details JSON keeps each action."""
+        details = json.loads(project[_DETAILS])
+        if action is not None:
+            details[action] = dict(fields or {})
+        (version, _reserved, _spent) = self.one(
+            "save_project",
+            (
+                state,
+                project[_BUDGET],
+                json.dumps(details, ensure_ascii=False),
+                self.at_param,
+                project[_ID],
+                project[_VERSION],
+            ),
+        )
+        return int(version)
