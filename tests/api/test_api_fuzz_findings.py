@@ -71,7 +71,7 @@ def test_moments_at_the_ends_of_the_calendar_are_no_server_error(api: Api) -> No
     for moment in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
         assert api.get("/api/v1/audit/events", api.admin, since=moment).status_code == 200
         funds = api.get(f"/api/v1/communities/{community}/funds", api.admin, as_of=moment)
-        _invalid(funds, "year")
+        _invalid(funds, "as_of")
 
 
 @pytest.mark.parametrize(
