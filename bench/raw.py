@@ -49,6 +49,7 @@ SQL = {
         "updated_at = ? WHERE id = ? AND version = ? RETURNING version, reserved_fen, spent_fen"
     ),
     "move_head": "UPDATE chain_heads SET seq = ?, hash = ? WHERE chain = ?",
+    "year_closed": "SELECT closed_at FROM closed_years WHERE year = ?",
     "account_exists": f"SELECT 1 FROM fund_accounts WHERE {_ACCOUNT}",
     "reserve": (
         f"UPDATE fund_accounts SET reserved_fen = reserved_fen + ? WHERE {_ACCOUNT} "
@@ -82,6 +83,10 @@ SQL = {
 # PostgreSQL: psycopg's placeholders, and the row locks SQLite gets from BEGIN IMMEDIATE.
 SQL_PG = {name: text.replace("?", "%s") for name, text in SQL.items()}
 SQL_PG["lock_project"] += " FOR UPDATE OF p, h"
+# Reserving holds the barrier against closing a year (engine/uow.py), shared; SQLite's one
+# writer needs none.
+SQL_PG["hold_reservations"] = "SELECT pg_advisory_xact_lock_shared(%s)"
+_RESERVATIONS = 0x7A7A5253
 
 _FINAL = frozenset({"completed", "rejected", "cancelled"})
 
@@ -144,6 +149,8 @@ class RawWriter:
     def approve(self, project_id: int, votes: Mapping[str, int]) -> int:
         """``approve``: the vote's event, then reserve the budget (account, project, entry)."""
         with _Tx(self) as tx:
+            if not self._sqlite:
+                tx.one("hold_reservations", (_RESERVATIONS,))
             project = tx.lock(project_id)
             if project[_STATE] != "review":
                 raise ValueError("project is not in review")
@@ -167,6 +174,8 @@ class RawWriter:
             )
             amount = project[_BUDGET]
             account = (project[_COMMUNITY], project[_FUND], project[_YEAR])
+            if tx.one("year_closed", (project[_YEAR],)) is not None:
+                raise ValueError("the year is closed")
             if tx.one("account_exists", account) is None:
                 raise ValueError("the benchmark opens every fund account beforehand")
             after = tx.one("reserve", (amount, *account, amount))
