@@ -158,20 +158,7 @@ def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[Eve
 
 
 def event_view(row: Any) -> EventView:
-    return EventView(
-        id=row.id,
-        chain=row.chain,
-        seq=row.seq,
-        at=row.at,
-        type=row.type,
-        actor=row.actor,
-        role=row.role,
-        community_id=row.community_id,
-        project_id=row.project_id,
-        data=json.loads(row.data),
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+    return EventView(**{**row._mapping, "data": json.loads(row.data)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,9 +97,14 @@ _BALANCE = sa.select(*_BALANCE_COLS).where(_ACCOUNT)
 _LOCK_BALANCE = _BALANCE.with_for_update()
 _EXISTS = sa.select(sa.literal(1)).where(_ACCOUNT)
 _KIND = sa.select(communities.c.kind).where(communities.c.id == sa.bindparam("community"))
+# One statement on the common path: enough money, and the year not closed.
 _RESERVE = (
     sa.update(fund_accounts)
-    .where(_ACCOUNT, _a.allocated_fen - _a.reserved_fen - _a.spent_fen >= _AMOUNT)
+    .where(
+        _ACCOUNT,
+        _a.allocated_fen - _a.reserved_fen - _a.spent_fen >= _AMOUNT,
+        ~sa.exists().where(closed_years.c.year == sa.bindparam("a_year")),
+    )
     .values(reserved_fen=_a.reserved_fen + _AMOUNT)
     .returning(*_BALANCE_COLS)
 )
@@ -173,9 +178,11 @@ class Ledger:
         return balance(self._conn, account, self._policy).available_fen
 
     def reserve(self, account: Account, project_id: int, amount: int, cause: int) -> None:
-        self._refuse_if_closed(account.year, "无法再预留经费")
-        self._open(account, cause)
         after = self._move(_RESERVE, account, amount)
+        if after is None:  # the year is closed, the account not yet opened, or too little
+            self._refuse_if_closed(account.year, "无法再预留经费")
+            self._open(account, cause)  # nothing to do if it exists, or a racer just opened it
+            after = self._move(_RESERVE, account, amount)
         if after is None:
             available = self.available_fen(account)
             raise FundCapExceeded(f"预算 {amount} 分超过本年度可用经费 {available} 分，无法预留")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from engine import fields
 from engine.access import Principal, visible_community
+from engine.db import insert_ignore
 from engine.domain import Role, fiscal_year
 from engine.effects import EFFECTS
 from engine.errors import ActionNotAllowed, AlreadyExists, NotFound, VersionConflict
@@ -81,7 +82,6 @@ _INVOICE_TAKEN = sa.select(expenses.c.id).where(
     expenses.c.payee == sa.bindparam("payee"),
     expenses.c.invoice_no == sa.bindparam("invoice"),
 )
-_INSERT_EXPENSE = sa.insert(expenses).returning(expenses)
 
 
 @dataclass(slots=True)
@@ -268,28 +268,27 @@ def record_expense(
             raise ActionNotAllowed(
                 f"项目当前处于“{wf.state_label(project.state)}”阶段，只能在{allowed}阶段登记支出"
             )
-        duplicate = change.conn.execute(
-            _INVOICE_TAKEN,
-            {
-                "community": project.community_id,
-                "payee": clean["payee"],
-                "invoice": clean["invoice_no"],
-            },
-        ).first()
-        if duplicate is not None:
-            raise AlreadyExists(
-                f"收款方“{clean['payee']}”的发票 {clean['invoice_no']} "
-                f"已登记过（支出 {duplicate.id}）"
-            )
         row = change.conn.execute(
-            _INSERT_EXPENSE,
+            insert_ignore(change.conn.dialect.name, expenses, *expenses.c),
             {
                 "community_id": project.community_id,
                 "project_id": project.id,
                 "created_at": change.at,
                 **clean,
             },
-        ).one()
+        ).first()
+        if row is None:  # the (community, payee, invoice) is recorded already
+            taken = change.conn.execute(
+                _INVOICE_TAKEN,
+                {
+                    "community": project.community_id,
+                    "payee": clean["payee"],
+                    "invoice": clean["invoice_no"],
+                },
+            ).scalar_one()
+            raise AlreadyExists(
+                f"收款方“{clean['payee']}”的发票 {clean['invoice_no']} 已登记过（支出 {taken}）"
+            )
         cause = change.history.append(
             "expense.recorded",
             {"expense_id": row.id, **clean},
@@ -417,24 +416,9 @@ def _check_version(project: ProjectRecord, expected: int | None) -> None:
 
 def _view(project: ProjectRecord, wf: Workflow, principal: Principal) -> ProjectView:
     return ProjectView(
-        id=project.id,
-        community_id=project.community_id,
-        workflow=project.workflow,
-        workflow_version=project.workflow_version,
-        fund=project.fund,
-        year=project.year,
-        title=project.title,
-        category=project.category,
-        state=project.state,
+        **asdict(project),
         state_label=wf.state_label(project.state),
-        version=project.version,
-        budget_fen=project.budget_fen,
-        reserved_fen=project.reserved_fen,
-        spent_fen=project.spent_fen,
         allowed_actions=wf.allowed_actions(project.state, principal.role),
-        details=project.details,
-        created_at=project.created_at,
-        updated_at=project.updated_at,
     )
 
 

@@ -231,15 +231,16 @@ class WorkflowRegistry:
             if wf.version in versions:
                 raise DefinitionError(wf.name, [f"version {wf.version} is defined twice"])
             versions[wf.version] = wf
+        self._reserving = frozenset(
+            a.name for wf in self.all() for a in wf.actions.values() if "reserve" in a.effects
+        )
 
     def names(self) -> list[str]:
         return sorted(self._versions)
 
     def may_reserve(self, action: str) -> bool:
         """Whether an action of this name reserves money in any loaded definition."""
-        return any(
-            "reserve" in wf.actions[action].effects for wf in self.all() if action in wf.actions
-        )
+        return action in self._reserving
 
     def latest(self, name: str) -> Workflow:
         versions = self._versions.get(name)
