@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.db import insert_ignore
+from engine.statements import Prepared
 from engine.tables import chain_heads, events
 
 SYSTEM_CHAIN = "_system"
@@ -73,13 +74,13 @@ class Actor:
     role: str
 
 
-_LOCK_HEAD = (
+_LOCK_HEAD = Prepared(
     sa.select(chain_heads.c.seq, chain_heads.c.hash)
     .where(chain_heads.c.chain == sa.bindparam("chain"))
     .with_for_update()
 )
-_INSERT_EVENT = sa.insert(events).returning(events.c.id)
-_MOVE_HEAD = sa.update(chain_heads).where(chain_heads.c.chain == sa.bindparam("head"))
+_INSERT_EVENT = Prepared(sa.insert(events).returning(events.c.id))
+_MOVE_HEAD = Prepared(sa.update(chain_heads).where(chain_heads.c.chain == sa.bindparam("head")))
 
 
 class ChainWriter:
@@ -99,13 +100,13 @@ class ChainWriter:
         self._actor = actor
         self._at = at
         if head is None:
-            row = conn.execute(_LOCK_HEAD, {"chain": chain}).first()
+            row = _LOCK_HEAD.first(conn, {"chain": chain})
             if row is None:  # a chain's first writer; ON CONFLICT lets a racing first one win
                 conn.execute(
                     insert_ignore(conn.dialect.name, chain_heads),
                     {"chain": chain, "seq": 0, "hash": genesis_hash(chain)},
                 )
-                row = conn.execute(_LOCK_HEAD, {"chain": chain}).one()
+                row = _LOCK_HEAD.one(conn, {"chain": chain})
             head = (row.seq, row.hash)
         self._seq, self._hash = head
         self._start_seq = self._seq
@@ -132,8 +133,8 @@ class ChainWriter:
             data=text,
             prev_hash=self._hash,
         )
-        event_id = self._conn.execute(
-            _INSERT_EVENT,
+        event_id = _INSERT_EVENT.one(
+            self._conn,
             {
                 "chain": self.chain,
                 "seq": seq,
@@ -147,16 +148,14 @@ class ChainWriter:
                 "prev_hash": self._hash,
                 "hash": digest,
             },
-        ).scalar_one()
+        ).id
         self._seq, self._hash = seq, digest
         return int(event_id)
 
     def flush(self) -> None:
         """Move the head to the last appended event; call once, just before commit."""
         if self._seq != self._start_seq:
-            self._conn.execute(
-                _MOVE_HEAD, {"head": self.chain, "seq": self._seq, "hash": self._hash}
-            )
+            _MOVE_HEAD.run(self._conn, {"head": self.chain, "seq": self._seq, "hash": self._hash})
 
 
 @dataclass(frozen=True, slots=True)

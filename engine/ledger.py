@@ -34,6 +34,7 @@ from engine.db import insert_ignore
 from engine.domain import CommunityKind, Fund
 from engine.errors import FundCapExceeded, NotFound, YearClosed
 from engine.history import ChainWriter
+from engine.statements import Prepared
 from engine.tables import closed_years, communities, fund_accounts, ledger_entries, projects
 
 _EVENT_TYPES = {
@@ -93,12 +94,12 @@ _ACCOUNT = sa.and_(
 _AMOUNT: sa.BindParameter[int] = sa.bindparam("amount", type_=sa.BigInteger)
 _BALANCE_COLS = (_a.allocated_fen, _a.reserved_fen, _a.spent_fen)
 
-_BALANCE = sa.select(*_BALANCE_COLS).where(_ACCOUNT)
-_LOCK_BALANCE = _BALANCE.with_for_update()
-_EXISTS = sa.select(sa.literal(1)).where(_ACCOUNT)
-_KIND = sa.select(communities.c.kind).where(communities.c.id == sa.bindparam("community"))
+_BALANCE = Prepared(sa.select(*_BALANCE_COLS).where(_ACCOUNT))
+_LOCK_BALANCE = Prepared(sa.select(*_BALANCE_COLS).where(_ACCOUNT).with_for_update())
+_EXISTS = Prepared(sa.select(sa.literal(1).label("found")).where(_ACCOUNT))
+_KIND = Prepared(sa.select(communities.c.kind).where(communities.c.id == sa.bindparam("community")))
 # One statement on the common path: enough money, and the year not closed.
-_RESERVE = (
+_RESERVE = Prepared(
     sa.update(fund_accounts)
     .where(
         _ACCOUNT,
@@ -108,59 +109,61 @@ _RESERVE = (
     .values(reserved_fen=_a.reserved_fen + _AMOUNT)
     .returning(*_BALANCE_COLS)
 )
-_SPEND = (
+_SPEND = Prepared(
     sa.update(fund_accounts)
     .where(_ACCOUNT, _a.reserved_fen >= _AMOUNT)
     .values(reserved_fen=_a.reserved_fen - _AMOUNT, spent_fen=_a.spent_fen + _AMOUNT)
     .returning(*_BALANCE_COLS)
 )
-_RELEASE = (
+_RELEASE = Prepared(
     sa.update(fund_accounts)
     .where(_ACCOUNT, _a.reserved_fen >= _AMOUNT)
     .values(reserved_fen=_a.reserved_fen - _AMOUNT)
     .returning(*_BALANCE_COLS)
 )
-_ALLOCATE = (
+_ALLOCATE = Prepared(
     sa.update(fund_accounts)
     .where(_ACCOUNT, _a.reserved_fen + _a.spent_fen <= sa.bindparam("allocated"))
     .values(allocated_fen=sa.bindparam("allocated"))
     .returning(*_BALANCE_COLS)
 )
-_PROJECT_RESERVE = (
+_PROJECT_RESERVE = Prepared(
     sa.update(projects)
     .where(_p.id == sa.bindparam("project"))
     .values(reserved_fen=_p.reserved_fen + _AMOUNT)
 )
-_PROJECT_SPEND = (
+_PROJECT_SPEND = Prepared(
     sa.update(projects)
     .where(_p.id == sa.bindparam("project"), _p.reserved_fen >= _AMOUNT)
     .values(reserved_fen=_p.reserved_fen - _AMOUNT, spent_fen=_p.spent_fen + _AMOUNT)
     .returning(_p.reserved_fen)
 )
-_PROJECT_RELEASE = (
+_PROJECT_RELEASE = Prepared(
     sa.update(projects)
     .where(_p.id == sa.bindparam("project"), _p.reserved_fen >= _AMOUNT)
     .values(reserved_fen=_p.reserved_fen - _AMOUNT)
     .returning(_p.reserved_fen)
 )
-_PROJECT_RESERVED = sa.select(_p.reserved_fen).where(_p.id == sa.bindparam("project"))
-_INSERT_ENTRY = sa.insert(ledger_entries).returning(ledger_entries.c.id)
-_CLOSED = sa.select(closed_years.c.closed_at).where(closed_years.c.year == sa.bindparam("year"))
+_PROJECT_RESERVED = Prepared(sa.select(_p.reserved_fen).where(_p.id == sa.bindparam("project")))
+_INSERT_ENTRY = Prepared(sa.insert(ledger_entries).returning(ledger_entries.c.id))
+_CLOSED = Prepared(
+    sa.select(closed_years.c.closed_at).where(closed_years.c.year == sa.bindparam("year"))
+)
 
 
 def balance(conn: Connection, account: Account, policy: AllocationPolicy) -> Balance:
     """Current balances; an account not yet used shows its default allocation."""
-    row = conn.execute(_BALANCE, account.params()).first()
+    row = _BALANCE.first(conn, account.params())
     if row is not None:
         return Balance(*row)
     return Balance(_default_allocation(conn, account, policy), 0, 0)
 
 
 def _default_allocation(conn: Connection, account: Account, policy: AllocationPolicy) -> int:
-    kind = conn.execute(_KIND, {"community": account.community_id}).scalar_one_or_none()
-    if kind is None:
+    found = _KIND.first(conn, {"community": account.community_id})
+    if found is None:
         raise NotFound(f"社区“{account.community_id}”不存在")
-    return policy.default_fen(account.fund, kind)
+    return policy.default_fen(account.fund, found.kind)
 
 
 class Ledger:
@@ -186,13 +189,13 @@ class Ledger:
         if after is None:
             available = self.available_fen(account)
             raise FundCapExceeded(f"预算 {amount} 分超过本年度可用经费 {available} 分，无法预留")
-        self._conn.execute(_PROJECT_RESERVE, {"project": project_id, "amount": amount})
+        _PROJECT_RESERVE.run(self._conn, {"project": project_id, "amount": amount})
         self._record(account, "reserve", amount, after, project_id, cause)
 
     def spend(self, account: Account, project_id: int, amount: int, cause: int) -> None:
-        left = self._conn.execute(_PROJECT_SPEND, {"project": project_id, "amount": amount}).first()
+        left = _PROJECT_SPEND.first(self._conn, {"project": project_id, "amount": amount})
         if left is None:
-            remaining = self._conn.execute(_PROJECT_RESERVED, {"project": project_id}).scalar_one()
+            remaining = _PROJECT_RESERVED.one(self._conn, {"project": project_id}).reserved_fen
             raise FundCapExceeded(f"支出 {amount} 分超过本项目剩余预留经费 {remaining} 分")
         after = self._move(_SPEND, account, amount)
         if after is None:  # the project had it reserved, so the account must: a broken ledger
@@ -203,10 +206,7 @@ class Ledger:
         """Return ``amount``, what the project still holds reserved; nothing to do for 0."""
         if amount == 0:
             return
-        if (
-            self._conn.execute(_PROJECT_RELEASE, {"project": project_id, "amount": amount}).first()
-            is None
-        ):
+        if _PROJECT_RELEASE.first(self._conn, {"project": project_id, "amount": amount}) is None:
             raise RuntimeError(f"project {project_id} holds less than {amount} reserved")
         after = self._move(_RELEASE, account, amount)
         if after is None:
@@ -218,8 +218,8 @@ class Ledger:
         self._refuse_if_closed(account.year, "不能再调整分配额")
         if self._open(account, cause, allocated=allocated):
             return Balance(allocated, 0, 0)
-        current = Balance(*self._conn.execute(_LOCK_BALANCE, account.params()).one())
-        row = self._conn.execute(_ALLOCATE, {**account.params(), "allocated": allocated}).first()
+        current = Balance(*_LOCK_BALANCE.one(self._conn, account.params()))
+        row = _ALLOCATE.first(self._conn, {**account.params(), "allocated": allocated})
         if row is None:
             committed = current.reserved_fen + current.spent_fen
             raise FundCapExceeded(
@@ -234,13 +234,13 @@ class Ledger:
     # --- internals ---------------------------------------------------------------------------
 
     def _refuse_if_closed(self, year: int, what: str) -> None:
-        if self._conn.execute(_CLOSED, {"year": year}).first() is not None:
+        if _CLOSED.first(self._conn, {"year": year}) is not None:
             raise YearClosed(f"{year} 年度已结账，{what}")
 
     def _open(self, account: Account, cause: int, *, allocated: int | None = None) -> bool:
         """Create the account on first use; True if this call created it."""
         if allocated is None:
-            if self._conn.execute(_EXISTS, account.params()).first() is not None:
+            if _EXISTS.first(self._conn, account.params()) is not None:
                 return False
             allocated = _default_allocation(self._conn, account, self._policy)
         created = self._conn.execute(
@@ -259,8 +259,8 @@ class Ledger:
         self._record(account, "allocate", allocated, Balance(allocated, 0, 0), None, cause)
         return True
 
-    def _move(self, statement: Any, account: Account, amount: int) -> Balance | None:
-        row = self._conn.execute(statement, {**account.params(), "amount": amount}).first()
+    def _move(self, statement: Prepared, account: Account, amount: int) -> Balance | None:
+        row = statement.first(self._conn, {**account.params(), "amount": amount})
         return None if row is None else Balance(*row)
 
     def _record(
@@ -272,8 +272,8 @@ class Ledger:
         project_id: int | None,
         cause: int,
     ) -> None:
-        entry_id = self._conn.execute(
-            _INSERT_ENTRY,
+        entry_id = _INSERT_ENTRY.one(
+            self._conn,
             {
                 "community_id": account.community_id,
                 "fund": account.fund,
@@ -287,7 +287,7 @@ class Ledger:
                 "reserved_fen": after.reserved_fen,
                 "spent_fen": after.spent_fen,
             },
-        ).scalar_one()
+        ).id
         self._history.append(
             _EVENT_TYPES[kind],
             {

@@ -24,6 +24,7 @@ from engine.effects import EFFECTS
 from engine.errors import ActionNotAllowed, AlreadyExists, NotFound, VersionConflict
 from engine.ledger import Account
 from engine.pagination import Page, check_limit, decode_cursor, page_of
+from engine.statements import Prepared
 from engine.tables import chain_heads, communities, demands, expenses, projects
 from engine.uow import Change, IdempotencyKey, Zizhi
 from engine.workflow import Workflow
@@ -53,7 +54,7 @@ _READ = (
 )
 # Writers lock the project row and its community's chain head in one statement (rows are
 # locked in that order, as every writer does), and read both fresh.
-_LOCK = (
+_LOCK = Prepared(
     sa.select(
         projects,
         communities.c.street,
@@ -65,18 +66,19 @@ _LOCK = (
     .where(_p.id == sa.bindparam("project"))
     .with_for_update(of=[projects, chain_heads])
 )
-_INSERT = sa.insert(projects).returning(projects)
-_SAVE = (
+_INSERT = Prepared(sa.insert(projects).returning(projects))
+_SAVE = Prepared(
     sa.update(projects)
     .where(_p.id == sa.bindparam("project"), _p.version == sa.bindparam("expected"))
     .values(version=_p.version + 1)
     .returning(_p.version, _p.reserved_fen, _p.spent_fen)
 )
-_DEMAND_COUNT = (
-    sa.select(sa.func.count())
+_DEMAND_COUNT = Prepared(
+    sa.select(sa.func.count().label("count"))
     .select_from(demands)
     .where(demands.c.project_id == sa.bindparam("project"))
 )
+_INSERT_EXPENSE = Prepared(lambda dialect: insert_ignore(dialect, expenses, *expenses.c))
 _INVOICE_TAKEN = sa.select(expenses.c.id).where(
     expenses.c.community_id == sa.bindparam("community"),
     expenses.c.payee == sa.bindparam("payee"),
@@ -168,8 +170,8 @@ def open_project(
         if (done := change.replayed(ProjectView)) is not None:
             return done
         year = fiscal_year(change.at)
-        row = change.conn.execute(
-            _INSERT,
+        row = _INSERT.one(
+            change.conn,
             {
                 "community_id": community_id,
                 "workflow": wf.name,
@@ -186,7 +188,7 @@ def open_project(
                 "updated_at": change.at,
                 **clean,
             },
-        ).one()
+        )
         project = ProjectRecord.from_row(row)
         change.history.append(
             "project.created",
@@ -268,15 +270,15 @@ def record_expense(
             raise ActionNotAllowed(
                 f"项目当前处于“{wf.state_label(project.state)}”阶段，只能在{allowed}阶段登记支出"
             )
-        row = change.conn.execute(
-            insert_ignore(change.conn.dialect.name, expenses, *expenses.c),
+        row = _INSERT_EXPENSE.first(
+            change.conn,
             {
                 "community_id": project.community_id,
                 "project_id": project.id,
                 "created_at": change.at,
                 **clean,
             },
-        ).first()
+        )
         if row is None:  # the (community, payee, invoice) is recorded already
             taken = change.conn.execute(
                 _INVOICE_TAKEN,
@@ -366,7 +368,7 @@ def locate(conn: Connection, principal: Principal, project_id: int) -> str:
 
 def lock(change: Change, principal: Principal, project_id: int) -> ProjectRecord:
     """Lock the project (if the principal may see it), then its community's chain."""
-    row = change.conn.execute(_LOCK, {"project": project_id}).first()
+    row = _LOCK.first(change.conn, {"project": project_id})
     if row is None or not principal.covers(row.community_id, row.street):
         raise NotFound(f"项目 {project_id} 不存在")
     change.lock(row.community_id, head=(row.head_seq, row.head_hash))
@@ -375,8 +377,8 @@ def lock(change: Change, principal: Principal, project_id: int) -> ProjectRecord
 
 def save(change: Change, project: ProjectRecord) -> None:
     """Write the project back, bumping its version (the ETag clients send as If-Match)."""
-    row = change.conn.execute(
-        _SAVE,
+    row = _SAVE.one(
+        change.conn,
         {
             "project": project.id,
             "expected": project.version,
@@ -385,7 +387,7 @@ def save(change: Change, project: ProjectRecord) -> None:
             "details": json.dumps(project.details, ensure_ascii=False),
             "updated_at": change.at,
         },
-    ).one()
+    )
     project.version, project.reserved_fen, project.spent_fen = row
     project.updated_at = change.at
 
@@ -431,9 +433,7 @@ class _Facts:
         self._project = project
 
     def demand_count(self) -> int:
-        return int(
-            self._change.conn.execute(_DEMAND_COUNT, {"project": self._project.id}).scalar_one()
-        )
+        return int(_DEMAND_COUNT.one(self._change.conn, {"project": self._project.id}).count)
 
     def available_fen(self) -> int:
         return self._change.ledger.available_fen(self._project.account)
