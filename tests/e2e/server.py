@@ -40,9 +40,17 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    database_url: str, *options: str, cwd: Path | None = None
+    database_url: str,
+    *options: str,
+    cwd: Path | None = None,
+    log_level: str = "warning",
+    output: list[str] | None = None,
 ) -> Iterator[tuple[str, list[str]]]:
-    """Start ``zizhi serve``; yield its base URL and the lines it printed on stdout."""
+    """Start ``zizhi serve``; yield its base URL and the lines it printed on stdout.
+
+    ``output``, if given, receives everything the server wrote (stdout and stderr) once it
+    has stopped.
+    """
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), *options],
@@ -54,7 +62,7 @@ def serve(
             **os.environ,
             "ZIZHI_DATABASE_URL": database_url,
             "PYTHONPATH": str(REPO),
-            "ZIZHI_LOG_LEVEL": "warning",
+            "ZIZHI_LOG_LEVEL": log_level,
         },
     )
     base = f"http://127.0.0.1:{port}"
@@ -74,7 +82,9 @@ def serve(
         yield base, _printed(process)
     finally:
         process.terminate()
-        process.communicate(timeout=30)  # reaps it and closes its pipes
+        rest = process.communicate(timeout=30)  # reaps it and closes its pipes
+        if output is not None:
+            output.extend(rest)
 
 
 def _printed(process: subprocess.Popen[str]) -> list[str]:
