@@ -8,9 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 
@@ -67,24 +68,32 @@ def serve(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 600  # --demo fills a whole district first
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"zizhi serve exited: {process.communicate()[1]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("zizhi serve did not come up")
-            time.sleep(0.1)
+        # --demo fills a whole district before the server answers
+        wait_until_up(base, process, timeout=600, why=lambda: process.communicate()[1])
         yield base, _printed(process)
     finally:
         process.terminate()
         rest = process.communicate(timeout=30)  # reaps it and closes its pipes
         if output is not None:
             output.extend(rest)
+
+
+def wait_until_up(
+    base: str, process: subprocess.Popen[Any], *, timeout: float, why: Callable[[], str]
+) -> None:
+    """Wait until the server at ``base`` answers /healthz; ``why`` explains an early exit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"zizhi serve exited: {why()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("zizhi serve did not come up")
+        time.sleep(0.05)
 
 
 def _printed(process: subprocess.Popen[str]) -> list[str]:

@@ -47,7 +47,7 @@ from engine.projects import ProjectView
 from engine.tables import closed_years, demands, events, fund_accounts, ledger_entries
 from engine.tables import projects as projects_table
 from engine.uow import Zizhi
-from tests.e2e.server import REPO, cli, free_port
+from tests.e2e.server import REPO, cli, free_port, wait_until_up
 from tests.factories import VOTE, World
 from tests.reliability.support import last_year_clock
 
@@ -89,18 +89,7 @@ class Server:
                 },
             )
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"zizhi serve exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("zizhi serve did not come up")
-            time.sleep(0.05)
+        wait_until_up(base, self._process, timeout=60, why=lambda: self.log.read_text()[-3000:])
         self.base = base
 
     def kill(self) -> None:
