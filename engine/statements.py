@@ -11,7 +11,8 @@ inside the same transaction.
 They bind and return only integers, text, NULL and UTC datetimes. Datetimes are handled the
 way ``engine.tables.UTCDateTime`` does: naive UTC text on SQLite, aware values on PostgreSQL.
 Driver errors are wrapped into SQLAlchemy's exception classes (with parameters hidden), so
-callers and logs see the same errors as from any other statement.
+callers and logs see the same errors as from any other statement. SQLAlchemy's statement
+events and ``echo`` do not see these statements; everything else goes through Core as usual.
 """
 
 from __future__ import annotations
