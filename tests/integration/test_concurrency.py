@@ -7,6 +7,8 @@ for the in-process write lock. Either way exactly as many win as the money allow
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 
@@ -143,42 +145,9 @@ def test_racing_approvals_leave_a_history_and_ledger_that_verify(fresh_z: Zizhi)
     assert report.ok, report.first_bad
 
 
-def test_writers_in_different_communities_do_not_wait_for_each_other(
-    world: World, z: Zizhi, backend: str
-) -> None:
-    """PostgreSQL locks one chain row per community; SQLite has one writer at a time."""
-    busy, other = world.community(), world.community()
-    project = world.project(other)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_busy_community() -> None:
-        with z.change(CLI.actor) as change:
-            change.lock(busy)
-            holding.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold_busy_community)
-    holder.start()
-    assert holding.wait(10)
-    finished = threading.Event()
-    writer = threading.Thread(
-        target=lambda: (
-            projects.fire(z, world.committee(other), project.id, "cancel", {"reason": "测试"}),
-            finished.set(),
-        )
-    )
-    writer.start()
-    blocked = not finished.wait(2)
-    release.set()
-    holder.join(30)
-    writer.join(30)
-    assert finished.is_set()
-    assert blocked is (backend == "sqlite")
-
-
-def test_writers_in_one_community_take_turns(world: World, z: Zizhi) -> None:
-    community = world.community()
-    project = world.project(community)
+@contextmanager
+def community_held(z: Zizhi, community: str) -> Iterator[threading.Event]:
+    """Another writer holds the community's chain until the yielded event is set."""
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -190,10 +159,42 @@ def test_writers_in_one_community_take_turns(world: World, z: Zizhi) -> None:
     holder = threading.Thread(target=hold)
     holder.start()
     assert holding.wait(10)
-    threading.Timer(1.0, release.set).start()
-    projects.fire(z, world.committee(community), project.id, "cancel", {"reason": "测试"})
-    assert release.is_set()  # it waited for the holder to finish, and then it succeeded
-    holder.join(30)
+    try:
+        yield release
+    finally:
+        release.set()
+        holder.join(30)
+
+
+def test_writers_in_different_communities_do_not_wait_for_each_other(
+    world: World, z: Zizhi, backend: str
+) -> None:
+    """PostgreSQL locks one chain row per community; SQLite has one writer at a time."""
+    busy, other = world.community(), world.community()
+    project = world.project(other)
+    finished = threading.Event()
+    with community_held(z, busy) as release:
+        writer = threading.Thread(
+            target=lambda: (
+                projects.fire(z, world.committee(other), project.id, "cancel", {"reason": "测试"}),
+                finished.set(),
+            )
+        )
+        writer.start()
+        blocked = not finished.wait(2)
+        release.set()
+        writer.join(30)
+    assert finished.is_set()
+    assert blocked is (backend == "sqlite")
+
+
+def test_writers_in_one_community_take_turns(world: World, z: Zizhi) -> None:
+    community = world.community()
+    project = world.project(community)
+    with community_held(z, community) as release:
+        threading.Timer(1.0, release.set).start()
+        projects.fire(z, world.committee(community), project.id, "cancel", {"reason": "测试"})
+        assert release.is_set()  # it waited for the holder to finish, and then it succeeded
 
 
 def test_a_fresh_community_years_allocation_set_concurrently_ends_consistent(
