@@ -110,13 +110,28 @@ class Database:
 
 def _transaction(conn: Connection, begin: str | None = None) -> Iterator[Connection]:
     transaction = conn.begin()
-    if begin is not None:  # straight to the driver: this runs once per write (see statements)
-        conn.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
     try:
+        if begin is not None:  # straight to the driver: it runs once per write
+            _begin(conn, begin)
         yield conn
     finally:
         if transaction.is_active:
             transaction.rollback()
+
+
+def _begin(conn: Connection, statement: str) -> None:
+    dialect = conn.dialect
+    try:
+        conn.connection.driver_connection.execute(statement)  # type: ignore[union-attr]
+    except dialect.loaded_dbapi.Error as exc:  # e.g. another process held the file too long
+        raise sa.exc.DBAPIError.instance(
+            statement,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            dialect=dialect,
+        ) from exc
 
 
 @functools.cache
