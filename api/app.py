@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import problems
 from api.routes import audit, communities, meta, projects, tokens, years
 from api.settings import Settings
-from engine.uow import Zizhi
+from engine import Zizhi
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 

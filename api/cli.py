@@ -16,13 +16,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from api import demo as demo_district
+import engine
 from api.settings import Settings
-from engine import access, audit, places, years
-from engine.access import CLI
-from engine.db import Database
-from engine.errors import ZizhiError
-from engine.uow import Zizhi
+from demo import district as demo_district
+from engine import CLI, Database, Zizhi, ZizhiError
 from workflows import load_registry
 
 app = typer.Typer(
@@ -74,12 +71,12 @@ def serve(
     settings = Settings()
     z = open_zizhi(settings)
     host, port = host or settings.host, port or settings.port
-    if demo and not places.list_communities(z, CLI, limit=1).items:
+    if demo and not engine.list_communities(z, CLI, limit=1).items:
         _demo(z)
     elif demo:
         err.print("数据库中已有数据，不再生成演示辖区；沿用此前打印的令牌。")
-    if not access.has_admin(z):
-        token = access.create_token(z, CLI, name="初始管理员", role="admin")
+    if not engine.has_admin(z):
+        token = engine.create_token(z, CLI, name="初始管理员", role="admin")
         err.print("[bold]已创建初始管理员令牌（只显示这一次，请妥善保存）：[/bold]")
         print(token.token, flush=True)
     err.print(
@@ -99,7 +96,7 @@ def token_create(
     """创建 API 令牌；令牌明文单独打印在最后一行。"""
     z = open_zizhi(Settings())
     try:
-        token = access.create_token(
+        token = engine.create_token(
             z, CLI, name=name, role=role, communities=community, streets=street
         )
     except ZizhiError as exc:
@@ -125,7 +122,7 @@ def user_create(
     password = sys.stdin.readline().rstrip("\r\n")
     z = open_zizhi(Settings())
     try:
-        user = access.create_user(
+        user = engine.create_user(
             z,
             CLI,
             username=username,
@@ -150,7 +147,7 @@ def community_create(
     """创建社区。"""
     z = open_zizhi(Settings())
     try:
-        community = places.create_community(
+        community = engine.create_community(
             z, CLI, id=id, name=name, street=street, district=district, kind=kind
         )
     except ZizhiError as exc:
@@ -163,7 +160,7 @@ def year_close(year: Annotated[int, typer.Argument(help="要结账的年度，�
     """年度结账：一次性释放该年度全部未用预留，此后该年度不再接受预留；记入历史。"""
     z = open_zizhi(Settings())
     try:
-        closed = years.close_year(z, CLI, year)
+        closed = engine.close_year(z, CLI, year)
     except ZizhiError as exc:
         _fail(exc)
     print(
@@ -180,7 +177,7 @@ def verify() -> None:
         SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
     ) as progress:
         task = progress.add_task("正在校验历史链……", total=None)
-        report = audit.verify(
+        report = engine.verify(
             z,
             CLI,
             progress=lambda n: progress.update(

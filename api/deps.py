@@ -13,12 +13,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from engine import access
-from engine.access import Principal
-from engine.errors import Unauthenticated, ValidationFailed
-from engine.history import canonical_json
-from engine.places import COMMUNITY_ID_PATTERN
-from engine.uow import IdempotencyKey, Zizhi
+import engine
+from engine import (
+    COMMUNITY_ID_PATTERN,
+    IdempotencyKey,
+    Principal,
+    Unauthenticated,
+    ValidationFailed,
+    Zizhi,
+    canonical_json,
+)
 
 MAX_ID = 2**63 - 1
 
@@ -41,7 +45,7 @@ def current_principal(
 ) -> Principal:
     if credentials is None:
         raise Unauthenticated("请在 Authorization 请求头中提供 Bearer 令牌")
-    return access.authenticate_token(z, credentials.credentials)
+    return engine.authenticate_token(z, credentials.credentials)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from engine.errors import VersionConflict, ZizhiError
+from engine import VersionConflict, ZizhiError
 
 log = logging.getLogger("zizhi.api")
 

@@ -12,12 +12,11 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SINGLE_LINE
-from engine.demands import DEMAND_FIELDS as DEMAND
-from engine.fields import MAX_AMOUNT_FEN, FieldSpec
-from engine.places import COMMUNITY_ID_PATTERN
-from engine.places import PLACE_FIELDS as PLACE
-from engine.projects import EXPENSE_FIELDS as EXPENSE
-from engine.projects import PROJECT_FIELDS as PROJECT
+from engine import COMMUNITY_ID_PATTERN, MAX_AMOUNT_FEN, FieldSpec
+from engine import DEMAND_FIELDS as DEMAND
+from engine import EXPENSE_FIELDS as EXPENSE
+from engine import PLACE_FIELDS as PLACE
+from engine import PROJECT_FIELDS as PROJECT
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from engine.ledger import AllocationPolicy
+from engine import AllocationPolicy
 
 
 class Settings(BaseSettings):

@@ -28,11 +28,12 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+import engine
 import workflows
-from engine import CLI, Database, Principal, Role, Zizhi, demands, places, projects
-from engine.domain import Fund, fiscal_year, utc_now
-from engine.history import verify_chains
-from engine.tables import fund_accounts, ledger_entries
+from engine import CLI, Database, Principal, Role, Zizhi
+from engine.model import Fund, fiscal_year, utc_now
+from engine.store.history import verify_chains
+from engine.store.tables import fund_accounts, ledger_entries
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 VOTE = {"council_size": 9, "attendees": 7, "votes_for": 6, "votes_against": 1, "abstentions": 0}
@@ -164,7 +165,7 @@ def open_site(
         committee=committee,
     )
     for community in communities:
-        places.create_community(
+        engine.create_community(
             site.prep,
             CLI,
             id=community,
@@ -174,7 +175,7 @@ def open_site(
             kind="urban",
         )
         # The default ¥50,000 a year would run out after a few thousand approvals.
-        places.set_allocation(
+        engine.set_allocation(
             site.prep, CLI, community, Fund.self_governance.value, site.year, BIG_ALLOCATION_FEN
         )
         site.communities.append(community)
@@ -191,7 +192,7 @@ def _no_synchronous_commit(dbapi_conn: Any, _record: Any) -> None:
 
 def open_projects(site: Site, community: str, count: int) -> list[int]:
     return [
-        projects.open_project(
+        engine.open_project(
             site.prep,
             site.committee,
             community_id=community,
@@ -207,12 +208,12 @@ def projects_in_review(site: Site, community: str, count: int, *, budget_fen: in
     """Projects with a plan submitted: the next action, ``approve``, reserves ``budget_fen``."""
     ids = open_projects(site, community, count)
     for project_id in ids:
-        demands.add_to_project(
+        engine.add_to_project(
             site.prep, site.committee, project_id, {"content": "楼道照明", "resident": "张三"}
         )
-        projects.fire(site.prep, site.committee, project_id, "close_collection", {})
-        projects.fire(site.prep, site.committee, project_id, "accept", {"note": "同意"})
-        projects.fire(
+        engine.fire(site.prep, site.committee, project_id, "close_collection", {})
+        engine.fire(site.prep, site.committee, project_id, "accept", {"note": "同意"})
+        engine.fire(
             site.prep,
             site.committee,
             project_id,
@@ -225,7 +226,7 @@ def projects_in_review(site: Site, community: str, count: int, *, budget_fen: in
 def project_in_implementation(site: Site, community: str, *, budget_fen: int) -> int:
     """One project with ``budget_fen`` reserved, where expenses may be recorded."""
     (project_id,) = projects_in_review(site, community, 1, budget_fen=budget_fen)
-    projects.fire(site.prep, site.committee, project_id, "approve", VOTE)
+    engine.fire(site.prep, site.committee, project_id, "approve", VOTE)
     return project_id
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/concurrency.py [--threads 1,2,4,8] [--per-thread 300]
                                           [--db sqlite|postgresql|all]
 
-Each of T threads cancels its own projects (one transaction each, ``projects.fire``), either
+Each of T threads cancels its own projects (one transaction each, ``engine.fire``), either
 every thread in a community of its own (``spread``) or every thread in the same community
 (``same``). A writer locks its project row and then its community's history-chain head until
 commit, so on PostgreSQL writers of one community take turns — fsync included — while writers
@@ -35,7 +35,7 @@ from common import (
     sqlite_url,
 )
 
-from engine import projects
+import engine
 
 WARMUP = 10  # untimed transactions per thread: opens its pooled connection, fills caches
 
@@ -49,11 +49,11 @@ def run_threads(site: Site, work: list[list[int]]) -> tuple[float, list[float]]:
     def worker(ids: list[int], mine: list[float]) -> None:
         try:
             for project_id in ids[:WARMUP]:
-                projects.fire(site.z, site.committee, project_id, "cancel", {"reason": "撤销"})
+                engine.fire(site.z, site.committee, project_id, "cancel", {"reason": "撤销"})
             start_line.wait()
             for project_id in ids[WARMUP:]:
                 began = time.perf_counter()
-                projects.fire(site.z, site.committee, project_id, "cancel", {"reason": "撤销"})
+                engine.fire(site.z, site.committee, project_id, "cancel", {"reason": "撤销"})
                 mine.append((time.perf_counter() - began) * 1e6)
         except BaseException as exc:  # reported by the main thread, which must not hang
             failures.append(exc)

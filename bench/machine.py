@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/machine.py
 
-``engine.workflow.Workflow`` builds one Machine per definition at load time and, per request,
+``engine.rules.workflow.Workflow`` builds one Machine per definition at load time and, per request,
 only triggers an event on a throwaway cursor (``Workflow.decide``). This measures why:
 
 * ``load_definition``: validating a parsed definition and compiling it (what startup pays);
@@ -31,9 +31,11 @@ from common import describe_environment
 from transitions import Machine
 
 import workflows
-from engine import Role, fields
-from engine.conditions import CONDITIONS
-from engine.workflow import Workflow, _Attempt, _Cursor, load_definition
+from engine import Role
+from engine.rules import fields
+from engine.rules.conditions import CONDITIONS
+from engine.rules.loader import load_definition
+from engine.rules.workflow import Workflow, _Attempt, _Cursor
 
 VOTE = {"council_size": 9, "attendees": 7, "votes_for": 6, "votes_against": 1, "abstentions": 0}
 

@@ -26,9 +26,10 @@ from typing import Any
 from common import describe_environment, open_projects, open_site, sqlite_url
 from raw import SQL, RawWriter, canonical_json
 
-from engine.history import canonical_json as engine_canonical_json
-from engine.history import event_hash
-from engine.projects import _LOCK, ProjectRecord, _Facts, _view
+from engine.model import ProjectRecord
+from engine.store.history import canonical_json as engine_canonical_json
+from engine.store.history import event_hash
+from engine.usecases.projects import _LOCK, _Facts, _view
 
 
 def measure(call: Callable[[], object]) -> float:

@@ -41,9 +41,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine.result import Result
 from transition import PREPARE
 
-import engine.history
-import engine.projects
-import engine.workflow
+import engine.model
+import engine.rules.workflow
+import engine.store.history
+import engine.usecases.projects
 
 WARMUP = 200
 
@@ -113,10 +114,14 @@ def instrumented(site: Site, phases: Phases) -> Iterator[None]:
         (site.z.db.engine.dialect, "do_execute", DRIVER_EXECUTE),
         (site.z.db.engine.dialect, "do_execute_no_params", DRIVER_EXECUTE),
         (site.z.db.engine.dialect, "do_commit", DRIVER_COMMIT),
-        (engine.workflow.Workflow, "decide", "engine: Workflow.decide (state machine, fields)"),
-        (engine.history, "canonical_json", "engine: history JSON + sha256"),
-        (engine.history, "event_hash", "engine: history JSON + sha256"),
-        (engine.projects, "_view", "engine: ProjectView for the caller"),
+        (
+            engine.rules.workflow.Workflow,
+            "decide",
+            "engine: Workflow.decide (state machine, fields)",
+        ),
+        (engine.store.history, "canonical_json", "engine: history JSON + sha256"),
+        (engine.store.history, "event_hash", "engine: history JSON + sha256"),
+        (engine.usecases.projects, "_view", "engine: ProjectView for the caller"),
     ]
     with ExitStack() as undo:
         for owner, name, phase in targets:
@@ -126,7 +131,7 @@ def instrumented(site: Site, phases: Phases) -> Iterator[None]:
                 undo.callback(delattr, owner, name)
             setattr(owner, name, phases.wrap(phase, getattr(owner, name)))
         # A classmethod: wrap the bound method, put the classmethod itself back afterwards.
-        record = engine.projects.ProjectRecord
+        record = engine.model.ProjectRecord
         undo.callback(setattr, record, "from_row", vars(record)["from_row"])
         record.from_row = staticmethod(  # type: ignore[method-assign]
             phases.wrap("engine: row → ProjectRecord", record.from_row)

@@ -1,10 +1,11 @@
 """The hand-written baseline: the same rows the engine writes, by plain DB-API calls.
 
 Each method is one transaction issuing, in the same order, the statements the engine issues
-for that action (see ``engine/projects.py``, ``engine/ledger.py``, ``engine/history.py``):
+for that action (see ``engine/usecases/projects.py``, ``engine/store/ledger.py``,
+``engine/store/history.py``):
 lock the project joined with its community and its chain head, append hash-chained events,
 move the money with conditional updates, save the project with its version bump, move the
-head, commit. Events are hashed here by hand exactly as ``engine.history`` does, so a
+head, commit. Events are hashed here by hand exactly as ``engine.store.history`` does, so a
 benchmark database verifies whole afterwards whichever side wrote each event.
 
 What is left out is what makes the engine an engine: field validation, the state machine,
@@ -82,7 +83,7 @@ SQL = {
 # PostgreSQL: psycopg's placeholders, and the row locks SQLite gets from BEGIN IMMEDIATE.
 SQL_PG = {name: text.replace("?", "%s") for name, text in SQL.items()}
 SQL_PG["lock_project"] += " FOR UPDATE OF p, h"
-# Reserving holds the barrier against closing a year (engine/uow.py), shared; SQLite's one
+# Reserving holds the barrier against closing a year (engine/store/uow.py), shared; SQLite's one
 # writer needs none.
 SQL_PG["hold_reservations"] = "SELECT pg_advisory_xact_lock_shared(%s)"
 _RESERVATIONS = 0x7A7A5253
@@ -114,7 +115,7 @@ class RawWriter:
 
     @classmethod
     def sqlite(cls, path: str, *, synchronous: str = "FULL", **kw: Any) -> RawWriter:
-        # The engine's pragmas (engine/db.py): WAL, the given synchronous, foreign keys.
+        # The engine's pragmas (engine/store/db.py): WAL, the given synchronous, foreign keys.
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -173,7 +174,7 @@ class RawWriter:
             )
             amount = project[_BUDGET]
             account = (project[_COMMUNITY], project[_FUND], project[_YEAR])
-            # One conditional update: enough money and the year not closed (engine/ledger.py).
+            # One conditional update: enough money and the year not closed (engine/store/ledger.py).
             after = tx.one("reserve", (amount, *account, amount, project[_YEAR]))
             if after is None:
                 raise ValueError("fund cap exceeded, year closed or account not opened")

@@ -35,9 +35,9 @@ from common import (
 )
 from raw import SQL, SQL_PG
 
-from engine.history import _INSERT_EVENT, _MOVE_HEAD
-from engine.ledger import _EXISTS
-from engine.projects import _LOCK
+from engine.store.history import _INSERT_EVENT, _MOVE_HEAD
+from engine.store.ledger import _EXISTS
+from engine.usecases.projects import _LOCK
 
 
 def bench_database(url: str, n: int, repeats: int) -> list[tuple[str, str, float]]:

@@ -4,11 +4,11 @@
 
 Three paths, each timed as one transaction per call, back to back on one thread:
 
-* ``cancel``: ``projects.fire(…, "cancel")`` on a project with nothing reserved — a transition
+* ``cancel``: ``engine.fire(…, "cancel")`` on a project with nothing reserved — a transition
   with no ledger effect (lock project, lock chain head, one event, save project, move head);
 * ``approve``: the council's vote, which reserves the budget (adds the fund account's
   conditional update, the project's reserved amount, a ledger entry and its event);
-* ``expense``: ``projects.record_expense`` (invoice check, expense row, reserved → spent on
+* ``expense``: ``engine.record_expense`` (invoice check, expense row, reserved → spent on
   project and account, ledger entry, two events).
 
 Each is compared with ``bench/raw.py``: plain ``sqlite3`` (WAL, same ``synchronous``) or plain
@@ -44,7 +44,7 @@ from common import (
 )
 from raw import RawWriter
 
-from engine import projects
+import engine
 
 PATHS = ("cancel", "approve", "expense")
 Prepared = tuple[Callable[[Any], object], Callable[[Any], object], Sequence[Any], Sequence[Any]]
@@ -54,7 +54,7 @@ def prepare_cancel(site: Site, raw: RawWriter, count: int) -> Prepared:
     ids = open_projects(site, "c1", 2 * count)
     # Interleaved ids, so neither side's rows sit in a warmer part of the table.
     return (
-        lambda pid: projects.fire(site.z, site.committee, pid, "cancel", {"reason": "撤销"}),
+        lambda pid: engine.fire(site.z, site.committee, pid, "cancel", {"reason": "撤销"}),
         lambda pid: raw.cancel(pid, "撤销"),
         ids[0::2],
         ids[1::2],
@@ -64,7 +64,7 @@ def prepare_cancel(site: Site, raw: RawWriter, count: int) -> Prepared:
 def prepare_approve(site: Site, raw: RawWriter, count: int) -> Prepared:
     ids = projects_in_review(site, "c1", 2 * count, budget_fen=100)
     return (
-        lambda pid: projects.fire(site.z, site.committee, pid, "approve", VOTE),
+        lambda pid: engine.fire(site.z, site.committee, pid, "approve", VOTE),
         lambda pid: raw.approve(pid, VOTE),
         ids[0::2],
         ids[1::2],
@@ -80,7 +80,7 @@ def prepare_expense(site: Site, raw: RawWriter, count: int) -> Prepared:
         return {"amount_fen": 1, "payee": "五金店", "invoice_no": invoice, "description": "灯具"}
 
     return (
-        lambda inv: projects.record_expense(site.z, site.committee, by_engine, expense(inv)),
+        lambda inv: engine.record_expense(site.z, site.committee, by_engine, expense(inv)),
         lambda inv: raw.expense(by_hand, expense(inv)),
         [f"E{i}" for i in range(count)],
         [f"R{i}" for i in range(count)],

@@ -1,26 +1,204 @@
 """Zizhi's engine: workflows, the fund ledger and the tamper-evident history. No HTTP here.
 
-Use cases are functions in ``engine.places``, ``engine.projects``, ``engine.demands``,
-``engine.access`` and ``engine.audit``; each takes a ``Zizhi`` (the dependencies) and the
-``Principal`` acting, and runs as one transaction.
+This module is the engine's only public surface: ``api/``, ``demo/`` and ``workflows/``
+import from ``engine`` and nothing deeper. Inside, lower layers never import higher ones::
+
+    engine.errors, engine.model      records and values, no SQL
+        ↑
+    engine.rules                     workflows, their loader, conditions, effects, fields
+        ↑
+    engine.store                     tables, statements, history chains, ledger, unit of work
+        ↑
+    engine.usecases                  one function per use case, each one transaction
+        ↑
+    engine (this surface)  ←  api, demo, workflows
+
+Each use case takes a ``Zizhi`` (the dependencies) and the ``Principal`` acting.
 """
 
-from engine.access import CLI, Principal
-from engine.db import Database
-from engine.domain import CommunityKind, Fund, Role
-from engine.errors import ZizhiError
-from engine.ledger import AllocationPolicy
-from engine.uow import IdempotencyKey, Zizhi
+from engine.errors import (
+    ActionNotAllowed,
+    AlreadyExists,
+    DefinitionError,
+    Forbidden,
+    FundCapExceeded,
+    GuardFailed,
+    IdempotencyConflict,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+    VersionConflict,
+    YearClosed,
+    ZizhiError,
+)
+from engine.model import (
+    CLI,
+    FISCAL_TZ,
+    MAX_YEAR,
+    MIN_YEAR,
+    Account,
+    Actor,
+    AllocationPolicy,
+    Balance,
+    CommunityKind,
+    Fund,
+    IdempotencyKey,
+    Principal,
+    ProjectRecord,
+    Role,
+    check_year,
+    fiscal_year,
+    utc_now,
+)
+from engine.rules.fields import MAX_AMOUNT_FEN, FieldSpec
+from engine.rules.loader import load_definition
+from engine.rules.workflow import Workflow, WorkflowRegistry
+from engine.store.db import Database
+from engine.store.history import SYSTEM_CHAIN, canonical_json
+from engine.store.pagination import Page
+from engine.store.uow import Zizhi
+from engine.usecases.audit import (
+    EventFilter,
+    EventView,
+    ReplayedProject,
+    VerifyReport,
+    project_history,
+    query_events,
+    replay_project,
+    stream_events,
+    verify,
+)
+from engine.usecases.communities import (
+    COMMUNITY_ID_PATTERN,
+    PLACE_FIELDS,
+    CommunityView,
+    create_community,
+    get_community,
+    list_communities,
+)
+from engine.usecases.demands import (
+    DEMAND_FIELDS,
+    PUBLIC,
+    DemandView,
+    add_to_project,
+    list_demands,
+    record_demand,
+)
+from engine.usecases.funds import FundView, StatementLine, funds, set_allocation, statement
+from engine.usecases.projects import (
+    EXPENSE_FIELDS,
+    PROJECT_FIELDS,
+    ExpenseView,
+    ProjectView,
+    fire,
+    get_project,
+    list_expenses,
+    list_projects,
+    open_project,
+    record_expense,
+)
+from engine.usecases.tokens import (
+    TOKEN_PREFIX,
+    TokenView,
+    authenticate_token,
+    create_token,
+    has_admin,
+    hash_token,
+    list_tokens,
+    revoke_token,
+)
+from engine.usecases.users import UserView, authenticate_password, create_user
+from engine.usecases.years import YearView, close_year, year_status
 
 __all__ = [
     "CLI",
+    "COMMUNITY_ID_PATTERN",
+    "DEMAND_FIELDS",
+    "EXPENSE_FIELDS",
+    "FISCAL_TZ",
+    "MAX_AMOUNT_FEN",
+    "MAX_YEAR",
+    "MIN_YEAR",
+    "PLACE_FIELDS",
+    "PROJECT_FIELDS",
+    "PUBLIC",
+    "SYSTEM_CHAIN",
+    "TOKEN_PREFIX",
+    "Account",
+    "ActionNotAllowed",
+    "Actor",
     "AllocationPolicy",
+    "AlreadyExists",
+    "Balance",
     "CommunityKind",
+    "CommunityView",
     "Database",
+    "DefinitionError",
+    "DemandView",
+    "EventFilter",
+    "EventView",
+    "ExpenseView",
+    "FieldSpec",
+    "Forbidden",
     "Fund",
+    "FundCapExceeded",
+    "FundView",
+    "GuardFailed",
+    "IdempotencyConflict",
     "IdempotencyKey",
+    "NotFound",
+    "Page",
     "Principal",
+    "ProjectRecord",
+    "ProjectView",
+    "ReplayedProject",
     "Role",
+    "StatementLine",
+    "TokenView",
+    "Unauthenticated",
+    "UserView",
+    "ValidationFailed",
+    "VerifyReport",
+    "VersionConflict",
+    "Workflow",
+    "WorkflowRegistry",
+    "YearClosed",
+    "YearView",
     "Zizhi",
     "ZizhiError",
+    "add_to_project",
+    "authenticate_password",
+    "authenticate_token",
+    "canonical_json",
+    "check_year",
+    "close_year",
+    "create_community",
+    "create_token",
+    "create_user",
+    "fire",
+    "fiscal_year",
+    "funds",
+    "get_community",
+    "get_project",
+    "has_admin",
+    "hash_token",
+    "list_communities",
+    "list_demands",
+    "list_expenses",
+    "list_projects",
+    "list_tokens",
+    "load_definition",
+    "open_project",
+    "project_history",
+    "query_events",
+    "record_demand",
+    "record_expense",
+    "replay_project",
+    "revoke_token",
+    "set_allocation",
+    "statement",
+    "stream_events",
+    "utc_now",
+    "verify",
+    "year_status",
 ]

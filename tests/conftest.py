@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
-from engine.db import Database, normalize_url
-from engine.uow import Zizhi
-from engine.workflow import WorkflowRegistry
+from engine.rules.workflow import WorkflowRegistry
+from engine.store.db import Database, normalize_url
+from engine.store.uow import Zizhi
 from tests.factories import World
 from workflows import load_registry
 

@@ -6,11 +6,10 @@ import itertools
 import uuid
 from typing import Any
 
-from engine import demands, places, projects
-from engine.access import CLI, Principal
-from engine.domain import Role
-from engine.projects import ProjectView
-from engine.uow import Zizhi
+import engine
+from engine.model import CLI, Principal, Role
+from engine.store.uow import Zizhi
+from engine.usecases.projects import ProjectView
 
 VOTE = {"council_size": 9, "attendees": 7, "votes_for": 6, "votes_against": 1, "abstentions": 0}
 
@@ -47,7 +46,7 @@ class World:
 
     def community(self, *, kind: str = "urban", street: str | None = None) -> str:
         community_id = new_id()
-        places.create_community(
+        engine.create_community(
             self.z,
             CLI,
             id=community_id,
@@ -59,7 +58,7 @@ class World:
         return community_id
 
     def street_of(self, community_id: str) -> str:
-        return places.get_community(self.z, CLI, community_id).street
+        return engine.get_community(self.z, CLI, community_id).street
 
     @staticmethod
     def committee(*community_ids: str) -> Principal:
@@ -87,7 +86,7 @@ class World:
         workflow: str = "self_governance",
         committee: Principal | None = None,
     ) -> ProjectView:
-        return projects.open_project(
+        return engine.open_project(
             self.z,
             committee or self.committee(community_id),
             community_id=community_id,
@@ -115,12 +114,12 @@ class World:
             if project.state == to_state:
                 return project
             if action == "close_collection":
-                demands.add_to_project(
+                engine.add_to_project(
                     self.z, committee, project.id, {"content": "通道堵塞", "resident": "王老伯"}
                 )
             if action == "submit_plan" and budget_fen is not None:
                 data = {**data, "budget_fen": budget_fen}
             actor = officer if action == "street_approve" else committee
-            project = projects.fire(self.z, actor, project.id, action, data)
+            project = engine.fire(self.z, actor, project.id, action, data)
         assert project.state == to_state, f"{to_state} is not on the happy path"
         return project

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.errors import DefinitionError
-from engine.workflow import Workflow, WorkflowRegistry, load_definition
+from engine import DefinitionError, Workflow, WorkflowRegistry, load_definition
 
 DEFINITIONS_DIR = Path(__file__).parent
 

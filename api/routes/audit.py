@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
+import engine
 from api.deps import (
     MAX_ID,
     SINGLE_LINE,
@@ -24,8 +25,7 @@ from api.deps import (
 )
 from api.problems import responses
 from api.schemas import PageOut
-from engine import audit
-from engine.audit import EventFilter, EventView, VerifyReport
+from engine import EventFilter, EventView, VerifyReport
 
 router = APIRouter(prefix="/api/v1/audit", tags=["审计"])
 
@@ -91,7 +91,7 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Cursor = None,
 ) -> object:
-    return audit.query_events(z, principal, where, limit=limit, cursor=cursor)
+    return engine.query_events(z, principal, where, limit=limit, cursor=cursor)
 
 
 @router.get(
@@ -104,7 +104,7 @@ def list_events(
     },
 )
 def export_csv(where: Filter, z: ZizhiDep, principal: CurrentPrincipal) -> StreamingResponse:
-    events = audit.stream_events(z, principal, where)
+    events = engine.stream_events(z, principal, where)
     return StreamingResponse(
         _csv(events),
         media_type="text/csv; charset=utf-8",
@@ -122,7 +122,7 @@ def export_csv(where: Filter, z: ZizhiDep, principal: CurrentPrincipal) -> Strea
     },
 )
 def export_jsonl(where: Filter, z: ZizhiDep, principal: CurrentPrincipal) -> StreamingResponse:
-    events = audit.stream_events(z, principal, where)
+    events = engine.stream_events(z, principal, where)
     return StreamingResponse(
         (_json_line(e) for e in events),
         media_type="application/jsonl",
@@ -137,7 +137,7 @@ def export_jsonl(where: Filter, z: ZizhiDep, principal: CurrentPrincipal) -> Str
     responses=responses("unauthenticated", "forbidden"),
 )
 def verify(z: ZizhiDep, principal: CurrentPrincipal) -> VerifyReport:
-    return audit.verify(z, principal)
+    return engine.verify(z, principal)
 
 
 def _record(event: EventView) -> dict[str, object]:

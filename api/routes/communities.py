@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
+import engine
 from api.deps import (
     CommunityId,
     CurrentPrincipal,
@@ -17,9 +18,7 @@ from api.deps import (
 )
 from api.problems import responses
 from api.schemas import AllocationIn, CommunityIn, DemandIn, PageOut
-from engine import demands, places
-from engine.demands import DemandView
-from engine.places import CommunityView, FundView, StatementLine
+from engine import CommunityView, DemandView, FundView, StatementLine
 
 router = APIRouter(prefix="/api/v1/communities", tags=["社区与经费"])
 
@@ -45,7 +44,7 @@ Limit = Annotated[int, Query(ge=1, le=500, description="每页条数")]
 def create_community(
     body: CommunityIn, z: ZizhiDep, principal: CurrentPrincipal, idempotency: Idempotency
 ) -> CommunityView:
-    return places.create_community(z, principal, **body.model_dump(), idempotency=idempotency)
+    return engine.create_community(z, principal, **body.model_dump(), idempotency=idempotency)
 
 
 @router.get(
@@ -61,7 +60,7 @@ def list_communities(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> object:
-    return places.list_communities(z, principal, street=street, limit=limit, cursor=cursor)
+    return engine.list_communities(z, principal, street=street, limit=limit, cursor=cursor)
 
 
 @router.get(
@@ -73,7 +72,7 @@ def list_communities(
 def get_community(
     community_id: CommunityId, z: ZizhiDep, principal: CurrentPrincipal
 ) -> CommunityView:
-    return places.get_community(z, principal, community_id)
+    return engine.get_community(z, principal, community_id)
 
 
 @router.get(
@@ -91,7 +90,7 @@ def get_funds(
         Moment | None, Query(description="ISO 8601 时刻（须带时区）；给出时返回该时刻的余额")
     ] = None,
 ) -> list[FundView]:
-    return places.funds(z, principal, community_id, year=year, as_of=as_of)
+    return engine.funds(z, principal, community_id, year=year, as_of=as_of)
 
 
 @router.get(
@@ -109,7 +108,7 @@ def get_statement(
     limit: Limit = 500,
     cursor: Cursor = None,
 ) -> object:
-    return places.statement(z, principal, community_id, fund, year, limit=limit, cursor=cursor)
+    return engine.statement(z, principal, community_id, fund, year, limit=limit, cursor=cursor)
 
 
 @router.put(
@@ -134,7 +133,7 @@ def put_allocation(
     z: ZizhiDep,
     principal: CurrentPrincipal,
 ) -> FundView:
-    return places.set_allocation(z, principal, community_id, fund, year, body.allocated_fen)
+    return engine.set_allocation(z, principal, community_id, fund, year, body.allocated_fen)
 
 
 @router.post(
@@ -158,7 +157,7 @@ def post_demand(
     principal: CurrentPrincipal,
     idempotency: Idempotency,
 ) -> DemandView:
-    return demands.record_demand(
+    return engine.record_demand(
         z, principal, community_id, body.model_dump(exclude_none=True), idempotency=idempotency
     )
 
@@ -177,6 +176,6 @@ def list_demands(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> object:
-    return demands.list_demands(
+    return engine.list_demands(
         z, principal, community_id=community_id, pool=pool, limit=limit, cursor=cursor
     )

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
+import engine
 from api.deps import (
     CommunityFilter,
     CurrentPrincipal,
@@ -18,11 +19,7 @@ from api.deps import (
 )
 from api.problems import responses
 from api.schemas import ExpenseIn, PageOut, ProjectIn
-from engine import audit, demands, projects
-from engine.audit import EventView
-from engine.demands import DEMAND_FIELDS, DemandView
-from engine.projects import ExpenseView, ProjectView
-from engine.workflow import WorkflowRegistry
+from engine import DEMAND_FIELDS, DemandView, EventView, ExpenseView, ProjectView, WorkflowRegistry
 
 Action = Annotated[
     str, Path(max_length=64, pattern=r"^[a-z_]+$", description="操作名", examples=["submit_plan"])
@@ -131,7 +128,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         idempotency: Idempotency,
         response: Response,
     ) -> ProjectView:
-        view = projects.open_project(z, principal, **body.model_dump(), idempotency=idempotency)
+        view = engine.open_project(z, principal, **body.model_dump(), idempotency=idempotency)
         response.headers["ETag"] = f'"{view.version}"'
         return view
 
@@ -150,7 +147,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> object:
-        return projects.list_projects(
+        return engine.list_projects(
             z,
             principal,
             community_id=community_id,
@@ -169,7 +166,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
     def get_project(
         project_id: ProjectId, z: ZizhiDep, principal: CurrentPrincipal, response: Response
     ) -> ProjectView:
-        view = projects.get_project(z, principal, project_id)
+        view = engine.get_project(z, principal, project_id)
         response.headers["ETag"] = f'"{view.version}"'
         return view
 
@@ -203,7 +200,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         idempotency: Idempotency,
         response: Response,
     ) -> ProjectView:
-        view = projects.fire(
+        view = engine.fire(
             z,
             principal,
             project_id,
@@ -239,7 +236,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         principal: CurrentPrincipal,
         idempotency: Idempotency,
     ) -> ExpenseView:
-        return projects.record_expense(
+        return engine.record_expense(
             z, principal, project_id, body.model_dump(), idempotency=idempotency
         )
 
@@ -252,7 +249,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
     def list_expenses(
         project_id: ProjectId, z: ZizhiDep, principal: CurrentPrincipal
     ) -> list[ExpenseView]:
-        return projects.list_expenses(z, principal, project_id)
+        return engine.list_expenses(z, principal, project_id)
 
     @router.post(
         "/{project_id}/demands",
@@ -278,7 +275,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         principal: CurrentPrincipal,
         idempotency: Idempotency,
     ) -> DemandView:
-        return demands.add_to_project(z, principal, project_id, body, idempotency=idempotency)
+        return engine.add_to_project(z, principal, project_id, body, idempotency=idempotency)
 
     @router.get(
         "/{project_id}/demands",
@@ -293,7 +290,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> object:
-        return demands.list_demands(z, principal, project_id=project_id, limit=limit, cursor=cursor)
+        return engine.list_demands(z, principal, project_id=project_id, limit=limit, cursor=cursor)
 
     @router.get(
         "/{project_id}/history",
@@ -302,6 +299,6 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         responses=responses("unauthenticated", "not_found", "validation_error"),
     )
     def history(project_id: ProjectId, z: ZizhiDep, principal: CurrentPrincipal) -> list[EventView]:
-        return audit.project_history(z, principal, project_id)
+        return engine.project_history(z, principal, project_id)
 
     return router

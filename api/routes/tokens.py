@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+import engine
 from api.deps import CurrentPrincipal, Idempotency, ZizhiDep
 from api.problems import responses
 from api.schemas import TokenIn
-from engine import access
-from engine.access import TokenView
+from engine import TokenView
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["令牌"])
 
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["令牌"])
 def create_token(
     body: TokenIn, z: ZizhiDep, principal: CurrentPrincipal, idempotency: Idempotency
 ) -> TokenView:
-    return access.create_token(
+    return engine.create_token(
         z,
         principal,
         name=body.name,
@@ -50,7 +50,7 @@ def create_token(
     responses=responses("unauthenticated", "forbidden"),
 )
 def list_tokens(z: ZizhiDep, principal: CurrentPrincipal) -> list[TokenView]:
-    return access.list_tokens(z, principal)
+    return engine.list_tokens(z, principal)
 
 
 @router.delete(
@@ -64,4 +64,4 @@ def revoke_token(
     z: ZizhiDep,
     principal: CurrentPrincipal,
 ) -> TokenView:
-    return access.revoke_token(z, principal, token_id)
+    return engine.revoke_token(z, principal, token_id)

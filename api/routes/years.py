@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+import engine
 from api.deps import CurrentPrincipal, Idempotency, ZizhiDep
 from api.problems import responses
-from engine import years
-from engine.years import YearView
+from engine import YearView
 
 router = APIRouter(prefix="/api/v1/years", tags=["年度结账"])
 
@@ -23,7 +23,7 @@ Year = Annotated[int, Path(ge=2000, le=2100, description="年度", examples=[202
     responses=responses("unauthenticated", "validation_error"),
 )
 def get_year(year: Year, z: ZizhiDep, principal: CurrentPrincipal) -> YearView:
-    return years.year_status(z, principal, year)
+    return engine.year_status(z, principal, year)
 
 
 @router.post(
@@ -43,4 +43,4 @@ def get_year(year: Year, z: ZizhiDep, principal: CurrentPrincipal) -> YearView:
 def close_year(
     year: Year, z: ZizhiDep, principal: CurrentPrincipal, idempotency: Idempotency
 ) -> YearView:
-    return years.close_year(z, principal, year, idempotency=idempotency)
+    return engine.close_year(z, principal, year, idempotency=idempotency)

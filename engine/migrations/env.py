@@ -9,8 +9,8 @@ import os
 
 from alembic import context
 
-from engine.db import Database
-from engine.tables import metadata
+from engine.store.db import Database
+from engine.store.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # the alembic command line

@@ -7,16 +7,16 @@ from typing import Any
 import httpx2 as httpx
 from fastapi.testclient import TestClient
 
-from engine import access
-from engine.access import CLI
-from engine.uow import Zizhi
+import engine
+from engine.model import CLI
+from engine.store.uow import Zizhi
 from tests.factories import PATHS, new_id
 
 
 class Api:
     def __init__(self, client: TestClient, z: Zizhi) -> None:
         self.client = client
-        self.admin = access.create_token(z, CLI, name="测试管理员", role="admin").token or ""
+        self.admin = engine.create_token(z, CLI, name="测试管理员", role="admin").token or ""
 
     @staticmethod
     def auth(token: str | None, **headers: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from engine.uow import Zizhi
+from engine.store.uow import Zizhi
 from tests.api.client import Api
 
 MAX_BODY = 64 * 1024

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import engine.demands
-from engine.tables import demands
+import engine.usecases.demands
+from engine.store.tables import demands
 from tests.api.client import Api
 
 NAME, PHONE = "秘密姓名甲", "13511112222"
@@ -34,7 +34,7 @@ def test_no_token_or_resident_data_reaches_the_logs(
             {**clean, "community_id": None, "source": "committee", "created_at": change.at},
         )
 
-    monkeypatch.setattr(engine.demands, "_insert", failing_insert)
+    monkeypatch.setattr(engine.usecases.demands, "_insert", failing_insert)
     failed = api.post(f"/api/v1/communities/{community}/demands", token, body)
     assert failed.status_code == 500 and failed.json()["code"] == "internal_error"
     assert NAME not in failed.text and PHONE not in failed.text

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine import access, audit
-from engine.access import CLI
-from engine.uow import Zizhi
+import engine
+from engine.model import CLI
+from engine.store.uow import Zizhi
 from tests.api.client import Api
 from tests.factories import VOTE
 
@@ -148,13 +148,13 @@ def test_hostile_text_in_every_field_is_kept_verbatim_and_harmless(
     with z.read() as conn:  # every table is still there and still answers
         for table in TABLES:
             conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
-    assert audit.verify(z, CLI).ok
+    assert engine.verify(z, CLI).ok
 
 
 def test_tokens_and_passwords_are_stored_only_as_hashes(api: Api, z: Zizhi) -> None:
     made = api.ok(api.post("/api/v1/tokens", api.admin, {"name": "查库", "role": "auditor"}), 201)
     secret = made["token"]
-    access.create_user(
+    engine.create_user(
         z,
         CLI,
         username="hash-check-" + made["id"],
@@ -175,5 +175,5 @@ def test_tokens_and_passwords_are_stored_only_as_hashes(api: Api, z: Zizhi) -> N
     dump = "\n".join(everything)
     assert secret not in dump and secret[3:] not in dump
     assert "一个足够长的口令-2026" not in dump
-    assert stored == access.hash_token(secret)
+    assert stored == engine.hash_token(secret)
     assert password.startswith("$argon2")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.uow import Zizhi
+from engine.store.uow import Zizhi
 from tests.api.client import Api
 from tests.api.conftest import MAX_BODY
 from tests.factories import VOTE

@@ -24,13 +24,13 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.openapi.checks import RejectedPositiveData
 from starlette.types import Receive, Scope, Send
 
+import engine
 from api.app import create_app
 from api.settings import Settings
-from engine import access, demands, places, projects
-from engine.access import CLI
-from engine.db import Database
-from engine.uow import Zizhi
-from engine.workflow import WorkflowRegistry
+from engine.model import CLI
+from engine.rules.workflow import WorkflowRegistry
+from engine.store.db import Database
+from engine.store.uow import Zizhi
 from tests.conftest import DatabaseFactory
 from tests.factories import World
 from workflows import load_registry
@@ -189,7 +189,7 @@ def _fits_the_action(case: Any) -> bool:
     """
     z = CURRENT.z
     assert z is not None
-    project = projects.get_project(z, CLI, case.path_parameters["project_id"])
+    project = engine.get_project(z, CLI, case.path_parameters["project_id"])
     workflow = z.workflows.get(project.workflow, project.workflow_version)
     action = workflow.actions.get(case.path_parameters["action"])
     body = case.body if isinstance(case.body, dict) else {}
@@ -209,10 +209,10 @@ class Target:
 def _seed(z: Zizhi) -> Target:
     """里河社区 with a project in every state (ids 1–9), a pooled demand, another community."""
     world = World(z)
-    places.create_community(
+    engine.create_community(
         z, CLI, id=COMMUNITY, name="里河社区", street="金阊街道", district="姑苏区", kind="urban"
     )
-    places.create_community(
+    engine.create_community(
         z, CLI, id=OTHER, name="别的社区", street="别的街道", district="姑苏区", kind="urban"
     )
     committee = world.committee(COMMUNITY)
@@ -230,7 +230,7 @@ def _seed(z: Zizhi) -> Target:
         project = world.project(COMMUNITY, workflow=workflow, committee=committee)
         project = world.advance(project, state, budget_fen=500_000, committee=committee)
         if state == "implementation":
-            projects.record_expense(
+            engine.record_expense(
                 z,
                 committee,
                 project.id,
@@ -241,13 +241,13 @@ def _seed(z: Zizhi) -> Target:
                     "description": "杂物清运",
                 },
             )
-    demands.record_demand(z, committee, COMMUNITY, {"content": "楼道灯坏了", "resident": "王老伯"})
+    engine.record_demand(z, committee, COMMUNITY, {"content": "楼道灯坏了", "resident": "王老伯"})
     world.project(OTHER)
     return Target(
         z=z,
         app=create_app(z, Settings(max_body_bytes=BODY_LIMIT)),
-        admin=access.create_token(z, CLI, name="模糊测试管理员", role="admin").token or "",
-        committee=access.create_token(
+        admin=engine.create_token(z, CLI, name="模糊测试管理员", role="admin").token or "",
+        committee=engine.create_token(
             z, CLI, name="里河社区居委会", role="committee", communities=[COMMUNITY]
         ).token
         or "",

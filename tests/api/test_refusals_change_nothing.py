@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.tables import metadata
-from engine.uow import Zizhi
+from engine.store.tables import metadata
+from engine.store.uow import Zizhi
 from tests.api.client import Api
 from tests.factories import VOTE
 

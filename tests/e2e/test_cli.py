@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from engine.uow import Zizhi
+from engine.store.uow import Zizhi
 from tests.e2e.server import cli, serve
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from engine.uow import Zizhi
+from engine.store.uow import Zizhi
 from tests.concurrency import race
 from tests.e2e.server import serve
 from tests.factories import PATHS, VOTE

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine import audit, demands, places, projects
-from engine.access import CLI
-from engine.audit import EventFilter
+import engine
 from engine.errors import Forbidden, NotFound
-from engine.uow import Zizhi
+from engine.model import CLI
+from engine.store.uow import Zizhi
+from engine.usecases.audit import EventFilter
 from tests.factories import VOTE, World
 
 
@@ -17,15 +17,15 @@ def test_a_committee_cannot_see_or_touch_another_communitys_project(world: World
     project = world.advance(world.project(theirs), "review")
     intruder = world.committee(ours)
     with pytest.raises(NotFound):
-        projects.get_project(z, intruder, project.id)
+        engine.get_project(z, intruder, project.id)
     with pytest.raises(NotFound):
-        projects.fire(z, intruder, project.id, "approve", VOTE)
+        engine.fire(z, intruder, project.id, "approve", VOTE)
     with pytest.raises(NotFound):
-        audit.project_history(z, intruder, project.id)
+        engine.project_history(z, intruder, project.id)
     with pytest.raises(NotFound):
-        places.funds(z, intruder, theirs)
+        engine.funds(z, intruder, theirs)
     with pytest.raises(NotFound):
-        projects.open_project(
+        engine.open_project(
             z,
             intruder,
             community_id=theirs,
@@ -33,8 +33,8 @@ def test_a_committee_cannot_see_or_touch_another_communitys_project(world: World
             title="越界",
             category="类",
         )
-    assert projects.list_projects(z, intruder, community_id=theirs).items == []
-    assert projects.get_project(z, CLI, project.id).state == "review"
+    assert engine.list_projects(z, intruder, community_id=theirs).items == []
+    assert engine.get_project(z, CLI, project.id).state == "review"
 
 
 def test_a_street_officer_sees_every_community_of_the_street_and_no_other(
@@ -45,12 +45,12 @@ def test_a_street_officer_sees_every_community_of_the_street_and_no_other(
     officer = world.street_officer(street)
     mine = world.project(inside)
     other = world.project(outside)
-    assert projects.get_project(z, officer, mine.id).allowed_actions == ["cancel"]
+    assert engine.get_project(z, officer, mine.id).allowed_actions == ["cancel"]
     with pytest.raises(NotFound):
-        projects.get_project(z, officer, other.id)
+        engine.get_project(z, officer, other.id)
     with pytest.raises(NotFound):
-        places.set_allocation(z, officer, outside, "self_governance", 2026, 1)
-    seen = {c.id for c in places.list_communities(z, officer, limit=500).items}
+        engine.set_allocation(z, officer, outside, "self_governance", 2026, 1)
+    seen = {c.id for c in engine.list_communities(z, officer, limit=500).items}
     assert inside in seen and outside not in seen
 
 
@@ -59,11 +59,11 @@ def test_roles_may_only_do_what_the_workflow_gives_them(world: World, z: Zizhi) 
     officer = world.street_officer(world.street_of(community))
     project = world.advance(world.project(community), "review")
     with pytest.raises(Forbidden):
-        projects.fire(z, officer, project.id, "approve", VOTE)
+        engine.fire(z, officer, project.id, "approve", VOTE)
     with pytest.raises(Forbidden):
-        projects.fire(z, world.auditor(), project.id, "cancel", {"reason": "审计不能撤销"})
+        engine.fire(z, world.auditor(), project.id, "cancel", {"reason": "审计不能撤销"})
     with pytest.raises(Forbidden):
-        projects.open_project(
+        engine.open_project(
             z,
             officer,
             community_id=community,
@@ -72,9 +72,9 @@ def test_roles_may_only_do_what_the_workflow_gives_them(world: World, z: Zizhi) 
             category="类",
         )
     with pytest.raises(Forbidden):
-        places.set_allocation(z, world.committee(community), community, "self_governance", 2026, 1)
+        engine.set_allocation(z, world.committee(community), community, "self_governance", 2026, 1)
     with pytest.raises(Forbidden):
-        audit.query_events(z, world.committee(community), EventFilter())
+        engine.query_events(z, world.committee(community), EventFilter())
 
 
 def test_residents_personal_data_is_shown_to_their_committee_and_auditors_only(
@@ -83,7 +83,7 @@ def test_residents_personal_data_is_shown_to_their_committee_and_auditors_only(
     street = "隐私街道-" + world.community()
     community = world.community(street=street)
     committee = world.committee(community)
-    demand = demands.record_demand(
+    demand = engine.record_demand(
         z,
         committee,
         community,
@@ -91,7 +91,7 @@ def test_residents_personal_data_is_shown_to_their_committee_and_auditors_only(
     )
     assert (demand.resident, demand.contact) == ("李阿姨", "13900000000")
     by = {
-        p: demands.list_demands(z, p, community_id=community).items[0]
+        p: engine.list_demands(z, p, community_id=community).items[0]
         for p in (committee, world.auditor(), world.street_officer(street), CLI)
     }
     assert [(d.resident, d.contact) for d in by.values()] == [
@@ -100,7 +100,7 @@ def test_residents_personal_data_is_shown_to_their_committee_and_auditors_only(
         (None, None),
         (None, None),
     ]
-    history = audit.query_events(z, world.auditor(), EventFilter(community_id=community)).items
+    history = engine.query_events(z, world.auditor(), EventFilter(community_id=community)).items
     assert "李阿姨" not in repr(history) and "13900000000" not in repr(history)
 
 
@@ -108,5 +108,5 @@ def test_a_street_auditor_sees_only_the_events_of_its_street(world: World, z: Zi
     street = "审计街道-" + world.community()
     inside, outside = world.community(street=street), world.community()
     officer = world.street_officer(street)
-    seen = {e.community_id for e in audit.stream_events(z, officer, EventFilter())}
+    seen = {e.community_id for e in engine.stream_events(z, officer, EventFilter())}
     assert inside in seen and outside not in seen and None not in seen

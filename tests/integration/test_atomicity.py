@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine import places, projects
-from engine.access import CLI
-from engine.history import ChainWriter
-from engine.ledger import Ledger
-from engine.tables import chain_heads, events, fund_accounts, ledger_entries
-from engine.uow import Zizhi
+import engine
+from engine.model import CLI
+from engine.store.history import ChainWriter
+from engine.store.ledger import Ledger
+from engine.store.tables import chain_heads, events, fund_accounts, ledger_entries
+from engine.store.uow import Zizhi
+from engine.usecases import projects
 from tests.factories import VOTE, World
 
 
@@ -74,12 +75,12 @@ def test_an_approval_that_fails_midway_leaves_no_trace(
     before = _snapshot(z, community)
     _explode_after(monkeypatch, owner, name)
     with pytest.raises(Boom):
-        projects.fire(z, world.committee(community), project.id, "approve", VOTE)
+        engine.fire(z, world.committee(community), project.id, "approve", VOTE)
     monkeypatch.undo()
     assert _snapshot(z, community) == before
     # and the same approval then goes through cleanly
     assert (
-        projects.fire(z, world.committee(community), project.id, "approve", VOTE).state
+        engine.fire(z, world.committee(community), project.id, "approve", VOTE).state
         == "implementation"
     )
 
@@ -92,7 +93,7 @@ def test_an_expense_that_fails_after_spending_leaves_no_trace(
     before = _snapshot(z, community)
     _explode_after(monkeypatch, Ledger, "spend")
     with pytest.raises(Boom):
-        projects.record_expense(
+        engine.record_expense(
             z,
             world.committee(community),
             project.id,
@@ -100,17 +101,17 @@ def test_an_expense_that_fails_after_spending_leaves_no_trace(
         )
     monkeypatch.undo()
     assert _snapshot(z, community) == before
-    assert projects.list_expenses(z, CLI, project.id) == []
+    assert engine.list_expenses(z, CLI, project.id) == []
 
 
 def test_an_allocation_change_that_fails_leaves_no_trace(
     world: World, z: Zizhi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     community = world.community()
-    places.set_allocation(z, CLI, community, "self_governance", 2033, 100)
+    engine.set_allocation(z, CLI, community, "self_governance", 2033, 100)
     before = _snapshot(z, community)
     _explode_after(monkeypatch, Ledger, "set_allocation")
     with pytest.raises(Boom):
-        places.set_allocation(z, CLI, community, "self_governance", 2033, 200)
+        engine.set_allocation(z, CLI, community, "self_governance", 2033, 200)
     monkeypatch.undo()
     assert _snapshot(z, community) == before

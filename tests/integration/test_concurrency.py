@@ -12,13 +12,13 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
-from engine import audit, places, projects
-from engine.access import CLI
+import engine
 from engine.errors import FundCapExceeded
-from engine.history import ChainWriter
-from engine.ledger import Account, Ledger
-from engine.tables import ledger_entries
-from engine.uow import Zizhi
+from engine.model import CLI, Account
+from engine.store.history import ChainWriter
+from engine.store.ledger import Ledger
+from engine.store.tables import ledger_entries
+from engine.store.uow import Zizhi
 from tests.concurrency import race
 from tests.factories import VOTE, World, new_id
 
@@ -51,12 +51,12 @@ def test_eight_approvals_racing_for_a_fund_that_fits_five_let_exactly_five_win(
     review = [
         world.advance(world.project(community), "review", budget_fen=1_000_000) for _ in range(8)
     ]
-    places.set_allocation(z, CLI, community, "self_governance", review[0].year, 5_000_000)
-    results = race([lambda p=p: projects.fire(z, committee, p.id, "approve", VOTE) for p in review])
+    engine.set_allocation(z, CLI, community, "self_governance", review[0].year, 5_000_000)
+    results = race([lambda p=p: engine.fire(z, committee, p.id, "approve", VOTE) for p in review])
     assert _winners(results) == 5
-    fund = places.funds(z, CLI, community)[0]
+    fund = engine.funds(z, CLI, community)[0]
     assert (fund.reserved_fen, fund.spent_fen, fund.available_fen) == (5_000_000, 0, 0)
-    states = sorted(projects.get_project(z, CLI, p.id).state for p in review)
+    states = sorted(engine.get_project(z, CLI, p.id).state for p in review)
     assert states == ["implementation"] * 5 + ["review"] * 3
 
 
@@ -69,10 +69,10 @@ def test_racing_the_first_use_of_a_fresh_community_year_opens_its_account_once(
         world.advance(world.project(community), "review", budget_fen=1_000_000) for _ in range(8)
     ]
     assert _allocate_entries(z, community) == 0  # nothing has touched the ledger yet
-    results = race([lambda p=p: projects.fire(z, committee, p.id, "approve", VOTE) for p in review])
+    results = race([lambda p=p: engine.fire(z, committee, p.id, "approve", VOTE) for p in review])
     assert _winners(results) == 5  # the default ¥50,000 fits five plans of ¥10,000
     assert _allocate_entries(z, community) == 1
-    fund = places.funds(z, CLI, community)[0]
+    fund = engine.funds(z, CLI, community)[0]
     assert (fund.allocated_fen, fund.reserved_fen) == (5_000_000, 5_000_000)
 
 
@@ -82,7 +82,7 @@ def test_racing_expenses_never_overdraw_one_reservation(world: World, z: Zizhi) 
     project = world.advance(world.project(community), "implementation", budget_fen=1_000_000)
     results = race(
         [
-            lambda n=n: projects.record_expense(
+            lambda n=n: engine.record_expense(
                 z,
                 committee,
                 project.id,
@@ -97,7 +97,7 @@ def test_racing_expenses_never_overdraw_one_reservation(world: World, z: Zizhi) 
         ]
     )
     assert _winners(results) == 5
-    done = projects.get_project(z, CLI, project.id)
+    done = engine.get_project(z, CLI, project.id)
     assert (done.reserved_fen, done.spent_fen) == (0, 1_000_000)
 
 
@@ -122,7 +122,7 @@ def test_the_conditional_update_alone_holds_the_cap_without_any_chain_lock(
     results = race([lambda p=p: reserve(p.id) for p in review])
     assert _winners(results) == 5
     assert _allocate_entries(z, community) == 1
-    assert places.funds(z, CLI, community)[0].reserved_fen == 5_000_000
+    assert engine.funds(z, CLI, community)[0].reserved_fen == 5_000_000
 
 
 def test_racing_approvals_leave_a_history_and_ledger_that_verify(fresh_z: Zizhi) -> None:
@@ -135,13 +135,11 @@ def test_racing_approvals_leave_a_history_and_ledger_that_verify(fresh_z: Zizhi)
     ]
     race(
         [
-            lambda p=p: projects.fire(
-                fresh_z, world.committee(p.community_id), p.id, "approve", VOTE
-            )
+            lambda p=p: engine.fire(fresh_z, world.committee(p.community_id), p.id, "approve", VOTE)
             for p in review
         ]
     )
-    report = audit.verify(fresh_z, CLI)
+    report = engine.verify(fresh_z, CLI)
     assert report.ok, report.first_bad
 
 
@@ -176,7 +174,7 @@ def test_writers_in_different_communities_do_not_wait_for_each_other(
     with community_held(z, busy) as release:
         writer = threading.Thread(
             target=lambda: (
-                projects.fire(z, world.committee(other), project.id, "cancel", {"reason": "测试"}),
+                engine.fire(z, world.committee(other), project.id, "cancel", {"reason": "测试"}),
                 finished.set(),
             )
         )
@@ -193,7 +191,7 @@ def test_writers_in_one_community_take_turns(world: World, z: Zizhi) -> None:
     project = world.project(community)
     with community_held(z, community) as release:
         threading.Timer(1.0, release.set).start()
-        projects.fire(z, world.committee(community), project.id, "cancel", {"reason": "测试"})
+        engine.fire(z, world.committee(community), project.id, "cancel", {"reason": "测试"})
         assert release.is_set()  # it waited for the holder to finish, and then it succeeded
 
 
@@ -203,14 +201,14 @@ def test_a_fresh_community_years_allocation_set_concurrently_ends_consistent(
     community = world.community()
     results = race(
         [
-            lambda n=n: places.set_allocation(
+            lambda n=n: engine.set_allocation(
                 z, CLI, community, "party_service", 2032, 1_000_000 + n
             )
             for n in range(8)
         ]
     )
     assert not [r for r in results if isinstance(r, Exception)]
-    final = places.funds(z, CLI, community, year=2032)[1].allocated_fen
-    lines = places.statement(z, CLI, community, "party_service", 2032).items
+    final = engine.funds(z, CLI, community, year=2032)[1].allocated_fen
+    lines = engine.statement(z, CLI, community, "party_service", 2032).items
     assert sum(line.amount_fen for line in lines) == final
     assert lines[-1].allocated_fen == final

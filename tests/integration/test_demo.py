@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from api.demo import DemoResult, generate
-from engine import Database, access, audit, places, projects
-from engine.access import CLI
-from engine.domain import Role, fiscal_year
+import engine
+from demo.district import DemoResult, generate
+from engine import Database
 from engine.errors import AlreadyExists
-from engine.projects import ProjectView
-from engine.uow import Zizhi
-from engine.workflow import WorkflowRegistry
+from engine.model import CLI, Role, fiscal_year
+from engine.rules.workflow import WorkflowRegistry
+from engine.store.uow import Zizhi
+from engine.usecases.projects import ProjectView
 from tests.conftest import DatabaseFactory
 from workflows import load_registry
 
@@ -39,7 +39,7 @@ def demo(demo_z: Zizhi) -> DemoResult:
 def all_projects(z: Zizhi) -> list[ProjectView]:
     found, cursor = [], None
     while True:
-        page = projects.list_projects(z, CLI, limit=500, cursor=cursor)
+        page = engine.list_projects(z, CLI, limit=500, cursor=cursor)
         found += page.items
         if page.next_cursor is None:
             return found
@@ -49,10 +49,10 @@ def all_projects(z: Zizhi) -> list[ProjectView]:
 def test_the_communities_spread_over_several_streets_starting_with_lihe(
     demo_z: Zizhi, demo: DemoResult
 ) -> None:
-    communities = places.list_communities(demo_z, CLI, limit=500).items
+    communities = engine.list_communities(demo_z, CLI, limit=500).items
     assert len(communities) == SIZE
     assert len({c.street for c in communities}) == SIZE  # one per street, streets in turn
-    lihe = places.get_community(demo_z, CLI, "lihe")
+    lihe = engine.get_community(demo_z, CLI, "lihe")
     assert (lihe.name, lihe.street, lihe.district, lihe.kind) == (
         "里河社区",
         "金阊街道",
@@ -99,7 +99,7 @@ def test_every_community_years_projects_fit_its_allocation(demo_z: Zizhi, demo: 
     assert any(v > 0 for v in committed.values())
     for community in demo.places:
         for year in demo.years:
-            for fund in places.funds(demo_z, CLI, community.id, year=year):
+            for fund in engine.funds(demo_z, CLI, community.id, year=year):
                 assert (
                     fund.reserved_fen + fund.spent_fen == committed[community.id, fund.fund, year]
                 )
@@ -123,12 +123,12 @@ def test_some_completed_projects_returned_unspent_money(demo_z: Zizhi, demo: Dem
 def test_the_history_verifies_and_every_project_replays_to_its_record(
     demo_z: Zizhi, demo: DemoResult
 ) -> None:
-    report = audit.verify(demo_z, CLI)
+    report = engine.verify(demo_z, CLI)
     assert report.ok, report.first_bad
     assert report.checked == demo.events
     for p in all_projects(demo_z):
-        history = audit.project_history(demo_z, CLI, p.id)
-        replayed = audit.replay_project(history)
+        history = engine.project_history(demo_z, CLI, p.id)
+        replayed = engine.replay_project(history)
         assert (
             replayed.state,
             replayed.version,
@@ -141,7 +141,7 @@ def test_the_history_verifies_and_every_project_replays_to_its_record(
 
 def test_time_never_runs_backwards_on_a_chain(demo_z: Zizhi, demo: DemoResult) -> None:
     by_chain = defaultdict(list)
-    for event in audit.stream_events(demo_z, CLI, audit.EventFilter()):
+    for event in engine.stream_events(demo_z, CLI, engine.EventFilter()):
         by_chain[event.chain].append((event.seq, event.at))
     for chain, moments in by_chain.items():
         in_order = [at for _, at in sorted(moments)]
@@ -151,28 +151,28 @@ def test_time_never_runs_backwards_on_a_chain(demo_z: Zizhi, demo: DemoResult) -
 def test_the_printed_tokens_and_passwords_sign_in_with_their_roles(
     demo_z: Zizhi, demo: DemoResult
 ) -> None:
-    assert access.authenticate_token(demo_z, demo.admin_token).role is Role.admin
-    principals = [access.authenticate_token(demo_z, s.token) for s in demo.sign_ins]
+    assert engine.authenticate_token(demo_z, demo.admin_token).role is Role.admin
+    principals = [engine.authenticate_token(demo_z, s.token) for s in demo.sign_ins]
     assert [p.role for p in principals] == [Role.admin, Role.auditor, Role.street, Role.committee]
     assert principals[2].streets == {"金阊街道"}
     assert principals[3].communities == {"lihe"}
-    user = access.authenticate_password(demo_z, "lihe", demo.password)
+    user = engine.authenticate_password(demo_z, "lihe", demo.password)
     assert (user.role, user.communities) == (Role.committee, frozenset({"lihe"}))
     # Each community's work was done by its own committee's web user.
     actors = {
         e.actor
-        for e in audit.stream_events(
-            demo_z, CLI, audit.EventFilter(community_id="lihe", type="project.created")
+        for e in engine.stream_events(
+            demo_z, CLI, engine.EventFilter(community_id="lihe", type="project.created")
         )
     }
     assert actors == {"user:lihe"}
 
 
 def test_a_second_run_is_refused_and_changes_nothing(demo_z: Zizhi, demo: DemoResult) -> None:
-    before = audit.verify(demo_z, CLI).checked
+    before = engine.verify(demo_z, CLI).checked
     with pytest.raises(AlreadyExists):
         generate(demo_z, communities=1)
-    assert audit.verify(demo_z, CLI).checked == before
+    assert engine.verify(demo_z, CLI).checked == before
 
 
 def test_the_same_seed_builds_the_same_district(
@@ -212,7 +212,7 @@ def test_zizhi_demo_prints_the_admin_token_last_and_refuses_a_second_run(tmp_pat
     db = Database(url)
     try:
         z = Zizhi(db, load_registry())
-        assert access.authenticate_token(z, token).role is Role.admin
+        assert engine.authenticate_token(z, token).role is Role.admin
     finally:
         db.dispose()
     second = run()

@@ -9,11 +9,11 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from engine import audit, projects
-from engine.access import CLI
-from engine.history import SYSTEM_CHAIN, genesis_hash
-from engine.tables import chain_heads, events
-from engine.uow import Zizhi
+import engine
+from engine.model import CLI
+from engine.store.history import SYSTEM_CHAIN, genesis_hash
+from engine.store.tables import chain_heads, events
+from engine.store.uow import Zizhi
 from tests.factories import World
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -82,7 +82,7 @@ def test_every_community_has_its_own_chain_starting_at_its_creation(fresh_z: Ziz
 
 def test_a_clean_history_verifies(fresh_z: Zizhi) -> None:
     _some_project_history(fresh_z)
-    report = audit.verify(fresh_z, CLI)
+    report = engine.verify(fresh_z, CLI)
     assert (report.ok, report.first_bad) == (True, None)
     assert report.checked == 9  # created, project, demand, 4 steps, allocate, reserve
 
@@ -106,7 +106,7 @@ def test_verify_finds_an_event_edited_in_the_database(fresh_z: Zizhi) -> None:
             )
         )
         conn.commit()
-    report = audit.verify(fresh_z, CLI)
+    report = engine.verify(fresh_z, CLI)
     assert not report.ok
     assert report.first_bad == {
         "chain": community,
@@ -122,7 +122,7 @@ def test_verify_finds_an_event_removed_from_the_middle_of_a_chain(fresh_z: Zizhi
     with fresh_z.db.write() as conn:
         conn.execute(sa.delete(events).where(events.c.chain == community, events.c.seq == 3))
         conn.commit()
-    report = audit.verify(fresh_z, CLI)
+    report = engine.verify(fresh_z, CLI)
     assert not report.ok and report.first_bad is not None
     assert (report.first_bad["chain"], report.first_bad["seq"]) == (community, 3)
 
@@ -136,7 +136,7 @@ def test_verify_finds_events_cut_from_the_end_of_a_chain(fresh_z: Zizhi) -> None
         ).scalar_one()
         conn.execute(sa.delete(events).where(events.c.chain == community, events.c.seq == last))
         conn.commit()
-    report = audit.verify(fresh_z, CLI)
+    report = engine.verify(fresh_z, CLI)
     assert not report.ok and report.first_bad is not None
     assert "末尾事件缺失" in report.first_bad["reason"]
 
@@ -151,7 +151,7 @@ def test_verify_finds_a_balance_that_no_longer_matches_its_entries(fresh_z: Zizh
             {"c": community},
         )
         conn.commit()
-    report = audit.verify(fresh_z, CLI)
+    report = engine.verify(fresh_z, CLI)
     assert not report.ok and report.first_bad is not None
     assert report.first_bad["reason"] == "账户余额不等于其分录之和"
 
@@ -161,7 +161,7 @@ def test_verify_finds_a_project_whose_money_was_altered(fresh_z: Zizhi) -> None:
     with fresh_z.db.write() as conn:
         conn.execute(sa.text("UPDATE projects SET spent_fen = 1 WHERE id = :p"), {"p": project_id})
         conn.commit()
-    report = audit.verify(fresh_z, CLI)
+    report = engine.verify(fresh_z, CLI)
     assert not report.ok and report.first_bad is not None
     assert f"项目 {project_id}" in report.first_bad["reason"]
 
@@ -204,10 +204,10 @@ def test_zizhi_verify_passes_on_a_clean_history_and_fails_on_an_edited_event(
 def test_history_of_a_project_is_oldest_first_and_linked(world: World, z: Zizhi) -> None:
     community = world.community()
     project = world.advance(world.project(community), "review")
-    history = audit.project_history(z, world.committee(community), project.id)
+    history = engine.project_history(z, world.committee(community), project.id)
     assert [e.type for e in history] == ["project.created", "demand.created"] + [
         "project.transitioned"
     ] * 3
     assert [e.seq for e in history] == sorted(e.seq for e in history)
     assert all(e.chain == community for e in history)
-    assert projects.get_project(z, CLI, project.id).state == "review"
+    assert engine.get_project(z, CLI, project.id).state == "review"

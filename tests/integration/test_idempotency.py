@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from engine import places, projects
-from engine.access import CLI
+import engine
 from engine.errors import FundCapExceeded, IdempotencyConflict
-from engine.tables import events
-from engine.uow import IdempotencyKey, Zizhi
+from engine.model import CLI, IdempotencyKey
+from engine.store.tables import events
+from engine.store.uow import Zizhi
 from tests.concurrency import race
 from tests.factories import World
 
@@ -31,7 +31,7 @@ def test_the_same_key_and_request_returns_the_first_answer_without_doing_it_agai
     community = world.community()
     committee = world.committee(community)
     key = IdempotencyKey(committee.id, "open-1", "hash-a")
-    first = projects.open_project(
+    first = engine.open_project(
         z,
         committee,
         community_id=community,
@@ -41,7 +41,7 @@ def test_the_same_key_and_request_returns_the_first_answer_without_doing_it_agai
         idempotency=key,
     )
     count = _events(z, community)
-    again = projects.open_project(
+    again = engine.open_project(
         z,
         committee,
         community_id=community,
@@ -52,7 +52,7 @@ def test_the_same_key_and_request_returns_the_first_answer_without_doing_it_agai
     )
     assert again == first
     assert _events(z, community) == count
-    assert len(projects.list_projects(z, committee, community_id=community).items) == 1
+    assert len(engine.list_projects(z, committee, community_id=community).items) == 1
 
 
 def test_a_replayed_action_answers_as_the_first_time_even_after_later_changes(
@@ -62,9 +62,9 @@ def test_a_replayed_action_answers_as_the_first_time_even_after_later_changes(
     committee = world.committee(community)
     project = world.advance(world.project(community), "screening")
     key = IdempotencyKey(committee.id, "accept-1", "hash-accept")
-    first = projects.fire(z, committee, project.id, "accept", {"note": "通过"}, idempotency=key)
-    projects.fire(z, committee, project.id, "cancel", {"reason": "后来撤销"})
-    replay = projects.fire(z, committee, project.id, "accept", {"note": "通过"}, idempotency=key)
+    first = engine.fire(z, committee, project.id, "accept", {"note": "通过"}, idempotency=key)
+    engine.fire(z, committee, project.id, "cancel", {"reason": "后来撤销"})
+    replay = engine.fire(z, committee, project.id, "accept", {"note": "通过"}, idempotency=key)
     assert replay == first
     assert replay.state == "planning"  # the first answer, not the current state
 
@@ -73,7 +73,7 @@ def test_the_same_key_with_another_request_is_a_conflict(world: World, z: Zizhi)
     community = world.community()
     committee = world.committee(community)
     project = world.advance(world.project(community), "screening")
-    projects.fire(
+    engine.fire(
         z,
         committee,
         project.id,
@@ -82,7 +82,7 @@ def test_the_same_key_with_another_request_is_a_conflict(world: World, z: Zizhi)
         idempotency=IdempotencyKey(committee.id, "k", "hash-one"),
     )
     with pytest.raises(IdempotencyConflict):
-        projects.fire(
+        engine.fire(
             z,
             committee,
             project.id,
@@ -95,7 +95,7 @@ def test_the_same_key_with_another_request_is_a_conflict(world: World, z: Zizhi)
 def test_keys_belong_to_whoever_sent_them(world: World, z: Zizhi) -> None:
     community = world.community()
     one, two = world.committee(community), world.committee(community)
-    a = projects.open_project(
+    a = engine.open_project(
         z,
         one,
         community_id=community,
@@ -104,7 +104,7 @@ def test_keys_belong_to_whoever_sent_them(world: World, z: Zizhi) -> None:
         category="类",
         idempotency=IdempotencyKey(one.id, "x", "h"),
     )
-    b = projects.open_project(
+    b = engine.open_project(
         z,
         two,
         community_id=community,
@@ -121,11 +121,11 @@ def test_a_refused_request_is_not_remembered_so_a_retry_can_succeed(world: World
     key = IdempotencyKey(CLI.id, "alloc", "h")
     project = world.advance(world.project(community), "implementation", budget_fen=3_000_000)
     with pytest.raises(FundCapExceeded):
-        places.set_allocation(
+        engine.set_allocation(
             z, CLI, community, "self_governance", project.year, 1, idempotency=key
         )
     assert (
-        places.set_allocation(
+        engine.set_allocation(
             z, CLI, community, "self_governance", project.year, 3_000_000, idempotency=key
         ).allocated_fen
         == 3_000_000
@@ -138,7 +138,7 @@ def test_concurrent_duplicates_do_the_work_once(world: World, z: Zizhi) -> None:
     key = IdempotencyKey(committee.id, "dup", "same")
     results = race(
         [
-            lambda: projects.open_project(
+            lambda: engine.open_project(
                 z,
                 committee,
                 community_id=community,
@@ -151,4 +151,4 @@ def test_concurrent_duplicates_do_the_work_once(world: World, z: Zizhi) -> None:
         ]
     )
     assert all(r == results[0] for r in results), results
-    assert len(projects.list_projects(z, committee, community_id=community).items) == 1
+    assert len(engine.list_projects(z, committee, community_id=community).items) == 1

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine import places, projects
-from engine.access import CLI
+import engine
 from engine.errors import FundCapExceeded, ValidationFailed
-from engine.tables import events, ledger_entries
-from engine.uow import Zizhi
+from engine.model import CLI
+from engine.store.tables import events, ledger_entries
+from engine.store.uow import Zizhi
 from tests.factories import VOTE, World
 
 
@@ -30,12 +30,12 @@ def test_an_approval_beyond_the_available_fund_is_refused_and_changes_nothing(
     committee = world.committee(community)
     first = world.advance(world.project(community), "review", budget_fen=3_000_000)
     second = world.advance(world.project(community), "review", budget_fen=3_000_000)
-    projects.fire(z, committee, first.id, "approve", VOTE)
+    engine.fire(z, committee, first.id, "approve", VOTE)
     before = _counts(z)
     with pytest.raises(FundCapExceeded, match="可用经费 2000000 分"):
-        projects.fire(z, committee, second.id, "approve", VOTE)
+        engine.fire(z, committee, second.id, "approve", VOTE)
     assert _counts(z) == before
-    unchanged = projects.get_project(z, committee, second.id)
+    unchanged = engine.get_project(z, committee, second.id)
     assert (unchanged.state, unchanged.version, unchanged.reserved_fen) == (
         "review",
         second.version,
@@ -47,7 +47,7 @@ def test_a_plan_over_the_available_fund_is_refused_at_submission(world: World, z
     community = world.community()
     project = world.advance(world.project(community), "planning")
     with pytest.raises(FundCapExceeded):
-        projects.fire(
+        engine.fire(
             z,
             world.committee(community),
             project.id,
@@ -62,26 +62,26 @@ def test_an_expense_can_never_take_more_than_what_is_left_of_the_reservation(
     community = world.community()
     committee = world.committee(community)
     project = world.advance(world.project(community), "implementation", budget_fen=1_000)
-    projects.record_expense(
+    engine.record_expense(
         z,
         committee,
         project.id,
         {"amount_fen": 600, "payee": "甲", "invoice_no": "1", "description": "材料"},
     )
     with pytest.raises(FundCapExceeded, match="剩余预留经费 400 分"):
-        projects.record_expense(
+        engine.record_expense(
             z,
             committee,
             project.id,
             {"amount_fen": 401, "payee": "甲", "invoice_no": "2", "description": "材料"},
         )
-    projects.record_expense(
+    engine.record_expense(
         z,
         committee,
         project.id,
         {"amount_fen": 400, "payee": "甲", "invoice_no": "2", "description": "材料"},
     )
-    done = projects.get_project(z, committee, project.id)
+    done = engine.get_project(z, committee, project.id)
     assert (done.reserved_fen, done.spent_fen) == (0, 1_000)
 
 
@@ -91,20 +91,20 @@ def test_an_allocation_can_be_raised_or_lowered_but_never_below_what_is_committe
     community = world.community()
     officer = world.street_officer(world.street_of(community))
     project = world.advance(world.project(community), "implementation", budget_fen=2_000_000)
-    projects.record_expense(
+    engine.record_expense(
         z,
         world.committee(community),
         project.id,
         {"amount_fen": 500_000, "payee": "乙", "invoice_no": "A", "description": "施工"},
     )
     year = project.year
-    raised = places.set_allocation(z, officer, community, "self_governance", year, 6_000_000)
+    raised = engine.set_allocation(z, officer, community, "self_governance", year, 6_000_000)
     assert (raised.allocated_fen, raised.available_fen) == (6_000_000, 4_000_000)
-    lowered = places.set_allocation(z, CLI, community, "self_governance", year, 2_000_000)
+    lowered = engine.set_allocation(z, CLI, community, "self_governance", year, 2_000_000)
     assert lowered.available_fen == 0
     with pytest.raises(FundCapExceeded, match="已预留和已支出的合计 2000000 分"):
-        places.set_allocation(z, officer, community, "self_governance", year, 1_999_999)
-    lines = places.statement(z, CLI, community, "self_governance", year).items
+        engine.set_allocation(z, officer, community, "self_governance", year, 1_999_999)
+    lines = engine.statement(z, CLI, community, "self_governance", year).items
     assert [(line.kind, line.amount_fen) for line in lines] == [
         ("allocate", 5_000_000),
         ("reserve", 2_000_000),
@@ -119,20 +119,20 @@ def test_a_rural_community_has_no_party_service_fund_until_one_is_set(
     world: World, z: Zizhi
 ) -> None:
     village = world.community(kind="rural")
-    funds = {f.fund: f.allocated_fen for f in places.funds(z, CLI, village)}
+    funds = {f.fund: f.allocated_fen for f in engine.funds(z, CLI, village)}
     assert funds == {"self_governance": 5_000_000, "party_service": 0}
     project = world.advance(world.project(village, workflow="party_service"), "planning")
     with pytest.raises(FundCapExceeded):
-        projects.fire(
+        engine.fire(
             z,
             world.committee(village),
             project.id,
             "submit_plan",
             {"budget_fen": 1, "plan": "方案"},
         )
-    places.set_allocation(z, CLI, village, "party_service", project.year, 100_000)
+    engine.set_allocation(z, CLI, village, "party_service", project.year, 100_000)
     assert (
-        projects.fire(
+        engine.fire(
             z,
             world.committee(village),
             project.id,
@@ -147,9 +147,9 @@ def test_an_explicit_allocation_on_a_fresh_year_opens_the_account_with_it(
     world: World, z: Zizhi
 ) -> None:
     community = world.community()
-    fund = places.set_allocation(z, CLI, community, "self_governance", 2030, 7_000_000)
+    fund = engine.set_allocation(z, CLI, community, "self_governance", 2030, 7_000_000)
     assert fund.allocated_fen == 7_000_000
-    lines = places.statement(z, CLI, community, "self_governance", 2030).items
+    lines = engine.statement(z, CLI, community, "self_governance", 2030).items
     assert [(line.kind, line.amount_fen) for line in lines] == [("allocate", 7_000_000)]
 
 
@@ -157,18 +157,18 @@ def test_balances_can_be_read_as_of_a_past_moment(world: World, z: Zizhi, regist
     community = world.community()
     committee = world.committee(community)
     project = world.advance(world.project(community), "implementation", budget_fen=1_500_000)
-    reserved_at = projects.get_project(z, committee, project.id).updated_at
-    projects.record_expense(
+    reserved_at = engine.get_project(z, committee, project.id).updated_at
+    engine.record_expense(
         z,
         committee,
         project.id,
         {"amount_fen": 250_000, "payee": "丙", "invoice_no": "T1", "description": "宣传"},
     )
-    now = places.funds(z, committee, community)[0]
+    now = engine.funds(z, committee, community)[0]
     assert (now.reserved_fen, now.spent_fen) == (1_250_000, 250_000)
-    then = places.funds(z, committee, community, as_of=reserved_at)[0]
+    then = engine.funds(z, committee, community, as_of=reserved_at)[0]
     assert (then.reserved_fen, then.spent_fen) == (1_500_000, 0)
-    before = places.funds(
+    before = engine.funds(
         z, committee, community, as_of=reserved_at - timedelta(days=400), year=project.year
     )[0]
     assert (before.allocated_fen, before.reserved_fen, before.spent_fen) == (5_000_000, 0, 0)
@@ -177,12 +177,12 @@ def test_balances_can_be_read_as_of_a_past_moment(world: World, z: Zizhi, regist
 def test_a_naive_as_of_moment_is_refused(world: World, z: Zizhi) -> None:
     community = world.community()
     with pytest.raises(ValidationFailed):
-        places.funds(z, CLI, community, as_of=z.clock().replace(tzinfo=None))
+        engine.funds(z, CLI, community, as_of=z.clock().replace(tzinfo=None))
 
 
 def test_the_database_itself_refuses_a_balance_over_the_cap(world: World, z: Zizhi) -> None:
     community = world.community()
-    places.set_allocation(z, CLI, community, "self_governance", 2031, 100)
+    engine.set_allocation(z, CLI, community, "self_governance", 2031, 100)
     with pytest.raises(sa.exc.IntegrityError), z.db.write() as conn:
         conn.execute(
             sa.text(

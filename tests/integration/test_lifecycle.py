@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import audit, places, projects
-from engine.access import CLI
-from engine.uow import Zizhi
+import engine
+from engine.model import CLI
+from engine.store.uow import Zizhi
 from tests.factories import PATHS, World
 
 
@@ -24,7 +24,7 @@ def test_a_project_runs_through_every_step_and_returns_what_it_did_not_spend(
         2_000_000,
         0,
     )
-    projects.record_expense(
+    engine.record_expense(
         z,
         committee,
         project.id,
@@ -36,10 +36,10 @@ def test_a_project_runs_through_every_step_and_returns_what_it_did_not_spend(
         },
     )
     project = world.advance(
-        projects.get_project(z, committee, project.id), "completed", committee=committee
+        engine.get_project(z, committee, project.id), "completed", committee=committee
     )
     assert (project.reserved_fen, project.spent_fen) == (0, 1_234_567)
-    fund = {f.fund: f for f in places.funds(z, committee, community)}[workflow]
+    fund = {f.fund: f for f in engine.funds(z, committee, community)}[workflow]
     assert (fund.allocated_fen, fund.reserved_fen, fund.spent_fen) == (
         fund.allocated_fen,
         0,
@@ -48,7 +48,7 @@ def test_a_project_runs_through_every_step_and_returns_what_it_did_not_spend(
     assert fund.available_fen == fund.allocated_fen - 1_234_567
     actions = [
         e.data["action"]
-        for e in audit.project_history(z, committee, project.id)
+        for e in engine.project_history(z, committee, project.id)
         if e.type == "project.transitioned"
     ]
     assert actions == [action for _, action, _ in PATHS[workflow]]
@@ -60,15 +60,15 @@ def test_rectification_returns_to_implementation_and_allows_more_expenses(
     community = world.community()
     committee = world.committee(community)
     project = world.advance(world.project(community), "evaluation", committee=committee)
-    project = projects.fire(z, committee, project.id, "rectify", {"issues": "仍有堆物"})
+    project = engine.fire(z, committee, project.id, "rectify", {"issues": "仍有堆物"})
     assert project.state == "implementation"
-    projects.record_expense(
+    engine.record_expense(
         z,
         committee,
         project.id,
         {"amount_fen": 100, "payee": "物业", "invoice_no": "R-1", "description": "补充清运"},
     )
-    assert projects.get_project(z, committee, project.id).spent_fen == 100
+    assert engine.get_project(z, committee, project.id).spent_fen == 100
 
 
 def test_a_plan_returned_for_revision_can_be_resubmitted_with_a_new_budget(
@@ -79,8 +79,8 @@ def test_a_plan_returned_for_revision_can_be_resubmitted_with_a_new_budget(
     project = world.advance(
         world.project(community), "review", budget_fen=900_000, committee=committee
     )
-    project = projects.fire(z, committee, project.id, "return_for_revision", {"reason": "太贵"})
-    project = projects.fire(
+    project = engine.fire(z, committee, project.id, "return_for_revision", {"reason": "太贵"})
+    project = engine.fire(
         z, committee, project.id, "submit_plan", {"budget_fen": 600_000, "plan": "精简方案"}
     )
     assert (project.state, project.budget_fen, project.reserved_fen) == ("review", 600_000, 0)
@@ -90,9 +90,9 @@ def test_cancelling_an_approved_project_releases_its_reservation(world: World, z
     community = world.community()
     officer = world.street_officer(world.street_of(community))
     project = world.advance(world.project(community), "implementation", budget_fen=700_000)
-    project = projects.fire(z, officer, project.id, "cancel", {"reason": "需求已由他途解决"})
+    project = engine.fire(z, officer, project.id, "cancel", {"reason": "需求已由他途解决"})
     assert (project.state, project.reserved_fen) == ("cancelled", 0)
-    fund = places.funds(z, CLI, community)[0]
+    fund = engine.funds(z, CLI, community)[0]
     assert (fund.reserved_fen, fund.spent_fen, fund.available_fen) == (0, 0, fund.allocated_fen)
 
 
@@ -103,7 +103,7 @@ def test_replaying_a_projects_history_gives_its_current_state(world: World, z: Z
         world.project(community), "implementation", budget_fen=800_000, committee=committee
     )
     for n in range(3):
-        projects.record_expense(
+        engine.record_expense(
             z,
             committee,
             project.id,
@@ -115,9 +115,9 @@ def test_replaying_a_projects_history_gives_its_current_state(world: World, z: Z
             },
         )
     project = world.advance(
-        projects.get_project(z, committee, project.id), "feedback", committee=committee
+        engine.get_project(z, committee, project.id), "feedback", committee=committee
     )
-    replayed = audit.replay_project(audit.project_history(z, committee, project.id))
+    replayed = engine.replay_project(engine.project_history(z, committee, project.id))
     assert (
         replayed.state,
         replayed.version,

@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine import audit, places, projects, years
-from engine.access import CLI
+import engine
 from engine.errors import AlreadyExists, Forbidden, FundCapExceeded, YearClosed
-from engine.ledger import Ledger
-from engine.tables import closed_years, events
-from engine.uow import Zizhi
+from engine.model import CLI
+from engine.store.ledger import Ledger
+from engine.store.tables import closed_years, events
+from engine.store.uow import Zizhi
+from engine.usecases import projects
 from tests.concurrency import race
 from tests.factories import VOTE, World
 
@@ -41,7 +42,7 @@ def _spend(
         world.project(community, workflow=workflow), "implementation", budget_fen=budget
     )
     if spent:
-        projects.record_expense(
+        engine.record_expense(
             z,
             committee,
             project.id,
@@ -63,19 +64,19 @@ def test_closing_a_year_releases_every_open_reservation_and_keeps_what_was_spent
     first = _spend(past, world, a, 1_000_000, 300_000)
     second = _spend(past, world, a, 500_000, 0, workflow="party_service")
     third = _spend(past, world, b, 2_000_000, 2_000_000)  # fully spent: nothing to release
-    closed = years.close_year(past, CLI, LAST_YEAR)
+    closed = engine.close_year(past, CLI, LAST_YEAR)
     assert (closed.closed, closed.projects_released, closed.released_fen) == (
         True,
         2,
         700_000 + 500_000,
     )
     for pid, spent in ((first, 300_000), (second, 0), (third, 2_000_000)):
-        p = projects.get_project(past, CLI, pid)
+        p = engine.get_project(past, CLI, pid)
         assert (p.reserved_fen, p.spent_fen) == (0, spent)
     funds = {
         (f.community_id, f.fund): f
         for c in (a, b)
-        for f in places.funds(past, CLI, c, year=LAST_YEAR)
+        for f in engine.funds(past, CLI, c, year=LAST_YEAR)
     }
     assert (
         funds[(a, "self_governance")].reserved_fen,
@@ -83,12 +84,12 @@ def test_closing_a_year_releases_every_open_reservation_and_keeps_what_was_spent
     ) == (0, 300_000)
     assert funds[(a, "party_service")].reserved_fen == 0
     assert funds[(b, "self_governance")].spent_fen == 2_000_000
-    history = audit.project_history(past, CLI, first)
+    history = engine.project_history(past, CLI, first)
     assert [e.type for e in history[-2:]] == ["project.year_closed", "ledger.released"]
-    assert audit.replay_project(history).version == projects.get_project(past, CLI, first).version
-    report = audit.verify(past, CLI)
+    assert engine.replay_project(history).version == engine.get_project(past, CLI, first).version
+    report = engine.verify(past, CLI)
     assert report.ok, report.first_bad
-    assert years.year_status(past, CLI, LAST_YEAR).closed
+    assert engine.year_status(past, CLI, LAST_YEAR).closed
 
 
 def test_a_closed_year_takes_no_new_reservations_or_allocation_changes(past: Zizhi) -> None:
@@ -97,28 +98,28 @@ def test_a_closed_year_takes_no_new_reservations_or_allocation_changes(past: Ziz
     committee = world.committee(community)
     waiting = world.advance(world.project(community), "review", budget_fen=100_000)
     running = _spend(past, world, community, 100_000, 0)
-    years.close_year(past, CLI, LAST_YEAR)
+    engine.close_year(past, CLI, LAST_YEAR)
     with pytest.raises(YearClosed, match="2024 年度已结账"):
-        projects.fire(past, committee, waiting.id, "approve", VOTE)
+        engine.fire(past, committee, waiting.id, "approve", VOTE)
     with pytest.raises(YearClosed):
-        places.set_allocation(past, CLI, community, "self_governance", LAST_YEAR, 9_000_000)
+        engine.set_allocation(past, CLI, community, "self_governance", LAST_YEAR, 9_000_000)
     with pytest.raises(FundCapExceeded):
-        projects.record_expense(
+        engine.record_expense(
             past,
             committee,
             running,
             {"amount_fen": 1, "payee": "甲", "invoice_no": "late", "description": "结账后"},
         )
     with pytest.raises(AlreadyExists):
-        years.close_year(past, CLI, LAST_YEAR)
+        engine.close_year(past, CLI, LAST_YEAR)
     assert (
-        places.set_allocation(
+        engine.set_allocation(
             past, CLI, community, "self_governance", LAST_YEAR + 1, 100
         ).allocated_fen
         == 100
     )  # other years are untouched
     assert (
-        projects.fire(past, committee, waiting.id, "cancel", {"reason": "年度已结账"}).state
+        engine.fire(past, committee, waiting.id, "cancel", {"reason": "年度已结账"}).state
         == "cancelled"
     )
 
@@ -126,7 +127,7 @@ def test_a_closed_year_takes_no_new_reservations_or_allocation_changes(past: Ziz
 def test_only_an_admin_closes_a_year(past: Zizhi) -> None:
     world = World(past)
     with pytest.raises(Forbidden):
-        years.close_year(past, world.auditor(), LAST_YEAR)
+        engine.close_year(past, world.auditor(), LAST_YEAR)
 
 
 def test_a_close_that_fails_midway_changes_nothing(
@@ -147,13 +148,13 @@ def test_a_close_that_fails_midway_changes_nothing(
 
     monkeypatch.setattr(Ledger, "release", fail_on_second)
     with pytest.raises(RuntimeError):
-        years.close_year(past, CLI, LAST_YEAR)
+        engine.close_year(past, CLI, LAST_YEAR)
     monkeypatch.undo()
-    assert [projects.get_project(past, CLI, p).reserved_fen for p in held] == [100_000] * 3
+    assert [engine.get_project(past, CLI, p).reserved_fen for p in held] == [100_000] * 3
     with past.read() as conn:
         assert conn.execute(sa.select(closed_years)).all() == []
         assert conn.execute(sa.select(events).where(events.c.type == "year.closed")).all() == []
-    assert not years.year_status(past, CLI, LAST_YEAR).closed
+    assert not engine.year_status(past, CLI, LAST_YEAR).closed
 
 
 def test_approvals_racing_a_close_are_either_released_or_refused(past: Zizhi) -> None:
@@ -165,18 +166,18 @@ def test_approvals_racing_a_close_are_either_released_or_refused(past: Zizhi) ->
         for _ in range(3)
     ]
     calls = [
-        lambda p=p: projects.fire(past, world.committee(p.community_id), p.id, "approve", VOTE)
+        lambda p=p: engine.fire(past, world.committee(p.community_id), p.id, "approve", VOTE)
         for p in waiting
     ]
-    results = race([*calls, lambda: years.close_year(past, CLI, LAST_YEAR)])
+    results = race([*calls, lambda: engine.close_year(past, CLI, LAST_YEAR)])
     assert not [r for r in results if isinstance(r, Exception) and not isinstance(r, YearClosed)], (
         results
     )
     for p in waiting:  # nothing stays reserved in the closed year, whoever won each race
-        assert projects.get_project(past, CLI, p.id).reserved_fen == 0
+        assert engine.get_project(past, CLI, p.id).reserved_fen == 0
     for c in communities:
-        assert places.funds(past, CLI, c, year=LAST_YEAR)[0].reserved_fen == 0
-    report = audit.verify(past, CLI)
+        assert engine.funds(past, CLI, c, year=LAST_YEAR)[0].reserved_fen == 0
+    report = engine.verify(past, CLI)
     assert report.ok, report.first_bad
 
 
@@ -199,12 +200,12 @@ def test_a_close_waits_for_an_approval_in_flight_and_then_releases_it(
 
     monkeypatch.setattr(projects, "save", paused_save)
     approval = threading.Thread(
-        target=lambda: projects.fire(past, world.committee(community), project.id, "approve", VOTE)
+        target=lambda: engine.fire(past, world.committee(community), project.id, "approve", VOTE)
     )
     approval.start()
     assert reserved.wait(30)
     outcome: list[Any] = []
-    close = threading.Thread(target=lambda: outcome.append(years.close_year(past, CLI, LAST_YEAR)))
+    close = threading.Thread(target=lambda: outcome.append(engine.close_year(past, CLI, LAST_YEAR)))
     close.start()
     close.join(1.0)
     assert close.is_alive()  # the close waits for the approval in flight
@@ -212,4 +213,4 @@ def test_a_close_waits_for_an_approval_in_flight_and_then_releases_it(
     approval.join(30)
     close.join(30)
     assert outcome[0].projects_released == 1
-    assert projects.get_project(past, CLI, project.id).reserved_fen == 0
+    assert engine.get_project(past, CLI, project.id).reserved_fen == 0

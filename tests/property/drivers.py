@@ -14,11 +14,11 @@ from typing import Any, Protocol
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
-from engine import demands, places, projects
-from engine.access import CLI, Principal, create_token
-from engine.domain import Role
+import engine
 from engine.errors import ZizhiError
-from engine.uow import IdempotencyKey, Zizhi
+from engine.model import CLI, IdempotencyKey, Principal, Role
+from engine.store.uow import Zizhi
+from engine.usecases.tokens import create_token
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class EngineDriver:
         self.where: dict[int, str] = {}
 
     def community(self, community_id: str, kind: str) -> None:
-        places.create_community(
+        engine.create_community(
             self.z,
             CLI,
             id=community_id,
@@ -91,7 +91,7 @@ class EngineDriver:
         return Outcome(None, _plain(result))
 
     def open(self, community_id: str, workflow: str) -> int:
-        view = projects.open_project(
+        view = engine.open_project(
             self.z,
             self.committees[community_id],
             community_id=community_id,
@@ -105,7 +105,7 @@ class EngineDriver:
     def demand(self, project_id: int) -> Outcome:
         committee = self.committees[self.where[project_id]]
         return self._run(
-            lambda: demands.add_to_project(
+            lambda: engine.add_to_project(
                 self.z, committee, project_id, {"content": "需求", "resident": "居民"}
             )
         )
@@ -121,26 +121,26 @@ class EngineDriver:
             else IdempotencyKey(actor.id, key, _digest(project_id, action, data))
         )
         return self._run(
-            lambda: projects.fire(self.z, actor, project_id, action, data, idempotency=idem)
+            lambda: engine.fire(self.z, actor, project_id, action, data, idempotency=idem)
         )
 
     def expense(self, project_id: int, data: dict[str, Any], key: str | None) -> Outcome:
         committee = self.committees[self.where[project_id]]
         idem = None if key is None else IdempotencyKey(committee.id, key, _digest(project_id, data))
         return self._run(
-            lambda: projects.record_expense(self.z, committee, project_id, data, idempotency=idem)
+            lambda: engine.record_expense(self.z, committee, project_id, data, idempotency=idem)
         )
 
     def allocate(self, community_id: str, fund: str, year: int, amount: int) -> Outcome:
         return self._run(
-            lambda: places.set_allocation(self.z, CLI, community_id, fund, year, amount)
+            lambda: engine.set_allocation(self.z, CLI, community_id, fund, year, amount)
         )
 
     def project(self, project_id: int) -> dict[str, Any]:
-        return _plain(projects.get_project(self.z, CLI, project_id))
+        return _plain(engine.get_project(self.z, CLI, project_id))
 
     def funds(self, community_id: str, year: int) -> dict[str, dict[str, Any]]:
-        return {f.fund: _plain(f) for f in places.funds(self.z, CLI, community_id, year=year)}
+        return {f.fund: _plain(f) for f in engine.funds(self.z, CLI, community_id, year=year)}
 
 
 class HttpDriver:

@@ -8,10 +8,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine import fields
-from engine.conditions import CONDITIONS
 from engine.errors import GuardFailed, ValidationFailed
-from engine.fields import MAX_AMOUNT_FEN
+from engine.rules import fields
+from engine.rules.conditions import CONDITIONS
+from engine.rules.fields import MAX_AMOUNT_FEN
 
 AMOUNT = {"amount_fen": fields.amount("amount_fen", "金额（分）")}
 json_values = st.recursive(

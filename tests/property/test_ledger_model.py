@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import places, projects
-from engine.access import CLI
+import engine
 from engine.errors import FundCapExceeded
-from engine.tables import ledger_entries
-from engine.uow import Zizhi
+from engine.model import CLI
+from engine.store.tables import ledger_entries
+from engine.store.uow import Zizhi
 from tests.factories import VOTE, World
 
 YEAR_FUND = "self_governance"
@@ -86,7 +86,7 @@ def test_the_ledger_agrees_with_a_reference_model(z: Zizhi, steps: list[tuple]) 
             )
             year = project.year
             try:
-                projects.fire(
+                engine.fire(
                     z, committee, project.id, "submit_plan", {"budget_fen": budget, "plan": "方案"}
                 )
             except FundCapExceeded:
@@ -100,7 +100,7 @@ def test_the_ledger_agrees_with_a_reference_model(z: Zizhi, steps: list[tuple]) 
                 continue
             wanted = step[1]
             try:
-                places.set_allocation(z, CLI, community, YEAR_FUND, year, wanted)
+                engine.set_allocation(z, CLI, community, YEAR_FUND, year, wanted)
             except FundCapExceeded:
                 assert wanted < model.reserved + model.spent
             else:
@@ -112,7 +112,7 @@ def test_the_ledger_agrees_with_a_reference_model(z: Zizhi, steps: list[tuple]) 
         target = model.projects[step[1] % len(model.projects)]
         if kind == "approve" and target.state == "review":
             try:
-                projects.fire(z, committee, target.id, "approve", VOTE)
+                engine.fire(z, committee, target.id, "approve", VOTE)
             except FundCapExceeded:
                 assert target.budget > model.available
             else:
@@ -122,7 +122,7 @@ def test_the_ledger_agrees_with_a_reference_model(z: Zizhi, steps: list[tuple]) 
             amount = step[2]
             invoice += 1
             try:
-                projects.record_expense(
+                engine.record_expense(
                     z,
                     committee,
                     target.id,
@@ -140,11 +140,11 @@ def test_the_ledger_agrees_with_a_reference_model(z: Zizhi, steps: list[tuple]) 
                 target.reserved -= amount
                 target.spent += amount
         elif kind == "close" and target.state == "implementation":
-            current = projects.get_project(z, committee, target.id)
+            current = engine.get_project(z, committee, target.id)
             world.advance(current, "completed", committee=committee)
             target.state, target.reserved = "completed", 0
         elif kind == "cancel" and target.state in ("review", "implementation"):
-            projects.fire(z, committee, target.id, "cancel", {"reason": "撤销"})
+            engine.fire(z, committee, target.id, "cancel", {"reason": "撤销"})
             target.state, target.reserved = "cancelled", 0
         _check(z, community, year, model)
     _check(z, community, year, model)
@@ -153,7 +153,7 @@ def test_the_ledger_agrees_with_a_reference_model(z: Zizhi, steps: list[tuple]) 
 def _check(z: Zizhi, community: str, year: int, model: Model) -> None:
     if not year:
         return
-    fund = places.funds(z, CLI, community, year=year)[0]
+    fund = engine.funds(z, CLI, community, year=year)[0]
     assert (fund.allocated_fen, fund.reserved_fen, fund.spent_fen) == (
         model.allocated,
         model.reserved,
@@ -180,7 +180,7 @@ def _check(z: Zizhi, community: str, year: int, model: Model) -> None:
     reserved = sums.get("reserve", 0) - spent - sums.get("release", 0)
     assert (allocated, reserved, spent) == (fund.allocated_fen, fund.reserved_fen, fund.spent_fen)
     for p in model.projects:
-        actual = projects.get_project(z, CLI, p.id)
+        actual = engine.get_project(z, CLI, p.id)
         assert (actual.state, actual.reserved_fen, actual.spent_fen) == (
             p.state,
             p.reserved,

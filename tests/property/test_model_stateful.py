@@ -35,12 +35,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+import engine
 from api.app import create_app
-from engine import audit
-from engine.access import CLI
-from engine.domain import fiscal_year
-from engine.tables import ledger_entries
-from engine.uow import Zizhi
+from engine.model import CLI, fiscal_year
+from engine.store.tables import ledger_entries
+from engine.store.uow import Zizhi
 from tests.conftest import DatabaseFactory
 from tests.factories import VOTE
 from tests.property.drivers import Driver, EngineDriver, HttpDriver, Outcome
@@ -308,7 +307,7 @@ class ZizhiMachine(RuleBasedStateMachine):
                 p.spent,
             )
             assert actual["spent_fen"] <= (actual["budget_fen"] or 0)
-        replayed = audit.replay_project(audit.project_history(self.z, CLI, self.touched))
+        replayed = engine.replay_project(engine.project_history(self.z, CLI, self.touched))
         assert (replayed.state, replayed.version, replayed.reserved_fen, replayed.spent_fen) == (
             actual["state"],
             actual["version"],
@@ -318,7 +317,7 @@ class ZizhiMachine(RuleBasedStateMachine):
 
     @invariant()
     def history_verifies(self) -> None:
-        report = audit.verify(self.z, CLI)
+        report = engine.verify(self.z, CLI)
         assert report.ok, report.first_bad
 
     # --- helpers ---------------------------------------------------------------------------

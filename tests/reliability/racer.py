@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from engine.domain import Role
+from engine.model import Role
 
 Answer = dict[str, Any]
 
@@ -37,7 +37,7 @@ def _json_default(value: object) -> str:
 
 def principal_of(spec: str) -> Any:
     """``admin``, ``committee:<community>`` or ``street:<street>`` as an engine principal."""
-    from engine.access import Principal
+    from engine.model import Principal
 
     kind, _, scope = spec.partition(":")
     if kind == "admin":
@@ -57,10 +57,11 @@ def principal_of(spec: str) -> Any:
 
 
 def engine_driver(plan: dict[str, Any]) -> Callable[[dict[str, Any]], Answer]:
-    from engine import places, projects, years
-    from engine.db import Database
+    import engine
     from engine.errors import ZizhiError
-    from engine.uow import IdempotencyKey, Zizhi
+    from engine.model import IdempotencyKey
+    from engine.store.db import Database
+    from engine.store.uow import Zizhi
     from workflows import load_registry
 
     z = Zizhi(Database(plan["url"], pool_size=2), load_registry())
@@ -75,13 +76,13 @@ def engine_driver(plan: dict[str, Any]) -> Callable[[dict[str, Any]], Answer]:
             key = IdempotencyKey(who.id, op["key"], digest)
         try:
             if op["kind"] == "fire":
-                done: Any = projects.fire(
+                done: Any = engine.fire(
                     z, who, op["project"], op["action"], op["data"], idempotency=key
                 )
             elif op["kind"] == "expense":
-                done = projects.record_expense(z, who, op["project"], op["data"], idempotency=key)
+                done = engine.record_expense(z, who, op["project"], op["data"], idempotency=key)
             elif op["kind"] == "allocate":
-                done = places.set_allocation(
+                done = engine.set_allocation(
                     z,
                     who,
                     op["community"],
@@ -91,7 +92,7 @@ def engine_driver(plan: dict[str, Any]) -> Callable[[dict[str, Any]], Answer]:
                     idempotency=key,
                 )
             elif op["kind"] == "close_year":
-                done = years.close_year(z, who, op["year"], idempotency=key)
+                done = engine.close_year(z, who, op["year"], idempotency=key)
             else:
                 raise ValueError(f"unknown operation {op['kind']!r}")
         except ZizhiError as exc:

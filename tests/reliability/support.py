@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from engine.domain import fiscal_year, utc_now
+from engine.model import fiscal_year, utc_now
 
 
 def last_year_clock() -> Callable[[], datetime]:

@@ -40,13 +40,12 @@ from typing import Any
 import httpx2 as httpx
 import sqlalchemy as sa
 
-from engine import access, audit, places, projects
-from engine.access import CLI
-from engine.domain import fiscal_year
-from engine.projects import ProjectView
-from engine.tables import closed_years, demands, events, fund_accounts, ledger_entries
-from engine.tables import projects as projects_table
-from engine.uow import Zizhi
+import engine
+from engine.model import CLI, fiscal_year
+from engine.store.tables import closed_years, demands, events, fund_accounts, ledger_entries
+from engine.store.tables import projects as projects_table
+from engine.store.uow import Zizhi
+from engine.usecases.projects import ProjectView
 from tests.e2e.server import REPO, cli, free_port, wait_until_up
 from tests.factories import VOTE, World
 from tests.reliability.support import last_year_clock
@@ -264,11 +263,11 @@ def _project_of(sent: Sent) -> int:
     return int(sent.answer["project_id" if sent.kind in ("demand", "expense") else "id"])
 
 
-def _replay_prefixes(history: list[audit.EventView]) -> dict[int, audit.ReplayedProject]:
+def _replay_prefixes(history: list[engine.EventView]) -> dict[int, engine.ReplayedProject]:
     """The project as it stood after each version: the last event before the next change."""
-    by_version: dict[int, audit.ReplayedProject] = {}
+    by_version: dict[int, engine.ReplayedProject] = {}
     for n in range(1, len(history) + 1):
-        replayed = audit.replay_project(history[:n])
+        replayed = engine.replay_project(history[:n])
         by_version[replayed.version] = replayed
     return by_version
 
@@ -279,8 +278,8 @@ def check_acknowledged(z: Zizhi, acknowledged: list[Sent]) -> None:
     for sent in acknowledged:
         by_project[_project_of(sent)].append(sent)
     for project_id, sents in by_project.items():
-        versions = _replay_prefixes(audit.project_history(z, CLI, project_id))
-        expenses = {e.id: e for e in projects.list_expenses(z, CLI, project_id)}
+        versions = _replay_prefixes(engine.project_history(z, CLI, project_id))
+        expenses = {e.id: e for e in engine.list_expenses(z, CLI, project_id)}
         with z.read() as conn:
             demand_ids = set(
                 conn.execute(
@@ -311,8 +310,8 @@ def check_nothing_partial(z: Zizhi) -> None:
     with z.read() as conn:
         ids = list(conn.execute(sa.select(projects_table.c.id)).scalars())
     for project_id in ids:
-        got = projects.get_project(z, CLI, project_id)
-        replayed = audit.replay_project(audit.project_history(z, CLI, project_id))
+        got = engine.get_project(z, CLI, project_id)
+        replayed = engine.replay_project(engine.project_history(z, CLI, project_id))
         assert (
             replayed.state,
             replayed.version,
@@ -339,7 +338,7 @@ def check_nothing_partial(z: Zizhi) -> None:
     assert balances == dict(sums)
     for allocated, reserved, spent in balances.values():
         assert 0 <= reserved and 0 <= spent and reserved + spent <= allocated
-    report = audit.verify(z, CLI)
+    report = engine.verify(z, CLI)
     assert report.ok, report.first_bad
 
 
@@ -360,14 +359,14 @@ def check_exactly_once(z: Zizhi, sent: list[Sent], *, before: int) -> None:
         if s.kind == "open" or s.kind.startswith("action:"):
             last[project_id] = s.answer  # each client waits for one answer before the next
     for project_id, asked in requests.items():
-        history = audit.project_history(z, CLI, project_id)
+        history = engine.project_history(z, CLI, project_id)
         happened = Counter(e.type for e in history)
         assert happened["project.created"] == asked["open"] == 1
         assert happened["project.transitioned"] == asked["action"], project_id
         assert happened["demand.created"] == asked["demand"], project_id
         assert happened["expense.recorded"] == asked["expense"], project_id
-        assert len(projects.list_expenses(z, CLI, project_id)) == asked["expense"]
-        now = projects.get_project(z, CLI, project_id)
+        assert len(engine.list_expenses(z, CLI, project_id)) == asked["expense"]
+        now = engine.get_project(z, CLI, project_id)
         assert (now.state, now.version, now.reserved_fen, now.spent_fen) == (
             last[project_id]["state"],
             last[project_id]["version"],
@@ -404,7 +403,7 @@ def test_killing_the_server_at_random_moments_loses_nothing_acknowledged_and_doe
     server = Server(url, tmp_path / "serve.log")
     clients, holding = _set_up(z, server, rng, stop, deadline)
     last_year = holding[0].year
-    admin_token = access.create_token(z, CLI, name="管理员", role="admin").token
+    admin_token = engine.create_token(z, CLI, name="管理员", role="admin").token
     admin = Client("admin", server, "", admin_token, "", random.Random(0), stop, deadline)
     closer = threading.Thread(
         target=admin.run_one, args=("close_year", f"/api/v1/years/{last_year}/close"), daemon=True
@@ -477,12 +476,12 @@ def _set_up(
             project = past.project(community)
             holding.append(past.advance(project, "implementation", budget_fen=300_000))
         for fund in ("self_governance", "party_service"):  # never the reason for a refusal
-            places.set_allocation(z, CLI, community, fund, year, 100_000_000)
-        street = access.create_token(
+            engine.set_allocation(z, CLI, community, fund, year, 100_000_000)
+        street = engine.create_token(
             z, CLI, name="街道", role="street", streets=[now.street_of(community)]
         ).token
         for n in range(CLIENTS_PER_COMMUNITY):
-            committee = access.create_token(
+            committee = engine.create_token(
                 z, CLI, name=f"居委会{n}", role="committee", communities=[community]
             ).token
             clients.append(
@@ -514,8 +513,8 @@ def check_closed_once(z: Zizhi, close: Sent, holding: list[ProjectView]) -> None
         ).scalar_one()
     assert closes == 1
     for p in holding:
-        now = projects.get_project(z, CLI, p.id)
+        now = engine.get_project(z, CLI, p.id)
         assert (now.reserved_fen, now.version) == (0, p.version + 1)
     for community in {p.community_id for p in holding}:
-        fund = places.funds(z, CLI, community, year=holding[0].year)[0]
+        fund = engine.funds(z, CLI, community, year=holding[0].year)[0]
         assert (fund.reserved_fen, fund.spent_fen) == (0, 0)

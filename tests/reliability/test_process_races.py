@@ -35,11 +35,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine import access, audit, places, projects
-from engine.access import CLI
-from engine.domain import fiscal_year
-from engine.tables import ledger_entries
-from engine.uow import Zizhi
+import engine
+from engine.model import CLI, fiscal_year
+from engine.store.tables import ledger_entries
+from engine.store.uow import Zizhi
 from tests.e2e.server import REPO, serve
 from tests.factories import VOTE, World
 from tests.reliability.support import last_year_clock
@@ -138,7 +137,7 @@ class Builder:
             )
             self.race.projects[project.id] = tracked
             if account not in self.race.allocated_before:
-                fund = places.funds(self.z, CLI, community, year=project.year)
+                fund = engine.funds(self.z, CLI, community, year=project.year)
                 self.race.allocated_before[account] = next(
                     f.allocated_fen for f in fund if f.fund == project.fund
                 )
@@ -375,11 +374,11 @@ def check_race(z: Zizhi, race: Race, results: dict[int, Result]) -> None:
                 0,
                 spent,
             )
-        got = projects.get_project(z, CLI, t.id)
+        got = engine.get_project(z, CLI, t.id)
         assert (got.state, got.reserved_fen, got.spent_fen) == (state, reserved, spent), t
-        recorded = {e.id: e.amount_fen for e in projects.list_expenses(z, CLI, t.id)}
+        recorded = {e.id: e.amount_fen for e in engine.list_expenses(z, CLI, t.id)}
         assert recorded == {a["id"]: a["amount_fen"] for a in spent_by}, t
-        replayed = audit.replay_project(audit.project_history(z, CLI, t.id))
+        replayed = engine.replay_project(engine.project_history(z, CLI, t.id))
         assert (
             replayed.state,
             replayed.version,
@@ -403,7 +402,7 @@ def check_race(z: Zizhi, race: Race, results: dict[int, Result]) -> None:
                 allocated[(op["community"], op["fund"], op["year"])] = op["allocated_fen"]
     for account, (reserved, spent) in totals.items():
         community, fund_name, year = account
-        fund = next(f for f in places.funds(z, CLI, community, year=year) if f.fund == fund_name)
+        fund = next(f for f in engine.funds(z, CLI, community, year=year) if f.fund == fund_name)
         assert (fund.allocated_fen, fund.reserved_fen, fund.spent_fen) == (
             allocated[account],
             reserved,
@@ -448,7 +447,7 @@ def check_race(z: Zizhi, race: Race, results: dict[int, Result]) -> None:
             )
         ).scalar_one()
     assert over == 0
-    report = audit.verify(z, CLI)
+    report = engine.verify(z, CLI)
     assert report.ok, report.first_bad
 
 
@@ -472,7 +471,7 @@ def test_clients_racing_through_three_servers_on_one_database_keep_every_figure_
     tokens = {}
     for spec in race.principals():
         role, _, scope = spec.partition(":")
-        tokens[spec] = access.create_token(
+        tokens[spec] = engine.create_token(
             fresh_z,
             CLI,
             name=spec,

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from engine.domain import Role
 from engine.errors import (
     ActionNotAllowed,
     Forbidden,
@@ -15,6 +14,7 @@ from engine.errors import (
     GuardFailed,
     ValidationFailed,
 )
+from engine.model import Role
 from tests.factories import VOTE
 from workflows import load_registry
 

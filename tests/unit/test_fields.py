@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from engine import fields
 from engine.errors import ValidationFailed
-from engine.fields import MAX_AMOUNT_FEN, FieldSpec
+from engine.rules import fields
+from engine.rules.fields import MAX_AMOUNT_FEN, FieldSpec
 
 SPECS = {
     "budget_fen": fields.amount("budget_fen", "预算（分）"),

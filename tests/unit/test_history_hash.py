@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine.history import canonical_json, event_hash, genesis_hash
+from engine.store.history import canonical_json, event_hash, genesis_hash
 
 BASE: dict[str, Any] = {
     "chain": "lihe",

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from engine.errors import DefinitionError
-from engine.workflow import load_definition
+from engine.rules.loader import load_definition
 from workflows import DEFINITIONS_DIR, load_file, load_registry
 
 NON_FINAL_SG = [

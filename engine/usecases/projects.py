@@ -16,18 +16,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine import fields
-from engine.access import Principal, visible_community
-from engine.db import insert_ignore
-from engine.domain import Role, fiscal_year
-from engine.effects import EFFECTS
 from engine.errors import ActionNotAllowed, AlreadyExists, NotFound, VersionConflict
-from engine.ledger import Account
-from engine.pagination import Page, check_limit, decode_cursor, page_of
-from engine.statements import Prepared
-from engine.tables import chain_heads, communities, demands, expenses, projects
-from engine.uow import Change, IdempotencyKey, Zizhi
-from engine.workflow import Workflow
+from engine.model import IdempotencyKey, Principal, ProjectRecord, Role, fiscal_year
+from engine.rules import fields
+from engine.rules.effects import EFFECTS
+from engine.rules.workflow import Workflow
+from engine.store.db import insert_ignore
+from engine.store.pagination import Page, check_limit, decode_cursor, page_of
+from engine.store.statements import Prepared
+from engine.store.tables import chain_heads, communities, demands, expenses, projects
+from engine.store.uow import Change, Zizhi
+from engine.usecases.access import scope_clause, visible_community
 
 PROJECT_FIELDS = {
     "title": fields.text("title", "项目名称", max_length=200, single_line=True),
@@ -84,37 +83,6 @@ _INVOICE_TAKEN = sa.select(expenses.c.id).where(
     expenses.c.payee == sa.bindparam("payee"),
     expenses.c.invoice_no == sa.bindparam("invoice"),
 )
-
-
-@dataclass(slots=True)
-class ProjectRecord:
-    """A project as loaded inside a change; the step and its effects update it."""
-
-    id: int
-    community_id: str
-    workflow: str
-    workflow_version: int
-    fund: str
-    year: int
-    title: str
-    category: str
-    state: str
-    version: int
-    budget_fen: int | None
-    reserved_fen: int
-    spent_fen: int
-    details: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def account(self) -> Account:
-        return Account(self.community_id, self.fund, self.year)
-
-    @classmethod
-    def from_row(cls, row: Any) -> ProjectRecord:
-        values = {name: getattr(row, name) for name in cls.__slots__ if name != "details"}
-        return cls(**values, details=json.loads(row.details))
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +295,7 @@ def list_projects(
     query = (
         sa.select(projects)
         .join(communities, communities.c.id == projects.c.community_id)
-        .where(principal.scope_clause(), projects.c.id > decode_cursor(cursor, 0))
+        .where(scope_clause(principal), projects.c.id > decode_cursor(cursor, 0))
         .order_by(projects.c.id)
         .limit(limit + 1)
     )

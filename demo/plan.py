@@ -3,7 +3,7 @@
 For each year: which projects each community runs, the state each one ends the year in,
 budgets that together fit the community's allocation, and every change each project goes
 through, in order, stamped with a moment of that year (``at``, in office minutes from New
-Year's morning). ``api.demo`` then carries the changes out through the engine.
+Year's morning). ``demo.district`` then carries the changes out through the engine.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from api import demo_content as content
-from engine.domain import FISCAL_TZ, Fund
-from engine.ledger import AllocationPolicy
+from demo import content
+from engine import FISCAL_TZ, AllocationPolicy, Fund
 
 # Each workflow's way forward; a project leaves each state by one action (see _leave).
 HAPPY = {

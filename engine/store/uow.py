@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -21,13 +20,13 @@ from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from engine.db import Database
-from engine.domain import utc_now
 from engine.errors import IdempotencyConflict
-from engine.history import Actor, ChainWriter
-from engine.ledger import AllocationPolicy, Ledger
-from engine.tables import idempotency_keys
-from engine.workflow import WorkflowRegistry
+from engine.model import Actor, AllocationPolicy, IdempotencyKey, utc_now
+from engine.rules.workflow import WorkflowRegistry
+from engine.store.db import Database
+from engine.store.history import ChainWriter
+from engine.store.ledger import Ledger
+from engine.store.tables import idempotency_keys
 
 T = TypeVar("T")
 
@@ -49,15 +48,6 @@ def _adapter(kind: type[T]) -> TypeAdapter[T]:
     if kind not in _ADAPTERS:
         _ADAPTERS[kind] = TypeAdapter(kind)
     return cast(TypeAdapter[T], _ADAPTERS[kind])
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyKey:
-    """A client's Idempotency-Key, scoped to who sent it, and a digest of what was sent."""
-
-    principal: str
-    key: str
-    request_hash: str
 
 
 class Zizhi:

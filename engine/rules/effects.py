@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from engine.errors import GuardFailed
+from engine.model import Account, ProjectRecord
 
-if TYPE_CHECKING:
-    from engine.ledger import Ledger
-    from engine.projects import ProjectRecord
+
+class Ledger(Protocol):
+    """The ledger movements an effect may make (``engine.store.ledger.Ledger`` has them)."""
+
+    def reserve(self, account: Account, project_id: int, amount: int, cause: int) -> None: ...
+
+    def release(self, account: Account, project_id: int, amount: int, cause: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

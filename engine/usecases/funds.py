@@ -1,42 +1,32 @@
-"""Communities and their funds: creating places, reading balances, setting allocations."""
+"""Funds of a community: balances, the statement (running balance) and allocations."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from engine import fields
-from engine.access import Principal, visible_community
-from engine.domain import CommunityKind, Fund, Role, fiscal_year
-from engine.errors import AlreadyExists, ValidationFailed
-from engine.ledger import Account, Balance, balance
-from engine.pagination import Page, check_limit, decode_cursor, page_of
-from engine.tables import communities, ledger_entries
-from engine.uow import IdempotencyKey, Zizhi
-
-COMMUNITY_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-COMMUNITY_ID = re.compile(COMMUNITY_ID_PATTERN)
-MIN_YEAR, MAX_YEAR = 2000, 2100
-
-PLACE_FIELDS = {
-    "name": fields.text("name", "名称", max_length=100, single_line=True),
-    "street": fields.text("street", "街道", max_length=64, single_line=True),
-    "district": fields.text("district", "区", max_length=64, single_line=True),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class CommunityView:
-    id: str
-    name: str
-    street: str
-    district: str
-    kind: str
-    created_at: datetime
+from engine.errors import ValidationFailed
+from engine.model import (
+    MAX_YEAR,
+    MIN_YEAR,
+    Account,
+    Balance,
+    Fund,
+    IdempotencyKey,
+    Principal,
+    Role,
+    check_year,
+    fiscal_year,
+)
+from engine.rules import fields
+from engine.store.ledger import balance
+from engine.store.pagination import Page, check_limit, decode_cursor, page_of
+from engine.store.tables import ledger_entries
+from engine.store.uow import Zizhi
+from engine.usecases.access import visible_community
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,80 +54,6 @@ class StatementLine:
     reserved_fen: int
     spent_fen: int
     available_fen: int
-
-
-def create_community(
-    z: Zizhi,
-    principal: Principal,
-    *,
-    id: str,
-    name: str,
-    street: str,
-    district: str,
-    kind: str,
-    idempotency: IdempotencyKey | None = None,
-) -> CommunityView:
-    principal.require(Role.admin)
-    errors: dict[str, str] = {}
-    if not COMMUNITY_ID.fullmatch(id):  # match() would let a trailing newline through
-        errors["id"] = "编号只能由小写字母、数字、_ 和 - 组成，以字母或数字开头，最长 64 位"
-    if kind not in CommunityKind.__members__:
-        errors["kind"] = "类型必须是 urban（社区）或 rural（村）"
-    try:
-        clean = fields.validate(
-            PLACE_FIELDS, {"name": name, "street": street, "district": district}
-        )
-    except ValidationFailed as exc:
-        errors.update(exc.errors)
-    if errors:
-        raise ValidationFailed.fields(errors)
-    with z.change(principal.actor, idempotency) as change:
-        change.lock(id)  # a community's history chain starts with its creation
-        if (done := change.replayed(CommunityView)) is not None:
-            return done
-        if (
-            change.conn.execute(sa.select(communities.c.id).where(communities.c.id == id)).first()
-            is not None
-        ):
-            raise AlreadyExists(f"社区编号“{id}”已被使用")
-        row = change.conn.execute(
-            sa.insert(communities)
-            .values(id=id, kind=kind, created_at=change.at, **clean)
-            .returning(communities)
-        ).one()
-        change.history.append(
-            "community.created", {"id": id, "kind": kind, **clean}, community_id=id
-        )
-        view = _community_view(row)
-        change.commit(view)
-    return view
-
-
-def get_community(z: Zizhi, principal: Principal, community_id: str) -> CommunityView:
-    with z.read() as conn:
-        return _community_view(visible_community(conn, principal, community_id))
-
-
-def list_communities(
-    z: Zizhi,
-    principal: Principal,
-    *,
-    street: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> Page[CommunityView]:
-    check_limit(limit)
-    query = (
-        sa.select(communities)
-        .where(principal.scope_clause(), communities.c.id > decode_cursor(cursor, ""))
-        .order_by(communities.c.id)
-        .limit(limit + 1)
-    )
-    if street is not None:
-        query = query.where(communities.c.street == street)
-    with z.read() as conn:
-        rows = conn.execute(query).all()
-    return page_of([_community_view(r) for r in rows], limit, lambda c: c.id)
 
 
 def funds(
@@ -266,12 +182,6 @@ def _account(community_id: str, fund: str, year: int) -> Account:
     return Account(community_id, fund, year)
 
 
-def check_year(year: int) -> int:
-    if not MIN_YEAR <= year <= MAX_YEAR:
-        raise ValidationFailed.fields({"year": f"年度必须在 {MIN_YEAR} 至 {MAX_YEAR} 之间"})
-    return year
-
-
 def _balance_as_of(conn: sa.Connection, account: Account, as_of: datetime, now: Balance) -> Balance:
     e = ledger_entries.c
     row = conn.execute(
@@ -308,15 +218,4 @@ def _fund_view(account: Account, b: Balance) -> FundView:
         reserved_fen=b.reserved_fen,
         spent_fen=b.spent_fen,
         available_fen=b.available_fen,
-    )
-
-
-def _community_view(row: Any) -> CommunityView:
-    return CommunityView(
-        id=row.id,
-        name=row.name,
-        street=row.street,
-        district=row.district,
-        kind=row.kind,
-        created_at=row.created_at,
     )

@@ -26,9 +26,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.db import insert_ignore
-from engine.statements import Prepared
-from engine.tables import chain_heads, events
+from engine.model import Actor
+from engine.store.db import insert_ignore
+from engine.store.statements import Prepared
+from engine.store.tables import chain_heads, events
 
 SYSTEM_CHAIN = "_system"
 
@@ -64,14 +65,6 @@ def event_hash(
         [chain, seq, iso(at), actor, role, community_id, project_id, type, data, prev_hash]
     )
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who made a change: ``token:<id>``, ``user:<name>``, ``cli`` or ``public``."""
-
-    id: str
-    role: str
 
 
 _LOCK_HEAD = Prepared(

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.tables import UTCDateTime
+from engine.store.tables import UTCDateTime
 
 Row = Any  # a namedtuple made for the statement's columns
 

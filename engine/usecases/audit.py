@@ -18,14 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.access import Principal
-from engine.domain import Role
 from engine.errors import ValidationFailed
-from engine.history import ChainFault, verify_chains
-from engine.pagination import Page, check_limit, decode_cursor, page_of
-from engine.projects import locate
-from engine.tables import communities, events, fund_accounts, ledger_entries, projects
-from engine.uow import Zizhi
+from engine.model import Principal, Role
+from engine.store.history import ChainFault, verify_chains
+from engine.store.pagination import Page, check_limit, decode_cursor, page_of
+from engine.store.tables import communities, events, fund_accounts, ledger_entries, projects
+from engine.store.uow import Zizhi
+from engine.usecases.access import scope_clause
+from engine.usecases.projects import locate
 
 # Events that change the project record itself, and so bump its version.
 _PROJECT_CHANGES = (
@@ -215,7 +215,7 @@ def _scoped(principal: Principal, where: EventFilter) -> sa.Select[Any]:
     if not principal.unrestricted:
         # Events of communities in scope; district-wide (_system) events are not theirs.
         query = query.where(
-            events.c.community_id.in_(sa.select(communities.c.id).where(principal.scope_clause()))
+            events.c.community_id.in_(sa.select(communities.c.id).where(scope_clause(principal)))
         )
     return query
 

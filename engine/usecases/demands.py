@@ -14,15 +14,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine import fields
-from engine.access import Principal, visible_community
-from engine.domain import Role
 from engine.errors import ActionNotAllowed, GuardFailed, NotFound
-from engine.history import Actor
-from engine.pagination import Page, check_limit, decode_cursor, page_of
-from engine.projects import locate, lock, save
-from engine.tables import communities, demands
-from engine.uow import Change, IdempotencyKey, Zizhi
+from engine.model import Actor, IdempotencyKey, Principal, Role
+from engine.rules import fields
+from engine.store.pagination import Page, check_limit, decode_cursor, page_of
+from engine.store.tables import communities, demands
+from engine.store.uow import Change, Zizhi
+from engine.usecases.access import visible_community
+from engine.usecases.projects import locate, lock, save
 
 PUBLIC = Actor("public", "resident")
 

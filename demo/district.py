@@ -7,7 +7,7 @@ current year's are spread over every step, at least one in each state of both wo
 Nothing is written behind the engine's back, so the history chain and the ledger verify
 exactly as they would after real use.
 
-A year is built in two passes. First a plan, pure and seeded (``api.demo_plan``): which
+A year is built in two passes. First a plan, pure and seeded (``demo.plan``): which
 projects, where each stops, budgets that together fit the community's allocation, and every
 change each goes through, stamped with a moment of that year. Then, here, the changes of all
 communities run in time order with the clock set to each one's moment, so time never runs
@@ -25,13 +25,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from api import demo_content as content
-from api.demo_plan import WORKDAY, Op, Place, Planner, district, moment, street_username
-from engine import audit, demands, places, projects
-from engine.access import CLI, Principal, create_token, create_user
-from engine.domain import FISCAL_TZ, Role, fiscal_year, utc_now
-from engine.errors import AlreadyExists
-from engine.uow import Zizhi
+import engine
+from demo import content
+from demo.plan import WORKDAY, Op, Place, Planner, district, moment, street_username
+from engine import (
+    CLI,
+    FISCAL_TZ,
+    AlreadyExists,
+    Principal,
+    Role,
+    Zizhi,
+    create_token,
+    create_user,
+    fiscal_year,
+    utc_now,
+)
 
 DISTRICT = "姑苏区"
 DEFAULT_SEED = 2014  # the year Gusu started 居民自治项目化
@@ -66,7 +74,7 @@ def generate(
     progress: Progress | None = None,
 ) -> DemoResult:
     """Fill an empty database with the demo district; refused if it has any community."""
-    existing = places.list_communities(z, CLI, limit=1).items
+    existing = engine.list_communities(z, CLI, limit=1).items
     if existing:
         raise AlreadyExists(
             f"数据库中已有社区（如“{existing[0].name}”），演示数据只能生成到空数据库中；"
@@ -101,7 +109,7 @@ def generate(
     # The district exists from the first working morning of the first year.
     clock.moment = simulated(calendar[0], 0)
     for place in chosen:
-        places.create_community(
+        engine.create_community(
             demo_z,
             CLI,
             id=place.id,
@@ -131,7 +139,7 @@ def generate(
     sign_ins = _tokens(z, chosen)
     if progress is not None:
         progress("正在校验历史链与账本", done, total)
-    report = audit.verify(z, CLI)
+    report = engine.verify(z, CLI)
     if not report.ok:  # every change went through the engine, so this is an engine bug
         raise RuntimeError(f"the demo history does not verify: {report.first_bad}")
     this_years = {op.project for op in plans[-1][1] if op.project is not None}
@@ -244,13 +252,13 @@ class _People:
 def _run(z: Zizhi, op: Op, people: _People) -> None:
     p, committee = op.project, people.committee(op.place)
     if op.kind == "pool":
-        demand = demands.record_demand(z, committee, op.place.id, op.data)
+        demand = engine.record_demand(z, committee, op.place.id, op.data)
         if p is not None:
             p.pool_demand_id = demand.id
         return
     assert p is not None, f"a {op.kind} change belongs to a project"
     if op.kind == "open":
-        p.id = projects.open_project(
+        p.id = engine.open_project(
             z,
             committee,
             community_id=op.place.id,
@@ -259,14 +267,14 @@ def _run(z: Zizhi, op: Op, people: _People) -> None:
             category=p.idea.category,
         ).id
     elif op.kind == "link":
-        demands.add_to_project(z, committee, p.id, {"demand_id": p.pool_demand_id})
+        engine.add_to_project(z, committee, p.id, {"demand_id": p.pool_demand_id})
     elif op.kind == "demand":
-        demands.add_to_project(z, committee, p.id, op.data)
+        engine.add_to_project(z, committee, p.id, op.data)
     elif op.kind == "expense":
-        projects.record_expense(z, committee, p.id, op.data)
+        engine.record_expense(z, committee, p.id, op.data)
     else:
         actor = people.officer(op.place) if op.by_street else committee
-        projects.fire(z, actor, p.id, op.action, op.data)
+        engine.fire(z, actor, p.id, op.action, op.data)
 
 
 def _tokens(z: Zizhi, chosen: Sequence[Place]) -> list[SignIn]:

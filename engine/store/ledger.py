@@ -23,19 +23,17 @@ Every entry is also a ``ledger.<kind>`` history event and names the event that c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.db import insert_ignore
-from engine.domain import CommunityKind, Fund
 from engine.errors import FundCapExceeded, NotFound, YearClosed
-from engine.history import ChainWriter
-from engine.statements import Prepared
-from engine.tables import closed_years, communities, fund_accounts, ledger_entries, projects
+from engine.model import Account, AllocationPolicy, Balance
+from engine.store.db import insert_ignore
+from engine.store.history import ChainWriter
+from engine.store.statements import Prepared
+from engine.store.tables import closed_years, communities, fund_accounts, ledger_entries, projects
 
 _EVENT_TYPES = {
     "allocate": "ledger.allocated",
@@ -43,43 +41,6 @@ _EVENT_TYPES = {
     "spend": "ledger.spent",
     "release": "ledger.released",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class AllocationPolicy:
-    """Default yearly allocation of a community that nobody has set explicitly."""
-
-    self_governance_fen: int = 5_000_000  # ¥50,000 per community
-    party_service_urban_fen: int = 20_000_000  # ¥200,000 per urban community
-    party_service_rural_fen: int = 0  # rural communities get none unless set
-
-    def default_fen(self, fund: str, kind: str) -> int:
-        if fund == Fund.self_governance:
-            return self.self_governance_fen
-        if kind == CommunityKind.urban:
-            return self.party_service_urban_fen
-        return self.party_service_rural_fen
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    allocated_fen: int
-    reserved_fen: int
-    spent_fen: int
-
-    @property
-    def available_fen(self) -> int:
-        return self.allocated_fen - self.reserved_fen - self.spent_fen
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    community_id: str
-    fund: str
-    year: int
-
-    def params(self) -> dict[str, Any]:
-        return {"a_community": self.community_id, "a_fund": self.fund, "a_year": self.year}
 
 
 # --- statements, built once ---------------------------------------------------------------------

@@ -18,14 +18,11 @@ from itertools import groupby
 
 import sqlalchemy as sa
 
-from engine.access import Principal
-from engine.domain import Role
 from engine.errors import AlreadyExists
-from engine.history import SYSTEM_CHAIN
-from engine.ledger import Account
-from engine.places import check_year
-from engine.tables import closed_years, projects
-from engine.uow import IdempotencyKey, Zizhi
+from engine.model import Account, IdempotencyKey, Principal, Role, check_year
+from engine.store.history import SYSTEM_CHAIN
+from engine.store.tables import closed_years, projects
+from engine.store.uow import Zizhi
 
 _p = projects.c
 _OPEN = (

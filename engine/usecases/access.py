@@ -1,0 +1,85 @@
+"""What a principal may see and grant: its communities, as a check and as a WHERE clause.
+
+Committees see the communities they are given; street officers every community of their
+streets; auditors their scope, or the whole city when given none; admins everything. Outside
+its scope a principal is told a thing does not exist (``not_found``), never shown it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.errors import (
+    NotFound,
+    ValidationFailed,
+)
+from engine.model import Principal, Role
+from engine.rules import fields
+from engine.store.tables import communities
+
+_NAME = fields.text("name", "名称", max_length=100, single_line=True)
+
+
+def visible_community(conn: Connection, principal: Principal, community_id: str) -> sa.Row[Any]:
+    row = conn.execute(sa.select(communities).where(communities.c.id == community_id)).first()
+    if row is None or not principal.covers(row.id, row.street):
+        raise NotFound(f"社区“{community_id}”不存在")
+    return row
+
+
+def scope_clause(principal: Principal) -> sa.ColumnElement[bool]:
+    """A WHERE clause on ``communities`` selecting what this principal may see."""
+    if principal.unrestricted:
+        return sa.true()
+    return sa.or_(
+        communities.c.id.in_(sorted(principal.communities)),
+        communities.c.street.in_(sorted(principal.streets)),
+    )
+
+
+def check_grant(
+    *, name: str, role: str, communities: Iterable[str], streets: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    errors: dict[str, str] = {}
+    if (message := _NAME.check(name)) is not None:
+        errors["name"] = message
+    if role not in Role.__members__:
+        errors["role"] = f"角色必须是 {', '.join(Role)} 之一"
+    community_ids = sorted(set(communities))
+    street_names = sorted(set(streets))
+    if role == Role.committee and (not community_ids or street_names):
+        errors["communities"] = "社区居委会必须指定至少一个社区，且不能指定街道"
+    if role == Role.street and (not street_names or community_ids):
+        errors["streets"] = "街道工作人员必须指定至少一个街道，且不能指定社区"
+    if role == Role.admin and (community_ids or street_names):
+        errors["role"] = "管理员不限范围，不能指定社区或街道"
+    if errors:
+        raise ValidationFailed.fields(errors)
+    return community_ids, street_names
+
+
+def check_scope_exists(conn: Connection, scope: tuple[list[str], list[str]]) -> None:
+    wanted_communities, wanted_streets = scope
+    errors = {}
+    if wanted_communities:
+        found = set(
+            conn.execute(
+                sa.select(communities.c.id).where(communities.c.id.in_(wanted_communities))
+            ).scalars()
+        )
+        if missing := [c for c in wanted_communities if c not in found]:
+            errors["communities"] = f"社区不存在：{'、'.join(missing)}"
+    if wanted_streets:
+        found = set(
+            conn.execute(
+                sa.select(communities.c.street).where(communities.c.street.in_(wanted_streets))
+            ).scalars()
+        )
+        if missing := [s for s in wanted_streets if s not in found]:
+            errors["streets"] = f"街道下还没有任何社区：{'、'.join(missing)}"
+    if errors:
+        raise ValidationFailed.fields(errors)

@@ -1,0 +1,114 @@
+"""Users who sign in with a password; passwords, which people choose, only as Argon2 hashes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from engine.errors import (
+    AlreadyExists,
+    Unauthenticated,
+    ValidationFailed,
+)
+from engine.model import Principal, Role
+from engine.store.history import SYSTEM_CHAIN
+from engine.store.tables import users
+from engine.store.uow import Zizhi
+from engine.usecases.access import check_grant, check_scope_exists
+
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    id: int
+    username: str
+    role: str
+    communities: list[str]
+    streets: list[str]
+    created_at: datetime
+
+
+def create_user(
+    z: Zizhi,
+    principal: Principal,
+    *,
+    username: str,
+    role: str,
+    password: str,
+    communities: Iterable[str] = (),
+    streets: Iterable[str] = (),
+) -> UserView:
+    principal.require(Role.admin)
+    if not _USERNAME.match(username):
+        raise ValidationFailed.fields({"username": "用户名只能包含字母、数字和 _.@-，最长 64 位"})
+    if len(password) < 10 or len(password) > 1000:
+        raise ValidationFailed.fields({"password": "密码长度须在 10 至 1000 个字符之间"})
+    scope = check_grant(name=username, role=role, communities=communities, streets=streets)
+    password_hash = _hasher.hash(password)  # slow on purpose; done before taking any lock
+    with z.change(principal.actor) as change:
+        change.lock(SYSTEM_CHAIN)
+        check_scope_exists(change.conn, scope)
+        taken = change.conn.execute(
+            sa.select(users.c.id).where(users.c.username == username)
+        ).first()
+        if taken is not None:
+            raise AlreadyExists(f"用户名“{username}”已存在")
+        user_id = change.conn.execute(
+            sa.insert(users)
+            .values(
+                username=username,
+                password_hash=password_hash,
+                role=role,
+                communities=json.dumps(scope[0]),
+                streets=json.dumps(scope[1]),
+                created_at=change.at,
+            )
+            .returning(users.c.id)
+        ).scalar_one()
+        change.history.append(
+            "user.created",
+            {
+                "user_id": user_id,
+                "username": username,
+                "role": role,
+                "communities": scope[0],
+                "streets": scope[1],
+            },
+        )
+        change.commit()
+    return UserView(
+        id=user_id,
+        username=username,
+        role=role,
+        communities=scope[0],
+        streets=scope[1],
+        created_at=change.at,
+    )
+
+
+def authenticate_password(z: Zizhi, username: str, password: str) -> Principal:
+    with z.read() as conn:
+        row = conn.execute(sa.select(users).where(users.c.username == username)).first()
+    if row is None or row.disabled_at is not None:
+        _hasher.hash(password)  # same cost whether or not the user exists
+        raise Unauthenticated("用户名或密码错误")
+    try:
+        _hasher.verify(row.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise Unauthenticated("用户名或密码错误") from None
+    return Principal(
+        id=f"user:{row.username}",
+        name=row.username,
+        role=Role(row.role),
+        communities=frozenset(json.loads(row.communities)),
+        streets=frozenset(json.loads(row.streets)),
+    )
