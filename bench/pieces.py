@@ -29,7 +29,8 @@ from raw import SQL, RawWriter, canonical_json
 from engine.model import ProjectRecord
 from engine.store.history import canonical_json as engine_canonical_json
 from engine.store.history import event_hash
-from engine.usecases.projects import _LOCK, _Facts, _view
+from engine.store.uow import LOCK_PROJECT as _LOCK
+from engine.usecases.projects import _Facts, _view
 
 
 def measure(call: Callable[[], object]) -> float:
@@ -54,8 +55,8 @@ def pieces() -> list[tuple[str, float, float | None]]:
         try:
 
             def empty_change() -> None:
-                with z.change(committee.actor) as change:
-                    change.conn.commit()
+                with z.db.write() as conn:
+                    conn.commit()
 
             def empty_raw() -> None:
                 raw.conn.execute("BEGIN IMMEDIATE")
@@ -65,7 +66,7 @@ def pieces() -> list[tuple[str, float, float | None]]:
                 ("write transaction, nothing written", measure(empty_change), measure(empty_raw))
             )
 
-            with z.change(committee.actor) as change:
+            with z.change(committee, project=project_id) as change:
                 conn = change.conn
                 cursor = conn.connection.driver_connection.cursor()
                 params = {"project": project_id}

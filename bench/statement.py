@@ -37,7 +37,7 @@ from raw import SQL, SQL_PG
 
 from engine.store.history import _INSERT_EVENT, _MOVE_HEAD
 from engine.store.ledger import _EXISTS
-from engine.usecases.projects import _LOCK
+from engine.store.uow import LOCK_PROJECT as _LOCK
 
 
 def bench_database(url: str, n: int, repeats: int) -> list[tuple[str, str, float]]:

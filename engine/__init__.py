@@ -36,6 +36,7 @@ from engine.model import (
     FISCAL_TZ,
     MAX_YEAR,
     MIN_YEAR,
+    PUBLIC,
     Account,
     Actor,
     AllocationPolicy,
@@ -78,7 +79,6 @@ from engine.usecases.communities import (
 )
 from engine.usecases.demands import (
     DEMAND_FIELDS,
-    PUBLIC,
     DemandView,
     add_to_project,
     list_demands,

@@ -85,6 +85,9 @@ class Actor:
     role: str
 
 
+PUBLIC = Actor("public", "resident")  # a resident, without a token
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     id: str  # token:<id> | user:<username> | cli

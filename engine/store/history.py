@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -76,6 +76,17 @@ _INSERT_EVENT = Prepared(sa.insert(events).returning(events.c.id))
 _MOVE_HEAD = Prepared(sa.update(chain_heads).where(chain_heads.c.chain == sa.bindparam("head")))
 
 
+class AppendedEvent(NamedTuple):
+    """An event a change appended (what a webhook outbox row is made from)."""
+
+    id: int
+    chain: str
+    type: str
+    community_id: str | None
+    project_id: int | None
+    data: str
+
+
 class ChainWriter:
     """Appends to one chain inside one transaction; the head row stays locked until commit."""
 
@@ -86,6 +97,7 @@ class ChainWriter:
         actor: Actor,
         at: datetime,
         head: tuple[int, str] | None = None,
+        appended: list[AppendedEvent] | None = None,
     ) -> None:
         """Lock the chain's head row, unless the caller already locked it and passes ``head``."""
         self._conn = conn
@@ -103,6 +115,7 @@ class ChainWriter:
             head = (row.seq, row.hash)
         self._seq, self._hash = head
         self._start_seq = self._seq
+        self._appended = [] if appended is None else appended
 
     def append(
         self,
@@ -143,6 +156,9 @@ class ChainWriter:
             },
         ).id
         self._seq, self._hash = seq, digest
+        self._appended.append(
+            AppendedEvent(int(event_id), self.chain, type, community_id, project_id, text)
+        )
         return int(event_id)
 
     def flush(self) -> None:

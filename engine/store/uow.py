@@ -1,32 +1,51 @@
-"""The engine's dependencies (``Zizhi``) and its unit of work (``Change``).
+"""The engine's dependencies (``Zizhi``) and its one way into a change (``Change``).
 
-A change is one write transaction on one history chain. It rolls back unless committed, so
-state, ledger entries, history events (and, later, webhook outbox rows) are written together
-or not at all. ``lock(chain)`` takes the chain's head row first thing, which both orders the
-chain and serialises every writer of that community; then the Idempotency-Key is looked up,
-so a retried request sees its first answer, and a concurrent duplicate waits for it.
+A change is one write transaction. It rolls back unless committed, so state, ledger entries,
+history events (and webhook outbox rows) are written together or not at all. Entering it
+takes, in this order and nowhere else:
+
+1. the reservation barrier (``reserving``), against closing a year;
+2. the project's row (``project``), with its community's chain head in the same statement;
+   or the community's chain head after checking the principal may see it (``community``);
+   or a chain head by name (``chain``: the system chain, a community being created);
+3. the Idempotency-Key's first answer, looked up under those locks, so a retried request
+   sees its first answer and a concurrent duplicate waits for it (``change.replay``).
+
+A use case then writes its decision and its effects only: ``change.history`` appends
+events, ``change.ledger`` moves money, ``change.save_project()`` writes the project row
+(once), and ``change.commit(view)`` moves the chain heads and remembers the answer.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from engine.errors import IdempotencyConflict
-from engine.model import Actor, AllocationPolicy, IdempotencyKey, utc_now
+from engine.errors import IdempotencyConflict, NotFound
+from engine.model import (
+    PUBLIC,
+    AllocationPolicy,
+    IdempotencyKey,
+    Principal,
+    ProjectRecord,
+    utc_now,
+)
 from engine.rules.workflow import WorkflowRegistry
 from engine.store.db import Database
-from engine.store.history import ChainWriter
+from engine.store.history import AppendedEvent, ChainWriter
 from engine.store.ledger import Ledger
-from engine.store.tables import idempotency_keys
+from engine.store.scope import visible_community
+from engine.store.statements import Prepared
+from engine.store.tables import chain_heads, communities, idempotency_keys, projects
 
 T = TypeVar("T")
 
@@ -39,6 +58,27 @@ _RESERVATIONS = 0x7A7A5253  # the advisory lock key between reservations and clo
 _BARRIER_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(:key)")
 _BARRIER_EXCLUSIVE = sa.text("SELECT pg_advisory_xact_lock(:key)")
 
+_p = projects.c
+# A project's writer locks its row and its community's chain head in one statement (rows are
+# locked in that order, as every writer does), and reads both fresh.
+LOCK_PROJECT = Prepared(
+    sa.select(
+        projects,
+        communities.c.street,
+        chain_heads.c.seq.label("head_seq"),
+        chain_heads.c.hash.label("head_hash"),
+    )
+    .join(communities, communities.c.id == _p.community_id)
+    .join(chain_heads, chain_heads.c.chain == _p.community_id)
+    .where(_p.id == sa.bindparam("project"))
+    .with_for_update(of=[projects, chain_heads])
+)
+_SAVE_PROJECT = Prepared(
+    sa.update(projects)
+    .where(_p.id == sa.bindparam("project"), _p.version == sa.bindparam("expected"))
+    .values(version=_p.version + 1)
+    .returning(_p.version, _p.reserved_fen, _p.spent_fen)
+)
 
 _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
 
@@ -66,8 +106,21 @@ class Zizhi:
         self.policy = policy or AllocationPolicy()
         self.clock = clock
 
-    def change(self, actor: Actor, idempotency: IdempotencyKey | None = None) -> Change:
-        return Change(self, actor, idempotency)
+    def change(
+        self,
+        principal: Principal | None,
+        idempotency: IdempotencyKey | None = None,
+        *,
+        project: int | None = None,
+        community: str | None = None,
+        chain: str | None = None,
+        reserving: bool | Literal["exclusive"] = False,
+    ) -> Change:
+        """One write transaction by ``principal`` (None: a resident, the public) on one chain:
+        a ``project``'s community, a ``community`` the principal may see, or a ``chain``."""
+        if (project is not None) + (community is not None) + (chain is not None) != 1:
+            raise TypeError("a change writes to one of: project, community, chain")
+        return Change(self, principal, idempotency, project, community, chain, reserving)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -76,19 +129,43 @@ class Zizhi:
 
 
 class Change:
-    def __init__(self, zizhi: Zizhi, actor: Actor, idempotency: IdempotencyKey | None) -> None:
+    """One write transaction; see the module's docstring for what entering it takes."""
+
+    conn: Connection
+    at: datetime
+
+    def __init__(
+        self,
+        zizhi: Zizhi,
+        principal: Principal | None,
+        idempotency: IdempotencyKey | None,
+        project: int | None,
+        community: str | None,
+        chain: str | None,
+        reserving: bool | Literal["exclusive"],
+    ) -> None:
         self._zizhi = zizhi
-        self._actor = actor
+        self.principal = principal
+        self.actor = principal.actor if principal is not None else PUBLIC
         self._idempotency = idempotency
+        self._wants = (project, community, chain, reserving)
         self._stack = ExitStack()
         self._replay: str | None = None
-        self._history: ChainWriter | None = None
-        self._ledger: Ledger | None = None
+        self._project: ProjectRecord | None = None
+        self._saved = False
         self._others: dict[str, tuple[ChainWriter, Ledger]] = {}
+        # Every event this change appends, on any chain, in order: what webhook outbox rows
+        # are made from, in this same transaction.
+        self.events: list[AppendedEvent] = []
 
     def __enter__(self) -> Change:
         self.conn = self._stack.enter_context(self._zizhi.db.write())
         self.at = self._zizhi.clock()
+        try:
+            self._take(*self._wants)
+        except BaseException:
+            self._stack.close()
+            raise
         return self
 
     def __exit__(
@@ -99,35 +176,70 @@ class Change:
     ) -> None:
         self._stack.__exit__(exc_type, exc, tb)
 
-    def lock(self, chain: str, head: tuple[int, str] | None = None) -> None:
-        """Take the chain's head row (unless already locked: ``head``), then look the
-        Idempotency-Key up under that lock."""
-        self._history = ChainWriter(self.conn, chain, self._actor, self.at, head)
-        self._ledger = Ledger(self.conn, self._history, self._zizhi.policy, self.at)
+    def _take(
+        self,
+        project: int | None,
+        community: str | None,
+        chain: str | None,
+        reserving: bool | Literal["exclusive"],
+    ) -> None:
+        """The barrier, the locks and the Idempotency-Key, in the one order every writer uses."""
+        if reserving and not self._zizhi.db.is_sqlite:
+            # Reservers hold the barrier shared (they never wait for each other); closing a
+            # year holds it exclusively, so it waits for reservations in flight and keeps new
+            # ones out until its release of the whole year is committed. SQLite has one
+            # writer at a time, so there it is nothing.
+            barrier = _BARRIER_EXCLUSIVE if reserving == "exclusive" else _BARRIER_SHARED
+            self.conn.execute(barrier, {"key": _RESERVATIONS})
+        head: tuple[int, str] | None = None
+        if project is not None:
+            row = LOCK_PROJECT.first(self.conn, {"project": project})
+            if row is None or (
+                self.principal is not None
+                and not self.principal.covers(row.community_id, row.street)
+            ):
+                raise NotFound(f"项目 {project} 不存在")
+            self._project = ProjectRecord.from_row(row)
+            chain, head = row.community_id, (row.head_seq, row.head_hash)
+        elif community is not None:
+            visible_community(self.conn, self.principal, community)
+            chain = community
+        assert chain is not None
+        self.history = self._writer(chain, head)
+        self.ledger = Ledger(self.conn, self.history, self._zizhi.policy, self.at)
         key = self._idempotency
-        if key is None:
-            return
-        row = self.conn.execute(_LOOKUP, {"principal": key.principal, "key": key.key}).first()
-        if row is None:
-            return
-        if row.request_hash != key.request_hash:
-            raise IdempotencyConflict(
-                "此 Idempotency-Key 已用于另一个不同的请求；请为新请求使用新的键"
-            )
-        self._replay = row.result
+        if key is not None:
+            found = self.conn.execute(_LOOKUP, {"principal": key.principal, "key": key.key})
+            row = found.first()
+            if row is not None:
+                if row.request_hash != key.request_hash:
+                    raise IdempotencyConflict(
+                        "此 Idempotency-Key 已用于另一个不同的请求；请为新请求使用新的键"
+                    )
+                self._replay = row.result
 
-    def hold_reservations(self, *, exclusive: bool = False) -> None:
-        """The barrier between reserving money and closing a year; call before any lock.
+    def _writer(self, chain: str, head: tuple[int, str] | None = None) -> ChainWriter:
+        return ChainWriter(self.conn, chain, self.actor, self.at, head, self.events)
 
-        A change that may reserve holds it shared (reservers never wait for each other);
-        closing a year holds it exclusively, so it waits for reservations in flight and
-        keeps new ones out until its release of the whole year is committed. SQLite has
-        one writer at a time, so there it is nothing.
-        """
-        if not self._zizhi.db.is_sqlite:
-            self.conn.execute(
-                _BARRIER_EXCLUSIVE if exclusive else _BARRIER_SHARED, {"key": _RESERVATIONS}
-            )
+    def replay(self, kind: type[T]) -> T | None:
+        """The first answer to this Idempotency-Key, if the request was already done."""
+        if self._replay is None:
+            return None
+        return _adapter(kind).validate_json(self._replay)
+
+    @property
+    def project(self) -> ProjectRecord:
+        """The project this change locked (``project=``)."""
+        assert self._project is not None, "z.change(..., project=id) locks a project"
+        return self._project
+
+    def save_project(self) -> ProjectRecord:
+        """Write the locked project back, once, bumping its version (the ETag clients send
+        as If-Match); the record then holds what was written."""
+        assert not self._saved, "a change writes its project row once"
+        save_project(self, self.project)
+        self._saved = True
+        return self.project
 
     def also(self, chain: str) -> tuple[ChainWriter, Ledger]:
         """Another chain this change writes to (closing a year touches many communities).
@@ -135,28 +247,13 @@ class Change:
         Lock such chains in a fixed order (sorted), after the rows they guard.
         """
         if chain not in self._others:
-            writer = ChainWriter(self.conn, chain, self._actor, self.at)
+            writer = self._writer(chain)
             self._others[chain] = (writer, Ledger(self.conn, writer, self._zizhi.policy, self.at))
         return self._others[chain]
 
-    @property
-    def history(self) -> ChainWriter:
-        assert self._history is not None, "lock(chain) first"
-        return self._history
-
-    @property
-    def ledger(self) -> Ledger:
-        assert self._ledger is not None, "lock(chain) first"
-        return self._ledger
-
-    def replayed(self, kind: type[T]) -> T | None:
-        """The first answer to this Idempotency-Key, if the request was already done."""
-        if self._replay is None:
-            return None
-        return _adapter(kind).validate_json(self._replay)
-
     def commit(self, result: object = None) -> None:
         """Move the chain heads, remember the answer for the Idempotency-Key, and commit."""
+        assert self._project is None or self._saved, "a change to a project saves it"
         self.history.flush()
         for writer, _ in self._others.values():
             writer.flush()
@@ -178,3 +275,20 @@ class Change:
                 # Only a twin request on another chain can take the same key first.
                 raise IdempotencyConflict("同一 Idempotency-Key 的另一请求已先完成") from None
         self.conn.commit()
+
+
+def save_project(change: Change, project: ProjectRecord) -> None:
+    """The one write of a project's row in a change (a module function: tests pause it)."""
+    row = _SAVE_PROJECT.one(
+        change.conn,
+        {
+            "project": project.id,
+            "expected": project.version,
+            "state": project.state,
+            "budget_fen": project.budget_fen,
+            "details": json.dumps(project.details, ensure_ascii=False),
+            "updated_at": change.at,
+        },
+    )
+    project.version, project.reserved_fen, project.spent_fen = row
+    project.updated_at = change.at

@@ -1,44 +1,23 @@
-"""What a principal may see and grant: its communities, as a check and as a WHERE clause.
+"""What a token or a user may be granted: a role and a scope of communities or streets.
 
-Committees see the communities they are given; street officers every community of their
-streets; auditors their scope, or the whole city when given none; admins everything. Outside
-its scope a principal is told a thing does not exist (``not_found``), never shown it.
+What a principal may then see is ``engine.store.scope``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.errors import (
-    NotFound,
     ValidationFailed,
 )
-from engine.model import Principal, Role
+from engine.model import Role
 from engine.rules import fields
 from engine.store.tables import communities
 
 _NAME = fields.text("name", "名称", max_length=100, single_line=True)
-
-
-def visible_community(conn: Connection, principal: Principal, community_id: str) -> sa.Row[Any]:
-    row = conn.execute(sa.select(communities).where(communities.c.id == community_id)).first()
-    if row is None or not principal.covers(row.id, row.street):
-        raise NotFound(f"社区“{community_id}”不存在")
-    return row
-
-
-def scope_clause(principal: Principal) -> sa.ColumnElement[bool]:
-    """A WHERE clause on ``communities`` selecting what this principal may see."""
-    if principal.unrestricted:
-        return sa.true()
-    return sa.or_(
-        communities.c.id.in_(sorted(principal.communities)),
-        communities.c.street.in_(sorted(principal.streets)),
-    )
 
 
 def check_grant(

@@ -22,9 +22,9 @@ from engine.errors import ValidationFailed
 from engine.model import Principal, Role
 from engine.store.history import ChainFault, verify_chains
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
+from engine.store.scope import scope_clause
 from engine.store.tables import communities, events, fund_accounts, ledger_entries, projects
 from engine.store.uow import Zizhi
-from engine.usecases.access import scope_clause
 from engine.usecases.projects import locate
 
 # Events that change the project record itself, and so bump its version.

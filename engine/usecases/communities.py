@@ -18,9 +18,9 @@ from engine.model import (
 )
 from engine.rules import fields
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
+from engine.store.scope import scope_clause, visible_community
 from engine.store.tables import communities
 from engine.store.uow import Zizhi
-from engine.usecases.access import scope_clause, visible_community
 
 COMMUNITY_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 COMMUNITY_ID = re.compile(COMMUNITY_ID_PATTERN)
@@ -67,9 +67,9 @@ def create_community(
         errors.update(exc.errors)
     if errors:
         raise ValidationFailed.fields(errors)
-    with z.change(principal.actor, idempotency) as change:
-        change.lock(id)  # a community's history chain starts with its creation
-        if (done := change.replayed(CommunityView)) is not None:
+    # A community's history chain starts with its creation.
+    with z.change(principal, idempotency, chain=id) as change:
+        if (done := change.replay(CommunityView)) is not None:
             return done
         if (
             change.conn.execute(sa.select(communities.c.id).where(communities.c.id == id)).first()

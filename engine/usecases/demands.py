@@ -15,15 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.errors import ActionNotAllowed, GuardFailed, NotFound
-from engine.model import Actor, IdempotencyKey, Principal, Role
+from engine.model import IdempotencyKey, Principal, Role
 from engine.rules import fields
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
-from engine.store.tables import communities, demands
+from engine.store.scope import visible_community
+from engine.store.tables import demands
 from engine.store.uow import Change, Zizhi
-from engine.usecases.access import visible_community
-from engine.usecases.projects import locate, lock, save
-
-PUBLIC = Actor("public", "resident")
+from engine.usecases.projects import locate
 
 DEMAND_FIELDS = {
     "content": fields.text("content", "需求内容"),
@@ -57,18 +55,8 @@ def record_demand(
     if principal is not None:
         principal.require(Role.committee)
     clean = fields.validate(DEMAND_FIELDS, data)
-    with z.change(principal.actor if principal else PUBLIC, idempotency) as change:
-        if principal is not None:
-            visible_community(change.conn, principal, community_id)
-        elif (
-            change.conn.execute(
-                sa.select(communities.c.id).where(communities.c.id == community_id)
-            ).first()
-            is None
-        ):
-            raise NotFound(f"社区“{community_id}”不存在")
-        change.lock(community_id)
-        if (done := change.replayed(DemandView)) is not None:
+    with z.change(principal, idempotency, community=community_id) as change:
+        if (done := change.replay(DemandView)) is not None:
             return done
         view = _insert(change, principal, community_id, None, clean)
         change.commit(view)
@@ -87,10 +75,10 @@ def add_to_project(
     principal.require(Role.committee)
     from_pool = "demand_id" in data
     clean = fields.validate(_LINK_FIELDS if from_pool else DEMAND_FIELDS, data)
-    with z.change(principal.actor, idempotency) as change:
-        project = lock(change, principal, project_id)
-        if (done := change.replayed(DemandView)) is not None:
+    with z.change(principal, idempotency, project=project_id) as change:
+        if (done := change.replay(DemandView)) is not None:
             return done
+        project = change.project
         wf = z.workflows.get(project.workflow, project.workflow_version)
         if project.state not in wf.demands_in:
             allowed = "、".join(wf.state_label(s) for s in sorted(wf.demands_in))
@@ -101,7 +89,7 @@ def add_to_project(
             view = _link(change, principal, project.community_id, project_id, clean["demand_id"])
         else:
             view = _insert(change, principal, project.community_id, project_id, clean)
-        save(change, project)
+        change.save_project()
         change.commit(view)
     return view
 

@@ -24,9 +24,9 @@ from engine.model import (
 from engine.rules import fields
 from engine.store.ledger import balance
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
+from engine.store.scope import visible_community
 from engine.store.tables import ledger_entries
 from engine.store.uow import Zizhi
-from engine.usecases.access import visible_community
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +145,9 @@ def set_allocation(
         "allocated_fen", "int", "分配额（分）", min=0, max=fields.MAX_AMOUNT_FEN
     )
     clean = fields.validate({"allocated_fen": spec}, {"allocated_fen": allocated_fen})
-    with z.change(principal.actor, idempotency) as change:
-        change.hold_reservations()  # an allocation may not change under a closing year
-        visible_community(change.conn, principal, community_id)
-        change.lock(community_id)
-        if (done := change.replayed(FundView)) is not None:
+    # An allocation may not change under a closing year: it holds the barrier too.
+    with z.change(principal, idempotency, community=community_id, reserving=True) as change:
+        if (done := change.replay(FundView)) is not None:
             return done
         cause = change.history.append(
             "fund.allocation_set",

@@ -7,7 +7,6 @@ record the event, apply the effects through the ledger, save, commit.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,10 +22,10 @@ from engine.rules.effects import EFFECTS
 from engine.rules.workflow import Workflow
 from engine.store.db import insert_ignore
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
+from engine.store.scope import scope_clause
 from engine.store.statements import Prepared
-from engine.store.tables import chain_heads, communities, demands, expenses, projects
+from engine.store.tables import communities, demands, expenses, projects
 from engine.store.uow import Change, Zizhi
-from engine.usecases.access import scope_clause, visible_community
 
 PROJECT_FIELDS = {
     "title": fields.text("title", "项目名称", max_length=200, single_line=True),
@@ -51,27 +50,7 @@ _READ = (
     .join(communities, communities.c.id == _p.community_id)
     .where(_p.id == sa.bindparam("project"))
 )
-# Writers lock the project row and its community's chain head in one statement (rows are
-# locked in that order, as every writer does), and read both fresh.
-_LOCK = Prepared(
-    sa.select(
-        projects,
-        communities.c.street,
-        chain_heads.c.seq.label("head_seq"),
-        chain_heads.c.hash.label("head_hash"),
-    )
-    .join(communities, communities.c.id == _p.community_id)
-    .join(chain_heads, chain_heads.c.chain == _p.community_id)
-    .where(_p.id == sa.bindparam("project"))
-    .with_for_update(of=[projects, chain_heads])
-)
 _INSERT = Prepared(sa.insert(projects).returning(projects))
-_SAVE = Prepared(
-    sa.update(projects)
-    .where(_p.id == sa.bindparam("project"), _p.version == sa.bindparam("expected"))
-    .values(version=_p.version + 1)
-    .returning(_p.version, _p.reserved_fen, _p.spent_fen)
-)
 _DEMAND_COUNT = Prepared(
     sa.select(sa.func.count().label("count"))
     .select_from(demands)
@@ -132,10 +111,8 @@ def open_project(
     principal.require(Role.committee)
     clean = fields.validate(PROJECT_FIELDS, {"title": title, "category": category})
     wf = z.workflows.latest(workflow)
-    with z.change(principal.actor, idempotency) as change:
-        visible_community(change.conn, principal, community_id)
-        change.lock(community_id)
-        if (done := change.replayed(ProjectView)) is not None:
+    with z.change(principal, idempotency, community=community_id) as change:
+        if (done := change.replay(ProjectView)) is not None:
             return done
         year = fiscal_year(change.at)
         row = _INSERT.one(
@@ -187,12 +164,11 @@ def fire(
     idempotency: IdempotencyKey | None = None,
 ) -> ProjectView:
     """Fire one workflow action on a project, atomically with its ledger effects."""
-    with z.change(principal.actor, idempotency) as change:
-        if z.workflows.may_reserve(action):
-            change.hold_reservations()
-        project = lock(change, principal, project_id)
-        if (done := change.replayed(ProjectView)) is not None:
+    reserving = z.workflows.may_reserve(action)
+    with z.change(principal, idempotency, project=project_id, reserving=reserving) as change:
+        if (done := change.replay(ProjectView)) is not None:
             return done
+        project = change.project
         _check_version(project, expected_version)
         wf = z.workflows.get(project.workflow, project.workflow_version)
         step = wf.decide(project.state, action, principal.role, data, _Facts(change, project))
@@ -211,8 +187,7 @@ def fire(
             EFFECTS[name].apply(change.ledger, project, step.data, cause)
         project.state = step.dest
         project.details[action] = dict(step.data)
-        save(change, project)
-        view = _view(project, wf, principal)
+        view = _view(change.save_project(), wf, principal)
         change.commit(view)
     return view
 
@@ -228,10 +203,10 @@ def record_expense(
     """Spend from the project's reservation; only while the workflow allows expenses."""
     principal.require(Role.committee)
     clean = fields.validate(EXPENSE_FIELDS, data)
-    with z.change(principal.actor, idempotency) as change:
-        project = lock(change, principal, project_id)
-        if (done := change.replayed(ExpenseView)) is not None:
+    with z.change(principal, idempotency, project=project_id) as change:
+        if (done := change.replay(ExpenseView)) is not None:
             return done
+        project = change.project
         wf = z.workflows.get(project.workflow, project.workflow_version)
         if project.state not in wf.expenses_in:
             allowed = "、".join(wf.state_label(s) for s in sorted(wf.expenses_in))
@@ -266,7 +241,7 @@ def record_expense(
             project_id=project.id,
         )
         change.ledger.spend(project.account, project.id, clean["amount_fen"], cause)
-        save(change, project)
+        change.save_project()
         view = expense_view(row)
         change.commit(view)
     return view
@@ -323,7 +298,7 @@ def list_expenses(z: Zizhi, principal: Principal, project_id: int) -> list[Expen
     return [expense_view(r) for r in rows]
 
 
-# --- shared with engine.demands ----------------------------------------------------------------
+# --- shared with engine.usecases.demands ------------------------------------------------------
 
 
 def locate(conn: Connection, principal: Principal, project_id: int) -> str:
@@ -332,32 +307,6 @@ def locate(conn: Connection, principal: Principal, project_id: int) -> str:
     if row is None or not principal.covers(row.community_id, row.street):
         raise NotFound(f"项目 {project_id} 不存在")
     return str(row.community_id)
-
-
-def lock(change: Change, principal: Principal, project_id: int) -> ProjectRecord:
-    """Lock the project (if the principal may see it), then its community's chain."""
-    row = _LOCK.first(change.conn, {"project": project_id})
-    if row is None or not principal.covers(row.community_id, row.street):
-        raise NotFound(f"项目 {project_id} 不存在")
-    change.lock(row.community_id, head=(row.head_seq, row.head_hash))
-    return ProjectRecord.from_row(row)
-
-
-def save(change: Change, project: ProjectRecord) -> None:
-    """Write the project back, bumping its version (the ETag clients send as If-Match)."""
-    row = _SAVE.one(
-        change.conn,
-        {
-            "project": project.id,
-            "expected": project.version,
-            "state": project.state,
-            "budget_fen": project.budget_fen,
-            "details": json.dumps(project.details, ensure_ascii=False),
-            "updated_at": change.at,
-        },
-    )
-    project.version, project.reserved_fen, project.spent_fen = row
-    project.updated_at = change.at
 
 
 def expense_view(row: Any) -> ExpenseView:

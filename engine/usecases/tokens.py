@@ -60,9 +60,8 @@ def create_token(
     scope = check_grant(name=name, role=role, communities=communities, streets=streets)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = secrets.token_hex(6)
-    with z.change(principal.actor, idempotency) as change:
-        change.lock(SYSTEM_CHAIN)
-        if (done := change.replayed(TokenView)) is not None:
+    with z.change(principal, idempotency, chain=SYSTEM_CHAIN) as change:
+        if (done := change.replay(TokenView)) is not None:
             return done
         check_scope_exists(change.conn, scope)
         change.conn.execute(
@@ -100,8 +99,7 @@ def create_token(
 
 def revoke_token(z: Zizhi, principal: Principal, token_id: str) -> TokenView:
     principal.require(Role.admin)
-    with z.change(principal.actor) as change:
-        change.lock(SYSTEM_CHAIN)
+    with z.change(principal, chain=SYSTEM_CHAIN) as change:
         row = change.conn.execute(
             sa.update(api_tokens)
             .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))

@@ -54,8 +54,7 @@ def create_user(
         raise ValidationFailed.fields({"password": "密码长度须在 10 至 1000 个字符之间"})
     scope = check_grant(name=username, role=role, communities=communities, streets=streets)
     password_hash = _hasher.hash(password)  # slow on purpose; done before taking any lock
-    with z.change(principal.actor) as change:
-        change.lock(SYSTEM_CHAIN)
+    with z.change(principal, chain=SYSTEM_CHAIN) as change:
         check_scope_exists(change.conn, scope)
         taken = change.conn.execute(
             sa.select(users.c.id).where(users.c.username == username)

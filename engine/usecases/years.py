@@ -53,10 +53,8 @@ def close_year(
 ) -> YearView:
     principal.require(Role.admin)
     check_year(year)
-    with z.change(principal.actor, idempotency) as change:
-        change.hold_reservations(exclusive=True)
-        change.lock(SYSTEM_CHAIN)
-        if (done := change.replayed(YearView)) is not None:
+    with z.change(principal, idempotency, chain=SYSTEM_CHAIN, reserving="exclusive") as change:
+        if (done := change.replay(YearView)) is not None:
             return done
         if change.conn.execute(_STATUS, {"year": year}).first() is not None:
             raise AlreadyExists(f"{year} 年度已经结账")

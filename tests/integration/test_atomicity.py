@@ -9,11 +9,11 @@ import sqlalchemy as sa
 
 import engine
 from engine.model import CLI
+from engine.store import uow
 from engine.store.history import ChainWriter
 from engine.store.ledger import Ledger
 from engine.store.tables import chain_heads, events, fund_accounts, ledger_entries
 from engine.store.uow import Zizhi
-from engine.usecases import projects
 from tests.factories import VOTE, World
 
 
@@ -63,7 +63,7 @@ def _explode_after(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> No
     [
         (ChainWriter, "append"),  # after the transition's event
         (Ledger, "reserve"),  # after the reservation (account, entry, ledger event)
-        (projects, "save"),  # after the project's new state
+        (uow, "save_project"),  # after the project's new state
         (ChainWriter, "flush"),  # after the chain head moved, just before commit
     ],
 )

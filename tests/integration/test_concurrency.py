@@ -149,8 +149,7 @@ def community_held(z: Zizhi, community: str) -> Iterator[threading.Event]:
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with z.change(CLI.actor) as change:
-            change.lock(community)
+        with z.change(CLI, chain=community):
             holding.set()
             release.wait(30)
 

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 import engine
 from engine.errors import AlreadyExists, Forbidden, FundCapExceeded, YearClosed
 from engine.model import CLI
+from engine.store import uow
 from engine.store.ledger import Ledger
 from engine.store.tables import closed_years, events
 from engine.store.uow import Zizhi
-from engine.usecases import projects
 from tests.concurrency import race
 from tests.factories import VOTE, World
 
@@ -191,14 +191,14 @@ def test_a_close_waits_for_an_approval_in_flight_and_then_releases_it(
     community = world.community()
     project = world.advance(world.project(community), "review", budget_fen=300_000)
     reserved, go = threading.Event(), threading.Event()
-    original = projects.save
+    original = uow.save_project
 
     def paused_save(change: Any, record: Any) -> None:
         original(change, record)
         reserved.set()
         go.wait(30)
 
-    monkeypatch.setattr(projects, "save", paused_save)
+    monkeypatch.setattr(uow, "save_project", paused_save)
     approval = threading.Thread(
         target=lambda: engine.fire(past, world.committee(community), project.id, "approve", VOTE)
     )
