@@ -32,8 +32,8 @@ import engine
 import workflows
 from engine import CLI, Database, Principal, Role, Zizhi
 from engine.model import Fund, fiscal_year, utc_now
-from engine.store.history import verify_chains
 from engine.store.tables import fund_accounts, ledger_entries
+from engine.store.verify import verify_chains
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 VOTE = {"council_size": 9, "attendees": 7, "votes_for": 6, "votes_against": 1, "abstentions": 0}

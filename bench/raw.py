@@ -29,7 +29,8 @@ _PROJECT_COLUMNS = (
     "updated_at"
 )
 # Positions in a locked project row (rows stay plain tuples, as the drivers return them).
-_ID, _COMMUNITY, _FUND, _YEAR, _STATE, _VERSION, _BUDGET, _DETAILS = 0, 1, 4, 5, 8, 9, 10, 13
+_ID, _COMMUNITY, _FUND, _YEAR, _STATE, _VERSION, _BUDGET = 0, 1, 4, 5, 8, 9, 10
+_RESERVED, _SPENT, _DETAILS = 11, 12, 13
 _HEAD_SEQ, _HEAD_HASH = 17, 18
 
 _ACCOUNT = "community_id = ? AND fund = ? AND year = ?"
@@ -46,8 +47,8 @@ SQL = {
         "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
     ),
     "save_project": (
-        "UPDATE projects SET state = ?, version = version + 1, budget_fen = ?, details = ?, "
-        "updated_at = ? WHERE id = ? AND version = ? RETURNING version, reserved_fen, spent_fen"
+        "UPDATE projects SET state = ?, version = version + 1, budget_fen = ?, reserved_fen = ?, "
+        "spent_fen = ?, details = ?, updated_at = ? WHERE id = ? AND version = ? RETURNING version"
     ),
     "move_head": "UPDATE chain_heads SET seq = ?, hash = ? WHERE chain = ?",
     # Issued only on a community-year's first use; bench/statement.py times it as a tiny read.
@@ -62,11 +63,6 @@ SQL = {
         "UPDATE fund_accounts SET reserved_fen = reserved_fen - ?, spent_fen = spent_fen + ? "
         f"WHERE {_ACCOUNT} AND reserved_fen >= ? "
         "RETURNING allocated_fen, reserved_fen, spent_fen"
-    ),
-    "project_reserve": "UPDATE projects SET reserved_fen = reserved_fen + ? WHERE id = ?",
-    "project_spend": (
-        "UPDATE projects SET reserved_fen = reserved_fen - ?, spent_fen = spent_fen + ? "
-        "WHERE id = ? AND reserved_fen >= ? RETURNING reserved_fen"
     ),
     "insert_entry": (
         "INSERT INTO ledger_entries (community_id, fund, year, kind, amount_fen, project_id, "
@@ -178,9 +174,10 @@ class RawWriter:
             after = tx.one("reserve", (amount, *account, amount, project[_YEAR]))
             if after is None:
                 raise ValueError("fund cap exceeded, year closed or account not opened")
-            tx.run("project_reserve", (amount, project[_ID]))
             tx.entry(project, "reserve", "ledger.reserved", amount, after, cause)
-            return tx.save(project, "approve", fields, state="implementation")
+            # The project's own money goes into its row with the rest, in the one save.
+            money = (project[_RESERVED] + amount, project[_SPENT])
+            return tx.save(project, "approve", fields, state="implementation", money=money)
 
     def expense(self, project_id: int, fields: Mapping[str, Any]) -> int:
         """An expense: its row and event, then move the money reserved → spent."""
@@ -205,7 +202,7 @@ class RawWriter:
             if row is None:  # ON CONFLICT: the invoice is recorded already
                 raise ValueError("invoice already recorded")
             cause = tx.append("expense.recorded", {"expense_id": row[0], **fields}, project)
-            if tx.one("project_spend", (amount, amount, project[_ID], amount)) is None:
+            if amount > project[_RESERVED]:  # the project's row is locked
                 raise ValueError("more than the project has reserved")
             after = tx.one(
                 "spend", (amount, amount, community, project[_FUND], project[_YEAR], amount)
@@ -213,7 +210,8 @@ class RawWriter:
             if after is None:
                 raise ValueError("the ledger is broken")
             tx.entry(project, "spend", "ledger.spent", amount, after, cause)
-            return tx.save(project, None, None, state=project[_STATE])
+            money = (project[_RESERVED] - amount, project[_SPENT] + amount)
+            return tx.save(project, None, None, state=project[_STATE], money=money)
 
 
 class _Tx:
@@ -335,17 +333,26 @@ class _Tx:
         )
 
     def save(
-        self, project: Any, action: str | None, fields: Mapping[str, Any] | None, *, state: str
+        self,
+        project: Any,
+        action: str | None,
+        fields: Mapping[str, Any] | None,
+        *,
+        state: str,
+        money: tuple[int, int] | None = None,
     ) -> int:
         """Write the project back with its version bumped; the details JSON keeps each action."""
         details = json.loads(project[_DETAILS])
         if action is not None:
             details[action] = dict(fields or {})
-        (version, _reserved, _spent) = self.one(
+        reserved, spent = money if money is not None else (project[_RESERVED], project[_SPENT])
+        (version,) = self.one(
             "save_project",
             (
                 state,
                 project[_BUDGET],
+                reserved,
+                spent,
                 json.dumps(details, ensure_ascii=False),
                 self.at_param,
                 project[_ID],

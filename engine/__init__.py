@@ -84,18 +84,15 @@ from engine.usecases.demands import (
     list_demands,
     record_demand,
 )
+from engine.usecases.expenses import EXPENSE_FIELDS, ExpenseView, list_expenses, record_expense
 from engine.usecases.funds import FundView, StatementLine, funds, set_allocation, statement
 from engine.usecases.projects import (
-    EXPENSE_FIELDS,
     PROJECT_FIELDS,
-    ExpenseView,
     ProjectView,
     fire,
     get_project,
-    list_expenses,
     list_projects,
     open_project,
-    record_expense,
 )
 from engine.usecases.tokens import (
     TOKEN_PREFIX,

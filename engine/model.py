@@ -161,6 +161,39 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryKind:
+    """A kind of ledger entry: the history event that records it and what it does to the
+    balances, per fen of its amount (the project's own reserved and spent move alike)."""
+
+    name: str
+    event_type: str
+    allocated: int
+    reserved: int
+    spent: int
+
+    def apply(self, before: Balance, amount: int) -> Balance:
+        return Balance(
+            before.allocated_fen + self.allocated * amount,
+            before.reserved_fen + self.reserved * amount,
+            before.spent_fen + self.spent * amount,
+        )
+
+
+# The one table of money movements: recording (engine.store.ledger), verification and
+# replay (engine.usecases.audit) all read it.
+ENTRY_KINDS: dict[str, EntryKind] = {
+    k.name: k
+    for k in (
+        EntryKind("allocate", "ledger.allocated", allocated=1, reserved=0, spent=0),
+        EntryKind("reserve", "ledger.reserved", allocated=0, reserved=1, spent=0),
+        EntryKind("spend", "ledger.spent", allocated=0, reserved=-1, spent=1),
+        EntryKind("release", "ledger.released", allocated=0, reserved=-1, spent=0),
+    )
+}
+ENTRY_KIND_OF_EVENT: dict[str, EntryKind] = {k.event_type: k for k in ENTRY_KINDS.values()}
+
+
+@dataclass(frozen=True, slots=True)
 class Account:
     community_id: str
     fund: str
@@ -194,6 +227,11 @@ class ProjectRecord:
     @property
     def account(self) -> Account:
         return Account(self.community_id, self.fund, self.year)
+
+    @property
+    def money(self) -> Balance:
+        """The project's own reserved and spent (it allocates nothing)."""
+        return Balance(0, self.reserved_fen, self.spent_fen)
 
     @classmethod
     def from_row(cls, row: Any) -> ProjectRecord:

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine.errors import GuardFailed
-from engine.model import Account, ProjectRecord
+from engine.model import ProjectRecord
 
 
 class Ledger(Protocol):
     """The ledger movements an effect may make (``engine.store.ledger.Ledger`` has them)."""
 
-    def reserve(self, account: Account, project_id: int, amount: int, cause: int) -> None: ...
+    def reserve(self, project: ProjectRecord, amount: int, cause: int) -> None: ...
 
-    def release(self, account: Account, project_id: int, amount: int, cause: int) -> None: ...
+    def release(self, project: ProjectRecord, cause: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +38,11 @@ def _set_budget(
 def _reserve(ledger: Ledger, project: ProjectRecord, data: Mapping[str, Any], cause: int) -> None:
     if project.budget_fen is None:
         raise GuardFailed("项目还没有预算，无法预留经费")
-    ledger.reserve(project.account, project.id, project.budget_fen, cause)
+    ledger.reserve(project, project.budget_fen, cause)
 
 
 def _release(ledger: Ledger, project: ProjectRecord, data: Mapping[str, Any], cause: int) -> None:
-    ledger.release(project.account, project.id, project.reserved_fen, cause)
+    ledger.release(project, cause)
 
 
 EFFECTS: dict[str, Effect] = {

@@ -159,9 +159,6 @@ class Workflow:
             ],
         }
 
-    def is_final(self, state: str) -> bool:
-        return self.states[state].final
-
     def state_label(self, state: str) -> str:
         return self.states[state].label
 

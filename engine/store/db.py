@@ -56,10 +56,6 @@ class Database:
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._writer: Connection | None = None
 
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction that rolls back unless the caller calls ``conn.commit()``."""

@@ -12,13 +12,17 @@ Invariants, under any interleaving of concurrent requests on SQLite and PostgreS
   after it, which the statement and ``as_of`` read);
 * a project's spent never exceeds what was reserved for it.
 
-The database holds the cap itself: every movement is one conditional ``UPDATE … WHERE
-<enough money> RETURNING`` and the table has a CHECK constraint behind it, so a Python
-read-then-write can never let two requests share the last fen. An account is created on its
+The database holds the cap itself: every account movement is one conditional ``UPDATE …
+WHERE <enough money> RETURNING`` and the table has a CHECK constraint behind it, so a Python
+read-then-write can never let two requests share the last fen. A project's own money moves
+here too, on the ``ProjectRecord`` its change has locked, and reaches its row with the rest
+of the project, once per change (``engine.store.uow``). An account is created on its
 first use with ``INSERT … ON CONFLICT DO NOTHING`` (with its default ``allocate`` entry), so
 two racing first uses create it once.
 
-Every entry is also a ``ledger.<kind>`` history event and names the event that caused it.
+Every entry is also a ``ledger.<kind>`` history event and names the event that caused it;
+what each kind does to the balances is ``engine.model.ENTRY_KINDS``, which verification and
+replay read too.
 """
 
 from __future__ import annotations
@@ -29,19 +33,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.errors import FundCapExceeded, NotFound, YearClosed
-from engine.model import Account, AllocationPolicy, Balance
+from engine.model import ENTRY_KINDS, Account, AllocationPolicy, Balance, ProjectRecord
 from engine.store.db import insert_ignore
 from engine.store.history import ChainWriter
 from engine.store.statements import Prepared
 from engine.store.tables import closed_years, communities, fund_accounts, ledger_entries, projects
-
-_EVENT_TYPES = {
-    "allocate": "ledger.allocated",
-    "reserve": "ledger.reserved",
-    "spend": "ledger.spent",
-    "release": "ledger.released",
-}
-
 
 # --- statements, built once ---------------------------------------------------------------------
 
@@ -88,24 +84,6 @@ _ALLOCATE = Prepared(
     .values(allocated_fen=sa.bindparam("allocated"))
     .returning(*_BALANCE_COLS)
 )
-_PROJECT_RESERVE = Prepared(
-    sa.update(projects)
-    .where(_p.id == sa.bindparam("project"))
-    .values(reserved_fen=_p.reserved_fen + _AMOUNT)
-)
-_PROJECT_SPEND = Prepared(
-    sa.update(projects)
-    .where(_p.id == sa.bindparam("project"), _p.reserved_fen >= _AMOUNT)
-    .values(reserved_fen=_p.reserved_fen - _AMOUNT, spent_fen=_p.spent_fen + _AMOUNT)
-    .returning(_p.reserved_fen)
-)
-_PROJECT_RELEASE = Prepared(
-    sa.update(projects)
-    .where(_p.id == sa.bindparam("project"), _p.reserved_fen >= _AMOUNT)
-    .values(reserved_fen=_p.reserved_fen - _AMOUNT)
-    .returning(_p.reserved_fen)
-)
-_PROJECT_RESERVED = Prepared(sa.select(_p.reserved_fen).where(_p.id == sa.bindparam("project")))
 _INSERT_ENTRY = Prepared(sa.insert(ledger_entries).returning(ledger_entries.c.id))
 _CLOSED = Prepared(
     sa.select(closed_years.c.closed_at).where(closed_years.c.year == sa.bindparam("year"))
@@ -141,7 +119,9 @@ class Ledger:
     def available_fen(self, account: Account) -> int:
         return balance(self._conn, account, self._policy).available_fen
 
-    def reserve(self, account: Account, project_id: int, amount: int, cause: int) -> None:
+    def reserve(self, project: ProjectRecord, amount: int, cause: int) -> None:
+        """Reserve ``amount`` of the project's account for it (its approved budget)."""
+        account = project.account
         after = self._move(_RESERVE, account, amount)
         if after is None:  # the year is closed, the account not yet opened, or too little
             self._refuse_if_closed(account.year, "无法再预留经费")
@@ -150,29 +130,28 @@ class Ledger:
         if after is None:
             available = self.available_fen(account)
             raise FundCapExceeded(f"预算 {amount} 分超过本年度可用经费 {available} 分，无法预留")
-        _PROJECT_RESERVE.run(self._conn, {"project": project_id, "amount": amount})
-        self._record(account, "reserve", amount, after, project_id, cause)
+        self._record(account, "reserve", amount, after, project, cause)
 
-    def spend(self, account: Account, project_id: int, amount: int, cause: int) -> None:
-        left = _PROJECT_SPEND.first(self._conn, {"project": project_id, "amount": amount})
-        if left is None:
-            remaining = _PROJECT_RESERVED.one(self._conn, {"project": project_id}).reserved_fen
-            raise FundCapExceeded(f"支出 {amount} 分超过本项目剩余预留经费 {remaining} 分")
-        after = self._move(_SPEND, account, amount)
+    def spend(self, project: ProjectRecord, amount: int, cause: int) -> None:
+        """Spend ``amount`` of what the project holds reserved."""
+        if amount > project.reserved_fen:  # the project's row is locked: this read holds
+            raise FundCapExceeded(
+                f"支出 {amount} 分超过本项目剩余预留经费 {project.reserved_fen} 分"
+            )
+        after = self._move(_SPEND, project.account, amount)
         if after is None:  # the project had it reserved, so the account must: a broken ledger
-            raise RuntimeError(f"ledger account {account} holds less than project {project_id}")
-        self._record(account, "spend", amount, after, project_id, cause)
+            raise RuntimeError(f"ledger account {project.account} holds less than {project.id}")
+        self._record(project.account, "spend", amount, after, project, cause)
 
-    def release(self, account: Account, project_id: int, amount: int, cause: int) -> None:
-        """Return ``amount``, what the project still holds reserved; nothing to do for 0."""
+    def release(self, project: ProjectRecord, cause: int) -> None:
+        """Return what the project still holds reserved; nothing to do for 0."""
+        amount = project.reserved_fen
         if amount == 0:
             return
-        if _PROJECT_RELEASE.first(self._conn, {"project": project_id, "amount": amount}) is None:
-            raise RuntimeError(f"project {project_id} holds less than {amount} reserved")
-        after = self._move(_RELEASE, account, amount)
+        after = self._move(_RELEASE, project.account, amount)
         if after is None:
-            raise RuntimeError(f"ledger account {account} holds less than project {project_id}")
-        self._record(account, "release", amount, after, project_id, cause)
+            raise RuntimeError(f"ledger account {project.account} holds less than {project.id}")
+        self._record(project.account, "release", amount, after, project, cause)
 
     def set_allocation(self, account: Account, allocated: int, cause: int) -> Balance:
         """Set the year's allocation; never below what is already reserved or spent."""
@@ -230,9 +209,17 @@ class Ledger:
         kind: str,
         amount: int,
         after: Balance,
-        project_id: int | None,
+        project: ProjectRecord | None,
         cause: int,
     ) -> None:
+        """The one place money moves: the entry, its history event and, for a project's
+        entry, the project's own money (its row is written once, by the change)."""
+        entry = ENTRY_KINDS[kind]
+        project_id = None
+        if project is not None:
+            project_id = project.id
+            money = entry.apply(project.money, amount)
+            project.reserved_fen, project.spent_fen = money.reserved_fen, money.spent_fen
         entry_id = _INSERT_ENTRY.one(
             self._conn,
             {
@@ -250,7 +237,7 @@ class Ledger:
             },
         ).id
         self._history.append(
-            _EVENT_TYPES[kind],
+            entry.event_type,
             {
                 "entry_id": entry_id,
                 "fund": account.fund,

@@ -14,8 +14,13 @@ from sqlalchemy.engine import Connection
 
 from engine.errors import NotFound
 from engine.model import Principal
-from engine.store.tables import communities
+from engine.store.tables import communities, projects
 
+_PROJECT = (
+    sa.select(projects.c.community_id, communities.c.street)
+    .join(communities, communities.c.id == projects.c.community_id)
+    .where(projects.c.id == sa.bindparam("project"))
+)
 _COMMUNITY = sa.select(communities).where(communities.c.id == sa.bindparam("community"))
 
 
@@ -37,3 +42,11 @@ def scope_clause(principal: Principal) -> sa.ColumnElement[bool]:
         communities.c.id.in_(sorted(principal.communities)),
         communities.c.street.in_(sorted(principal.streets)),
     )
+
+
+def visible_project(conn: Connection, principal: Principal, project_id: int) -> str:
+    """The project's community, if the principal may see the project; else NotFound."""
+    row = conn.execute(_PROJECT, {"project": project_id}).first()
+    if row is None or not principal.covers(row.community_id, row.street):
+        raise NotFound(f"项目 {project_id} 不存在")
+    return str(row.community_id)

@@ -41,7 +41,7 @@ class _Plan:
 
 
 class Prepared:
-    """A statement built once; ``first``/``one``/``all``/``run`` execute it with parameters."""
+    """A statement built once; ``first``/``one``/``run`` execute it with parameters."""
 
     def __init__(self, construct: sa.ClauseElement | Callable[[str], sa.ClauseElement]) -> None:
         self._construct = construct
@@ -57,10 +57,6 @@ class Prepared:
         if found is None:
             raise sa.exc.NoResultFound("No row was found when one was required")
         return found
-
-    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Row]:
-        cursor, plan = self._execute(conn, params)
-        return [_row(plan, found) for found in cursor.fetchall()]
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Execute a statement that returns no rows; answer how many rows it changed."""

@@ -77,7 +77,7 @@ _SAVE_PROJECT = Prepared(
     sa.update(projects)
     .where(_p.id == sa.bindparam("project"), _p.version == sa.bindparam("expected"))
     .values(version=_p.version + 1)
-    .returning(_p.version, _p.reserved_fen, _p.spent_fen)
+    .returning(_p.version)
 )
 
 _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
@@ -286,9 +286,11 @@ def save_project(change: Change, project: ProjectRecord) -> None:
             "expected": project.version,
             "state": project.state,
             "budget_fen": project.budget_fen,
+            "reserved_fen": project.reserved_fen,
+            "spent_fen": project.spent_fen,
             "details": json.dumps(project.details, ensure_ascii=False),
             "updated_at": change.at,
         },
     )
-    project.version, project.reserved_fen, project.spent_fen = row
+    project.version = row.version
     project.updated_at = change.at

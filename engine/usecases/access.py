@@ -23,6 +23,7 @@ _NAME = fields.text("name", "名称", max_length=100, single_line=True)
 def check_grant(
     *, name: str, role: str, communities: Iterable[str], streets: Iterable[str]
 ) -> tuple[list[str], list[str]]:
+    """A grant's name, role and scope checked together; the scope as sorted lists."""
     errors: dict[str, str] = {}
     if (message := _NAME.check(name)) is not None:
         errors["name"] = message
@@ -42,6 +43,7 @@ def check_grant(
 
 
 def check_scope_exists(conn: Connection, scope: tuple[list[str], list[str]]) -> None:
+    """Every community and street of a scope exists (streets: have a community)."""
     wanted_communities, wanted_streets = scope
     errors = {}
     if wanted_communities:

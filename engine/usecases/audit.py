@@ -9,23 +9,20 @@ balances, every project's money against its own entries, and each entry against 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from engine.errors import ValidationFailed
-from engine.model import Principal, Role
-from engine.store.history import ChainFault, verify_chains
+from engine.model import ENTRY_KIND_OF_EVENT, Balance, Principal, Role
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
-from engine.store.scope import scope_clause
-from engine.store.tables import communities, events, fund_accounts, ledger_entries, projects
+from engine.store.scope import scope_clause, visible_project
+from engine.store.tables import communities, events
 from engine.store.uow import Zizhi
-from engine.usecases.projects import locate
+from engine.store.verify import verify_chains, verify_ledger
 
 # Events that change the project record itself, and so bump its version.
 _PROJECT_CHANGES = (
@@ -112,6 +109,7 @@ def query_events(
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[EventView]:
+    """One page of the history events the principal may see, oldest first, filtered."""
     check_limit(limit)
     query = (
         _scoped(principal, where)
@@ -149,8 +147,9 @@ def stream_events(
 
 
 def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[EventView]:
+    """Every event of one project, oldest first (its timeline)."""
     with z.read() as conn:
-        locate(conn, principal, project_id)
+        visible_project(conn, principal, project_id)
         rows = conn.execute(
             sa.select(events).where(events.c.project_id == project_id).order_by(events.c.id)
         ).all()
@@ -158,6 +157,7 @@ def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[Eve
 
 
 def event_view(row: Any) -> EventView:
+    """An ``events`` row as an ``EventView``, its data parsed."""
     return EventView(**{**row._mapping, "data": json.loads(row.data)})
 
 
@@ -173,7 +173,7 @@ class ReplayedProject:
 def replay_project(history: list[EventView]) -> ReplayedProject:
     """Rebuild a project's state and money from its events alone."""
     state, version, budget = "", 0, None
-    reserved = spent = 0
+    money = Balance(0, 0, 0)
     for event in history:
         data = event.data
         if event.type in _PROJECT_CHANGES:
@@ -183,24 +183,20 @@ def replay_project(history: list[EventView]) -> ReplayedProject:
         elif event.type == "project.transitioned":
             state = data["to"]
             budget = data["fields"].get("budget_fen", budget)
-        elif event.type == "ledger.reserved":
-            reserved += data["amount_fen"]
-        elif event.type == "ledger.spent":
-            reserved -= data["amount_fen"]
-            spent += data["amount_fen"]
-        elif event.type == "ledger.released":
-            reserved -= data["amount_fen"]
-    return ReplayedProject(state, version, budget, reserved, spent)
+        elif (kind := ENTRY_KIND_OF_EVENT.get(event.type)) is not None:
+            money = kind.apply(money, data["amount_fen"])
+    return ReplayedProject(state, version, budget, money.reserved_fen, money.spent_fen)
 
 
 def verify(
     z: Zizhi, principal: Principal, progress: Callable[[int], None] | None = None
 ) -> VerifyReport:
+    """Recompute every chain and re-add the ledger; the first fault, if any (auditors, admins)."""
     principal.require(Role.auditor, Role.admin)
     with z.read() as conn:
         checked, fault = verify_chains(conn, progress=progress)
         if fault is None:
-            fault = _verify_ledger(conn)
+            fault = verify_ledger(conn)
     return VerifyReport(
         ok=fault is None, checked=checked, first_bad=None if fault is None else fault.as_dict()
     )
@@ -218,68 +214,3 @@ def _scoped(principal: Principal, where: EventFilter) -> sa.Select[Any]:
             events.c.community_id.in_(sa.select(communities.c.id).where(scope_clause(principal)))
         )
     return query
-
-
-def _verify_ledger(conn: Connection) -> ChainFault | None:
-    e = ledger_entries.c
-    sums: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
-    by_project: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    recorded = _ledger_events(conn)
-    for row in conn.execute(sa.select(ledger_entries).order_by(e.id)):
-        key = (row.community_id, row.fund, row.year)
-        totals = sums[key]
-        if row.kind == "allocate":
-            totals[0] += row.amount_fen
-        elif row.kind == "reserve":
-            totals[1] += row.amount_fen
-        elif row.kind == "spend":
-            totals[1] -= row.amount_fen
-            totals[2] += row.amount_fen
-        else:
-            totals[1] -= row.amount_fen
-        if row.project_id is not None:
-            money = by_project[row.project_id]
-            money[0] += row.amount_fen if row.kind == "reserve" else -row.amount_fen
-            money[1] += row.amount_fen if row.kind == "spend" else 0
-        if totals != [row.allocated_fen, row.reserved_fen, row.spent_fen]:
-            return _ledger_fault(key, f"分录 {row.id} 记载的余额与此前分录累计不符")
-        event = recorded.pop(row.id, None)
-        if event is None or event != (row.kind, row.amount_fen, row.project_id):
-            return _ledger_fault(key, f"分录 {row.id} 与历史中记录它的事件不符")
-    if recorded:
-        entry_id = min(recorded)
-        return ChainFault("ledger", 0, None, f"历史中记录的分录 {entry_id} 在账本中缺失")
-    for row in conn.execute(sa.select(fund_accounts)):
-        key = (row.community_id, row.fund, row.year)
-        if sums.get(key, [0, 0, 0]) != [row.allocated_fen, row.reserved_fen, row.spent_fen]:
-            return _ledger_fault(key, "账户余额不等于其分录之和")
-    for row in conn.execute(
-        sa.select(projects.c.id, projects.c.reserved_fen, projects.c.spent_fen)
-    ):
-        if by_project.get(row.id, [0, 0]) != [row.reserved_fen, row.spent_fen]:
-            return ChainFault("ledger", 0, None, f"项目 {row.id} 的预留或支出金额与分录不符")
-    return None
-
-
-def _ledger_events(conn: Connection) -> dict[int, tuple[str, int, int | None]]:
-    kinds = {
-        "ledger.allocated": "allocate",
-        "ledger.reserved": "reserve",
-        "ledger.spent": "spend",
-        "ledger.released": "release",
-    }
-    recorded = {}
-    rows = conn.execute(
-        sa.select(events.c.type, events.c.data, events.c.project_id).where(
-            events.c.type.in_(list(kinds))
-        )
-    )
-    for row in rows:
-        data = json.loads(row.data)
-        recorded[data["entry_id"]] = (kinds[row.type], data["amount_fen"], row.project_id)
-    return recorded
-
-
-def _ledger_fault(key: tuple[str, str, int], reason: str) -> ChainFault:
-    community_id, fund, year = key
-    return ChainFault(f"ledger:{community_id}/{fund}/{year}", 0, None, reason)

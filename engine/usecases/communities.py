@@ -53,6 +53,7 @@ def create_community(
     kind: str,
     idempotency: IdempotencyKey | None = None,
 ) -> CommunityView:
+    """Create a community (admin); its history chain starts with this change."""
     principal.require(Role.admin)
     errors: dict[str, str] = {}
     if not COMMUNITY_ID.fullmatch(id):  # match() would let a trailing newline through
@@ -90,6 +91,7 @@ def create_community(
 
 
 def get_community(z: Zizhi, principal: Principal, community_id: str) -> CommunityView:
+    """One community, if the principal may see it."""
     with z.read() as conn:
         return _community_view(visible_community(conn, principal, community_id))
 
@@ -102,6 +104,7 @@ def list_communities(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[CommunityView]:
+    """One page of the communities the principal may see, by id."""
     check_limit(limit)
     query = (
         sa.select(communities)

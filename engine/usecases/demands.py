@@ -18,10 +18,9 @@ from engine.errors import ActionNotAllowed, GuardFailed, NotFound
 from engine.model import IdempotencyKey, Principal, Role
 from engine.rules import fields
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
-from engine.store.scope import visible_community
+from engine.store.scope import visible_community, visible_project
 from engine.store.tables import demands
 from engine.store.uow import Change, Zizhi
-from engine.usecases.projects import locate
 
 DEMAND_FIELDS = {
     "content": fields.text("content", "需求内容"),
@@ -109,7 +108,7 @@ def list_demands(
     query = sa.select(demands).where(demands.c.id > decode_cursor(cursor, 0))
     with z.read() as conn:
         if project_id is not None:
-            community_id = locate(conn, principal, project_id)
+            community_id = visible_project(conn, principal, project_id)
             query = query.where(demands.c.project_id == project_id)
         elif community_id is not None:
             visible_community(conn, principal, community_id)

@@ -1,8 +1,8 @@
-"""Projects: opening one, firing its workflow actions, recording its expenses, reading them.
+"""Projects: opening one, firing its workflow actions, reading them.
 
-Each write is one short function with one straight path: locate the project (scope), lock
-its community's chain, replay a repeated Idempotency-Key, load, let the workflow decide,
-record the event, apply the effects through the ledger, save, commit.
+Each write is one change (``z.change``: barrier, locks, Idempotency-Key); the use case then
+lets the workflow decide, records the event, applies the effects through the ledger, saves
+the project once and commits.
 """
 
 from __future__ import annotations
@@ -13,38 +13,23 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
-from engine.errors import ActionNotAllowed, AlreadyExists, NotFound, VersionConflict
+from engine.errors import NotFound, VersionConflict
 from engine.model import IdempotencyKey, Principal, ProjectRecord, Role, fiscal_year
 from engine.rules import fields
 from engine.rules.effects import EFFECTS
 from engine.rules.workflow import Workflow
-from engine.store.db import insert_ignore
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.scope import scope_clause
 from engine.store.statements import Prepared
-from engine.store.tables import communities, demands, expenses, projects
+from engine.store.tables import communities, demands, projects
 from engine.store.uow import Change, Zizhi
 
 PROJECT_FIELDS = {
     "title": fields.text("title", "项目名称", max_length=200, single_line=True),
     "category": fields.text("category", "项目类别", max_length=64, single_line=True),
 }
-EXPENSE_FIELDS = {
-    "amount_fen": fields.amount("amount_fen", "金额（分）"),
-    "payee": fields.text("payee", "收款方", max_length=200, single_line=True),
-    "invoice_no": fields.text("invoice_no", "发票号", max_length=64, single_line=True),
-    "description": fields.text("description", "用途说明"),
-}
-
-
 _p = projects.c
-_LOCATE = (
-    sa.select(_p.community_id, communities.c.street)
-    .join(communities, communities.c.id == _p.community_id)
-    .where(_p.id == sa.bindparam("project"))
-)
 _READ = (
     sa.select(projects, communities.c.street)
     .join(communities, communities.c.id == _p.community_id)
@@ -55,12 +40,6 @@ _DEMAND_COUNT = Prepared(
     sa.select(sa.func.count().label("count"))
     .select_from(demands)
     .where(demands.c.project_id == sa.bindparam("project"))
-)
-_INSERT_EXPENSE = Prepared(lambda dialect: insert_ignore(dialect, expenses, *expenses.c))
-_INVOICE_TAKEN = sa.select(expenses.c.id).where(
-    expenses.c.community_id == sa.bindparam("community"),
-    expenses.c.payee == sa.bindparam("payee"),
-    expenses.c.invoice_no == sa.bindparam("invoice"),
 )
 
 
@@ -86,18 +65,6 @@ class ProjectView:
     updated_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class ExpenseView:
-    id: int
-    project_id: int
-    community_id: str
-    amount_fen: int
-    payee: str
-    invoice_no: str
-    description: str
-    created_at: datetime
-
-
 def open_project(
     z: Zizhi,
     principal: Principal,
@@ -108,6 +75,7 @@ def open_project(
     category: str,
     idempotency: IdempotencyKey | None = None,
 ) -> ProjectView:
+    """Open a project on the latest version of ``workflow`` (the community's committee)."""
     principal.require(Role.committee)
     clean = fields.validate(PROJECT_FIELDS, {"title": title, "category": category})
     wf = z.workflows.latest(workflow)
@@ -192,62 +160,8 @@ def fire(
     return view
 
 
-def record_expense(
-    z: Zizhi,
-    principal: Principal,
-    project_id: int,
-    data: Mapping[str, Any],
-    *,
-    idempotency: IdempotencyKey | None = None,
-) -> ExpenseView:
-    """Spend from the project's reservation; only while the workflow allows expenses."""
-    principal.require(Role.committee)
-    clean = fields.validate(EXPENSE_FIELDS, data)
-    with z.change(principal, idempotency, project=project_id) as change:
-        if (done := change.replay(ExpenseView)) is not None:
-            return done
-        project = change.project
-        wf = z.workflows.get(project.workflow, project.workflow_version)
-        if project.state not in wf.expenses_in:
-            allowed = "、".join(wf.state_label(s) for s in sorted(wf.expenses_in))
-            raise ActionNotAllowed(
-                f"项目当前处于“{wf.state_label(project.state)}”阶段，只能在{allowed}阶段登记支出"
-            )
-        row = _INSERT_EXPENSE.first(
-            change.conn,
-            {
-                "community_id": project.community_id,
-                "project_id": project.id,
-                "created_at": change.at,
-                **clean,
-            },
-        )
-        if row is None:  # the (community, payee, invoice) is recorded already
-            taken = change.conn.execute(
-                _INVOICE_TAKEN,
-                {
-                    "community": project.community_id,
-                    "payee": clean["payee"],
-                    "invoice": clean["invoice_no"],
-                },
-            ).scalar_one()
-            raise AlreadyExists(
-                f"收款方“{clean['payee']}”的发票 {clean['invoice_no']} 已登记过（支出 {taken}）"
-            )
-        cause = change.history.append(
-            "expense.recorded",
-            {"expense_id": row.id, **clean},
-            community_id=project.community_id,
-            project_id=project.id,
-        )
-        change.ledger.spend(project.account, project.id, clean["amount_fen"], cause)
-        change.save_project()
-        view = expense_view(row)
-        change.commit(view)
-    return view
-
-
 def get_project(z: Zizhi, principal: Principal, project_id: int) -> ProjectView:
+    """One project, with the actions the principal may fire now."""
     with z.read() as conn:
         row = conn.execute(_READ, {"project": project_id}).first()
     if row is None or not principal.covers(row.community_id, row.street):
@@ -266,6 +180,7 @@ def list_projects(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[ProjectView]:
+    """One page of the projects the principal may see, by id, optionally filtered."""
     check_limit(limit)
     query = (
         sa.select(projects)
@@ -286,39 +201,6 @@ def list_projects(
     return Page(
         [_view(p, z.workflows.get(p.workflow, p.workflow_version), principal) for p in page.items],
         page.next_cursor,
-    )
-
-
-def list_expenses(z: Zizhi, principal: Principal, project_id: int) -> list[ExpenseView]:
-    with z.read() as conn:
-        locate(conn, principal, project_id)
-        rows = conn.execute(
-            sa.select(expenses).where(expenses.c.project_id == project_id).order_by(expenses.c.id)
-        ).all()
-    return [expense_view(r) for r in rows]
-
-
-# --- shared with engine.usecases.demands ------------------------------------------------------
-
-
-def locate(conn: Connection, principal: Principal, project_id: int) -> str:
-    """The project's community, if the principal may see the project; else NotFound."""
-    row = conn.execute(_LOCATE, {"project": project_id}).first()
-    if row is None or not principal.covers(row.community_id, row.street):
-        raise NotFound(f"项目 {project_id} 不存在")
-    return str(row.community_id)
-
-
-def expense_view(row: Any) -> ExpenseView:
-    return ExpenseView(
-        id=row.id,
-        project_id=row.project_id,
-        community_id=row.community_id,
-        amount_fen=row.amount_fen,
-        payee=row.payee,
-        invoice_no=row.invoice_no,
-        description=row.description,
-        created_at=row.created_at,
     )
 
 

@@ -43,6 +43,7 @@ class TokenView:
 
 
 def hash_token(token: str) -> str:
+    """The SHA-256 a token is stored and looked up as."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -56,6 +57,7 @@ def create_token(
     streets: Iterable[str] = (),
     idempotency: IdempotencyKey | None = None,
 ) -> TokenView:
+    """Create an API token (admin); its secret is in this answer only, never replayed."""
     principal.require(Role.admin)
     scope = check_grant(name=name, role=role, communities=communities, streets=streets)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -98,6 +100,7 @@ def create_token(
 
 
 def revoke_token(z: Zizhi, principal: Principal, token_id: str) -> TokenView:
+    """Revoke a live token (admin); it authenticates no more."""
     principal.require(Role.admin)
     with z.change(principal, chain=SYSTEM_CHAIN) as change:
         row = change.conn.execute(
@@ -114,6 +117,7 @@ def revoke_token(z: Zizhi, principal: Principal, token_id: str) -> TokenView:
 
 
 def list_tokens(z: Zizhi, principal: Principal) -> list[TokenView]:
+    """Every token, revoked ones included, without secrets (admin)."""
     principal.require(Role.admin)
     with z.read() as conn:
         rows = conn.execute(sa.select(api_tokens).order_by(api_tokens.c.created_at)).all()
@@ -121,6 +125,7 @@ def list_tokens(z: Zizhi, principal: Principal) -> list[TokenView]:
 
 
 def authenticate_token(z: Zizhi, token: str) -> Principal:
+    """The principal a bearer token stands for; Unauthenticated if none."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("令牌无效")
     with z.read() as conn:

@@ -19,22 +19,17 @@ from itertools import groupby
 import sqlalchemy as sa
 
 from engine.errors import AlreadyExists
-from engine.model import Account, IdempotencyKey, Principal, Role, check_year
+from engine.model import IdempotencyKey, Principal, ProjectRecord, Role, check_year
 from engine.store.history import SYSTEM_CHAIN
 from engine.store.tables import closed_years, projects
-from engine.store.uow import Zizhi
+from engine.store.uow import Zizhi, save_project
 
 _p = projects.c
 _OPEN = (
-    sa.select(_p.id, _p.community_id, _p.fund, _p.reserved_fen)
+    sa.select(projects)
     .where(_p.year == sa.bindparam("year"), _p.reserved_fen > 0)
     .order_by(_p.id)
     .with_for_update()
-)
-_BUMP = (
-    sa.update(projects)
-    .where(_p.id == sa.bindparam("project"))
-    .values(version=_p.version + 1, updated_at=sa.bindparam("at"))
 )
 _STATUS = sa.select(closed_years).where(closed_years.c.year == sa.bindparam("year"))
 
@@ -51,6 +46,7 @@ class YearView:
 def close_year(
     z: Zizhi, principal: Principal, year: int, *, idempotency: IdempotencyKey | None = None
 ) -> YearView:
+    """Close a fiscal year (admin): release every open reservation, refuse new ones."""
     principal.require(Role.admin)
     check_year(year)
     with z.change(principal, idempotency, chain=SYSTEM_CHAIN, reserving="exclusive") as change:
@@ -58,14 +54,10 @@ def close_year(
             return done
         if change.conn.execute(_STATUS, {"year": year}).first() is not None:
             raise AlreadyExists(f"{year} 年度已经结账")
-        held = change.conn.execute(_OPEN, {"year": year}).all()
+        held = [ProjectRecord.from_row(r) for r in change.conn.execute(_OPEN, {"year": year})]
+        released_fen = sum(p.reserved_fen for p in held)
         cause = change.history.append(
-            "year.closed",
-            {
-                "year": year,
-                "projects": len(held),
-                "released_fen": sum(p.reserved_fen for p in held),
-            },
+            "year.closed", {"year": year, "projects": len(held), "released_fen": released_fen}
         )
         change.conn.execute(
             sa.insert(closed_years).values(year=year, closed_at=change.at, event_id=cause)
@@ -82,20 +74,21 @@ def close_year(
                     community_id=community_id,
                     project_id=p.id,
                 )
-                ledger.release(Account(community_id, p.fund, year), p.id, p.reserved_fen, cause)
-                change.conn.execute(_BUMP, {"project": p.id, "at": change.at})
+                ledger.release(p, cause)
+                save_project(change, p)
         view = YearView(
             year=year,
             closed=True,
             closed_at=change.at,
             projects_released=len(held),
-            released_fen=sum(p.reserved_fen for p in held),
+            released_fen=released_fen,
         )
         change.commit(view)
     return view
 
 
 def year_status(z: Zizhi, principal: Principal, year: int) -> YearView:
+    """Whether a fiscal year is closed, and when."""
     check_year(year)
     with z.read() as conn:
         row = conn.execute(_STATUS, {"year": year}).first()

@@ -9,15 +9,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import sqlalchemy as sa
 
 import engine
 from engine.errors import FundCapExceeded
-from engine.model import CLI, Account
+from engine.model import CLI, ProjectRecord
 from engine.store.history import ChainWriter
 from engine.store.ledger import Ledger
-from engine.store.tables import ledger_entries
+from engine.store.tables import ledger_entries, projects
 from engine.store.uow import Zizhi
 from tests.concurrency import race
 from tests.factories import VOTE, World, new_id
@@ -52,7 +53,7 @@ def test_eight_approvals_racing_for_a_fund_that_fits_five_let_exactly_five_win(
         world.advance(world.project(community), "review", budget_fen=1_000_000) for _ in range(8)
     ]
     engine.set_allocation(z, CLI, community, "self_governance", review[0].year, 5_000_000)
-    results = race([lambda p=p: engine.fire(z, committee, p.id, "approve", VOTE) for p in review])
+    results = race([partial(engine.fire, z, committee, p.id, "approve", VOTE) for p in review])
     assert _winners(results) == 5
     fund = engine.funds(z, CLI, community)[0]
     assert (fund.reserved_fen, fund.spent_fen, fund.available_fen) == (5_000_000, 0, 0)
@@ -69,7 +70,7 @@ def test_racing_the_first_use_of_a_fresh_community_year_opens_its_account_once(
         world.advance(world.project(community), "review", budget_fen=1_000_000) for _ in range(8)
     ]
     assert _allocate_entries(z, community) == 0  # nothing has touched the ledger yet
-    results = race([lambda p=p: engine.fire(z, committee, p.id, "approve", VOTE) for p in review])
+    results = race([partial(engine.fire, z, committee, p.id, "approve", VOTE) for p in review])
     assert _winners(results) == 5  # the default ¥50,000 fits five plans of ¥10,000
     assert _allocate_entries(z, community) == 1
     fund = engine.funds(z, CLI, community)[0]
@@ -82,7 +83,8 @@ def test_racing_expenses_never_overdraw_one_reservation(world: World, z: Zizhi) 
     project = world.advance(world.project(community), "implementation", budget_fen=1_000_000)
     results = race(
         [
-            lambda n=n: engine.record_expense(
+            partial(
+                engine.record_expense,
                 z,
                 committee,
                 project.id,
@@ -109,17 +111,17 @@ def test_the_conditional_update_alone_holds_the_cap_without_any_chain_lock(
     review = [
         world.advance(world.project(community), "review", budget_fen=1_000_000) for _ in range(8)
     ]
-    account = Account(community, "self_governance", review[0].year)
 
     def reserve(project_id: int) -> None:
         with z.db.write() as conn:
             at = z.clock()
+            row = conn.execute(sa.select(projects).where(projects.c.id == project_id)).one()
             chain = ChainWriter(conn, new_id("race-"), CLI.actor, at)
-            Ledger(conn, chain, z.policy, at).reserve(account, project_id, 1_000_000, cause=0)
+            Ledger(conn, chain, z.policy, at).reserve(ProjectRecord.from_row(row), 1_000_000, 0)
             chain.flush()
             conn.commit()
 
-    results = race([lambda p=p: reserve(p.id) for p in review])
+    results = race([partial(reserve, p.id) for p in review])
     assert _winners(results) == 5
     assert _allocate_entries(z, community) == 1
     assert engine.funds(z, CLI, community)[0].reserved_fen == 5_000_000
@@ -135,7 +137,7 @@ def test_racing_approvals_leave_a_history_and_ledger_that_verify(fresh_z: Zizhi)
     ]
     race(
         [
-            lambda p=p: engine.fire(fresh_z, world.committee(p.community_id), p.id, "approve", VOTE)
+            partial(engine.fire, fresh_z, world.committee(p.community_id), p.id, "approve", VOTE)
             for p in review
         ]
     )
@@ -170,13 +172,13 @@ def test_writers_in_different_communities_do_not_wait_for_each_other(
     busy, other = world.community(), world.community()
     project = world.project(other)
     finished = threading.Event()
+
+    def cancel() -> None:
+        engine.fire(z, world.committee(other), project.id, "cancel", {"reason": "测试"})
+        finished.set()
+
     with community_held(z, busy) as release:
-        writer = threading.Thread(
-            target=lambda: (
-                engine.fire(z, world.committee(other), project.id, "cancel", {"reason": "测试"}),
-                finished.set(),
-            )
-        )
+        writer = threading.Thread(target=cancel)
         writer.start()
         blocked = not finished.wait(2)
         release.set()
@@ -200,9 +202,7 @@ def test_a_fresh_community_years_allocation_set_concurrently_ends_consistent(
     community = world.community()
     results = race(
         [
-            lambda n=n: engine.set_allocation(
-                z, CLI, community, "party_service", 2032, 1_000_000 + n
-            )
+            partial(engine.set_allocation, z, CLI, community, "party_service", 2032, 1_000_000 + n)
             for n in range(8)
         ]
     )
