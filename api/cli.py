@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -52,9 +54,15 @@ def open_zizhi(settings: Settings) -> Zizhi:
     return Zizhi(db, load_registry(), policy=settings.allocation_policy())
 
 
-def _fail(exc: ZizhiError) -> NoReturn:
-    err.print(f"[red]失败（{exc.code}）：{exc.message}[/red]")
-    raise typer.Exit(2)
+@contextmanager
+def zizhi() -> Iterator[Zizhi]:
+    """The engine on the configured database; a refusal ends the command with status 2."""
+    z = open_zizhi(Settings())
+    try:
+        yield z
+    except ZizhiError as exc:
+        err.print(f"[red]失败（{exc.code}）：{exc.message}[/red]")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -94,13 +102,10 @@ def token_create(
     street: Streets = [],
 ) -> None:
     """创建 API 令牌；令牌明文单独打印在最后一行。"""
-    z = open_zizhi(Settings())
-    try:
+    with zizhi() as z:
         token = engine.create_token(
             z, CLI, name=name, role=role, communities=community, streets=street
         )
-    except ZizhiError as exc:
-        _fail(exc)
     err.print(f"已创建令牌 {token.id}（{token.role}，{token.name}）；明文只显示这一次：")
     print(token.token, flush=True)
 
@@ -120,8 +125,7 @@ def user_create(
         err.print("[red]请用 --password-stdin 从标准输入提供密码，避免密码出现在命令行历史中[/red]")
         raise typer.Exit(2)
     password = sys.stdin.readline().rstrip("\r\n")
-    z = open_zizhi(Settings())
-    try:
+    with zizhi() as z:
         user = engine.create_user(
             z,
             CLI,
@@ -131,8 +135,6 @@ def user_create(
             communities=community,
             streets=street,
         )
-    except ZizhiError as exc:
-        _fail(exc)
     print(f"已创建用户 {user.username}（{user.role}）")
 
 
@@ -145,24 +147,18 @@ def community_create(
     kind: Annotated[str, typer.Option(help="urban 社区 / rural 村")] = "urban",
 ) -> None:
     """创建社区。"""
-    z = open_zizhi(Settings())
-    try:
+    with zizhi() as z:
         community = engine.create_community(
             z, CLI, id=id, name=name, street=street, district=district, kind=kind
         )
-    except ZizhiError as exc:
-        _fail(exc)
     print(f"已创建社区 {community.id}（{community.name}，{community.street}）")
 
 
 @year_app.command("close")
 def year_close(year: Annotated[int, typer.Argument(help="要结账的年度，如 2025")]) -> None:
     """年度结账：一次性释放该年度全部未用预留，此后该年度不再接受预留；记入历史。"""
-    z = open_zizhi(Settings())
-    try:
+    with zizhi() as z:
         closed = engine.close_year(z, CLI, year)
-    except ZizhiError as exc:
-        _fail(exc)
     print(
         f"{closed.year} 年度已结账：释放 {closed.projects_released} 个项目的未用预留，"
         f"合计 {closed.released_fen / 100:,.2f} 元"
@@ -208,11 +204,8 @@ def demo(
     ] = demo_district.DEFAULT_SEED,
 ) -> None:
     """在空数据库中生成演示辖区（姑苏区 8 个街道、168 个社区），每个项目都经流程引擎办理。"""
-    z = open_zizhi(Settings())
-    try:
+    with zizhi() as z:
         _demo(z, communities=communities, years=years, seed=seed)
-    except ZizhiError as exc:
-        _fail(exc)
 
 
 def _demo(
@@ -235,7 +228,7 @@ def _demo(
         result = demo_district.generate(
             z, communities=communities, years=years, seed=seed, progress=report
         )
-    for line in demo_district.summary(result):
+    for line in demo_district.summary(result, z.workflows):
         print(line)
     print(result.admin_token, flush=True)
 

@@ -540,29 +540,13 @@ CANCEL_BY_STREET = (
     "经街道审核，项目内容与区级工程重复，予以撤销",
 )
 
-STATE_LABELS = {
-    "demand_collection": "需求征集",
-    "screening": "筛选",
-    "planning": "方案编制",
-    "review": "评议",
-    "street_review": "街道审核",
-    "implementation": "实施",
-    "evaluation": "评估",
-    "feedback": "反馈",
-    "completed": "已办结",
-    "rejected": "不予立项",
-    "cancelled": "已撤销",
-}
-STATE_ORDER = list(STATE_LABELS)
-_FUND_LABELS = {"self_governance": "居民自治项目经费", "party_service": "党组织为民服务专项经费"}
-
 
 def yuan(fen: int) -> str:
     return f"¥{fen // 100:,}.{fen % 100:02d}"
 
 
-def closing_notice(title: str, budget: int, spent: int, workflow: str) -> str:
+def closing_notice(title: str, budget: int, spent: int, fund_label: str) -> str:
     return (
         f"“{title}”已办结。预算{yuan(budget)}，实际支出{yuan(spent)}，"
-        f"结余{yuan(budget - spent)}已退回{_FUND_LABELS[workflow]}。感谢居民参与，欢迎监督。"
+        f"结余{yuan(budget - spent)}已退回{fund_label}。感谢居民参与，欢迎监督。"
     )

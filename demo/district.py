@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import engine
-from demo import content
-from demo.plan import WORKDAY, Op, Place, Planner, district, moment, street_username
+from demo.plan import WORKDAY, WORKFLOWS, Op, Place, Planner, district, moment, street_username
 from engine import (
     CLI,
     FISCAL_TZ,
     AlreadyExists,
     Principal,
     Role,
+    WorkflowRegistry,
     Zizhi,
     create_token,
     create_user,
@@ -85,7 +85,7 @@ def generate(
     chosen = district(communities)
     this_year = fiscal_year(utc_now())
     calendar = list(range(this_year - years + 1, this_year + 1))
-    planner = Planner(random.Random(seed), z.policy)
+    planner = Planner(random.Random(seed), z.policy, z.workflows)
     plans = [(year, planner.year(chosen, current=year == this_year)) for year in calendar]
     people = _People(chosen)
     clock = _Clock()
@@ -155,14 +155,15 @@ def generate(
     )
 
 
-def summary(result: DemoResult) -> list[str]:
+def summary(result: DemoResult, workflows: WorkflowRegistry) -> list[str]:
     """What to tell whoever ran the demo; the caller prints the admin token after it."""
+    labels = state_labels(workflows)
     streets = sorted({p.street for p in result.places}, key=street_username)
     villages = sum(p.kind == "rural" for p in result.places)
     span = "–".join(str(y) for y in sorted({result.years[0], result.years[-1]}))
     by_state = "、".join(
-        f"{content.STATE_LABELS[s]} {result.current_states[s]}"
-        for s in content.STATE_ORDER
+        f"{label} {result.current_states[s]}"
+        for s, label in labels.items()
         if s in result.current_states
     )
     lead, other = result.places[0], result.places[-1]
@@ -293,3 +294,19 @@ def _tokens(z: Zizhi, chosen: Sequence[Place]) -> list[SignIn]:
         assert token.token is not None, "a new token carries its secret"
         sign_ins.append(SignIn(label, token.token))
     return sign_ins
+
+
+def state_labels(workflows: WorkflowRegistry) -> dict[str, str]:
+    """Every state of the demo's workflows with its label, in the order projects pass them
+    (a state only one workflow has comes right after the state before it there)."""
+    order: list[str] = []
+    labels: dict[str, str] = {}
+    for name in WORKFLOWS:
+        wf = workflows.latest(name)
+        before: str | None = None
+        for state in wf.states:
+            if state not in order:
+                order.insert(order.index(before) + 1 if before is not None else len(order), state)
+                labels[state] = wf.state_label(state)
+            before = state
+    return {s: labels[s] for s in order}

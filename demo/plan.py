@@ -17,31 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from demo import content
-from engine import FISCAL_TZ, AllocationPolicy, Fund
+from engine import FISCAL_TZ, AllocationPolicy, Workflow, WorkflowRegistry
 
-# Each workflow's way forward; a project leaves each state by one action (see _leave).
-HAPPY = {
-    "self_governance": [
-        "demand_collection",
-        "screening",
-        "planning",
-        "review",
-        "implementation",
-        "evaluation",
-        "feedback",
-    ],
-    "party_service": [
-        "demand_collection",
-        "screening",
-        "planning",
-        "review",
-        "street_review",
-        "implementation",
-        "evaluation",
-        "feedback",
-    ],
-}
-FINAL = ["completed", "rejected", "cancelled"]
+# The workflows the demo plans projects on, in the order it plans them.
+WORKFLOWS = ("self_governance", "party_service")
 # How this year's projects beyond the first in each state are spread: a mid-year picture.
 CURRENT_WEIGHTS = {
     "demand_collection": 8,
@@ -114,6 +93,31 @@ def street_username(street: str) -> str:
 # --- the plan ------------------------------------------------------------------------------
 
 
+def way_forward(wf: Workflow) -> list[str]:
+    """The states a project passes on its way to ``completed``, by the fewest actions: the
+    workflow's main path, read from its definition (breadth first over its actions)."""
+    came_from: dict[str, str | None] = {wf.initial: None}
+    frontier = [wf.initial]
+    while frontier and "completed" not in came_from:
+        reached = []
+        for source in frontier:
+            for action in wf.actions.values():
+                if source in action.sources and action.dest not in came_from:
+                    came_from[action.dest] = source
+                    reached.append(action.dest)
+        frontier = reached
+    path: list[str] = []
+    state = came_from["completed"]
+    while state is not None:
+        path.append(state)
+        state = came_from[state]
+    return path[::-1]
+
+
+def final_states(wf: Workflow) -> list[str]:
+    return [s.name for s in wf.states.values() if s.final]
+
+
 @dataclass(eq=False, slots=True)
 class ProjectPlan:
     place: Place
@@ -124,6 +128,7 @@ class ProjectPlan:
     stop: str | None = None  # the state it stays in, or is rejected or cancelled from
     budget: int = 0
     spent: int = 0
+    path: list[str] = field(default_factory=list)  # its workflow's way forward
     held_back: list[dict[str, Any]] = field(default_factory=list)  # paid after rectifying
     id: int = 0  # known once opened
     pool_demand_id: int = 0  # known once a resident's demand is in the pool
@@ -134,7 +139,7 @@ class ProjectPlan:
 
     def passes(self, state: str) -> bool:
         """Whether the project moves on out of ``state``."""
-        path = HAPPY[self.workflow]
+        path = self.path
         return self.stop is None or path.index(self.stop) > path.index(state)
 
 
@@ -186,9 +191,13 @@ class _Steps:
 class Planner:
     """Plans year after year from one seeded ``random.Random``, so a seed repeats a district."""
 
-    def __init__(self, rng: random.Random, policy: AllocationPolicy) -> None:
+    def __init__(
+        self, rng: random.Random, policy: AllocationPolicy, workflows: WorkflowRegistry
+    ) -> None:
         self.rng = rng
         self.policy = policy
+        self.workflows = {name: workflows.latest(name) for name in WORKFLOWS}
+        self.paths = {name: way_forward(wf) for name, wf in self.workflows.items()}
         self.projects = 0
         self._invoices = itertools.count(1)
 
@@ -196,7 +205,9 @@ class Planner:
         """One year's changes in the order they happen; ``current``: spread over the steps."""
         # The database is empty, so every allocation is still the policy's default.
         funded = {
-            (p.id, wf): self.policy.default_fen(Fund(wf), p.kind) for p in chosen for wf in HAPPY
+            (p.id, name): self.policy.default_fen(wf.fund, p.kind)
+            for p in chosen
+            for name, wf in self.workflows.items()
         }
         plans: list[ProjectPlan] = []
         for place in chosen:
@@ -252,7 +263,7 @@ class Planner:
         title = self.rng.choice(idea.titles)
         if used[idea.key]:
             title += f"（{used[idea.key] + 1}期）"
-        return ProjectPlan(place, workflow, idea, title)
+        return ProjectPlan(place, workflow, idea, title, path=self.paths[workflow])
 
     def _spread_over_states(
         self, plans: list[ProjectPlan], chosen: Sequence[Place], funded: dict[tuple[str, str], int]
@@ -261,8 +272,8 @@ class Planner:
 
         A small demo gets extra projects until each workflow has as many as it has states.
         """
-        for wf, path in HAPPY.items():
-            states = path + FINAL
+        for wf, path in self.paths.items():
+            states = path + final_states(self.workflows[wf])
             mine = [p for p in plans if p.workflow == wf]
             eligible = [p for p in chosen if funded[p.id, wf] >= MIN_FUND_FEN]
             missing = max(0, len(states) - len(mine)) if eligible else 0
@@ -282,7 +293,7 @@ class Planner:
         if target == "rejected":
             return "rejected", self.rng.choice(["screening", "review"])
         if target == "cancelled":
-            early = [s for s in HAPPY[workflow] if s not in ("evaluation", "feedback")]
+            early = [s for s in self.paths[workflow] if s not in ("evaluation", "feedback")]
             return "cancelled", self.rng.choice(early)
         return "open", target
 
@@ -320,7 +331,7 @@ class Planner:
             steps.add("link")
         for _ in range(rng.randint(0 if pooled else 1, 2)):
             steps.add("demand", data=self._demand(p.idea, contact=rng.random() < 0.5))
-        for state in HAPPY[p.workflow]:
+        for state in p.path:
             if not p.passes(state):
                 break
             self._leave(p, state, steps)
@@ -390,7 +401,9 @@ class Planner:
             steps.fire(
                 "close",
                 {
-                    "notice": content.closing_notice(p.title, p.budget, p.spent, p.workflow),
+                    "notice": content.closing_notice(
+                        p.title, p.budget, p.spent, self.workflows[p.workflow].fund.label
+                    ),
                     "satisfied": rng.randint(20, 160),
                     "unsatisfied": rng.randint(0, 6),
                 },
