@@ -16,6 +16,8 @@ from pydantic_core import PydanticCustomError
 import engine
 from engine import (
     COMMUNITY_ID_PATTERN,
+    MAX_YEAR,
+    MIN_YEAR,
     IdempotencyKey,
     Principal,
     Unauthenticated,
@@ -60,6 +62,8 @@ CommunityId = Annotated[
     str,
     Path(max_length=64, pattern=COMMUNITY_ID_PATTERN, description="社区编号", examples=["lihe"]),
 ]
+Year = Annotated[int, Path(ge=MIN_YEAR, le=MAX_YEAR, description="年度", examples=[2026])]
+YearFilter = Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)]
 CommunityFilter = Annotated[str | None, Query(max_length=64, pattern=COMMUNITY_ID_PATTERN)]
 NameFilter = Annotated[str | None, Query(max_length=64, pattern=SINGLE_LINE)]
 Cursor = Annotated[

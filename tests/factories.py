@@ -34,8 +34,51 @@ PATHS["party_service"] = [
 _counter = itertools.count(1)
 
 
+def happy_steps(
+    workflow: str, state: str, to_state: str, *, budget_fen: int | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The actions, with their fields, that move a project on from ``state`` along its
+    workflow's happy path until it reaches ``to_state`` (or the path's end)."""
+    path = PATHS[workflow]
+    states = [s for s, _, _ in path]
+    start = states.index(state) if state in states else len(path)
+    stop = states.index(to_state) if to_state in states[start:] else len(path)
+    steps = []
+    for _, action, data in path[start:stop]:
+        if action == "submit_plan" and budget_fen is not None:
+            data = {**data, "budget_fen": budget_fen}
+        steps.append((action, data))
+    return steps
+
+
+def assert_replays_to(
+    history: list[engine.EventView], project: ProjectView, why: object = None
+) -> None:
+    """The project rebuilt from its events alone is the project the engine shows."""
+    replayed = engine.replay_project(history)
+    assert (
+        replayed.state,
+        replayed.version,
+        replayed.budget_fen,
+        replayed.reserved_fen,
+        replayed.spent_fen,
+    ) == (
+        project.state,
+        project.version,
+        project.budget_fen,
+        project.reserved_fen,
+        project.spent_fen,
+    ), why
+
+
 def new_id(prefix: str = "c") -> str:
     return f"{prefix}{next(_counter)}-{uuid.uuid4().hex[:8]}"
+
+
+def secret(token: engine.TokenView) -> str:
+    """The secret of a token just created (only that answer carries it)."""
+    assert token.token is not None, "a created token's answer carries its secret"
+    return token.token
 
 
 class World:
@@ -106,19 +149,12 @@ class World:
         """Drive a project along its workflow's happy path until it reaches ``to_state``."""
         committee = committee or self.committee(project.community_id)
         officer = self.street_officer(self.street_of(project.community_id))
-        path = PATHS[project.workflow]
-        start = next(
-            (i for i, (state, _, _) in enumerate(path) if state == project.state), len(path)
-        )
-        for _, action, data in path[start:]:
-            if project.state == to_state:
-                return project
+        steps = happy_steps(project.workflow, project.state, to_state, budget_fen=budget_fen)
+        for action, data in steps:
             if action == "close_collection":
                 engine.add_to_project(
                     self.z, committee, project.id, {"content": "通道堵塞", "resident": "王老伯"}
                 )
-            if action == "submit_plan" and budget_fen is not None:
-                data = {**data, "budget_fen": budget_fen}
             actor = officer if action == "street_approve" else committee
             project = engine.fire(self.z, actor, project.id, action, data)
         assert project.state == to_state, f"{to_state} is not on the happy path"

@@ -14,6 +14,8 @@ from api.deps import (
     Idempotency,
     Moment,
     NameFilter,
+    Year,
+    YearFilter,
     ZizhiDep,
 )
 from api.problems import responses
@@ -22,7 +24,6 @@ from engine import CommunityView, DemandView, FundView, StatementLine
 
 router = APIRouter(prefix="/api/v1/communities", tags=["社区与经费"])
 
-Year = Annotated[int, Path(ge=2000, le=2100, description="年度", examples=[2026])]
 FundName = Annotated[Literal["self_governance", "party_service"], Path(description="经费类型")]
 Limit = Annotated[int, Query(ge=1, le=500, description="每页条数")]
 
@@ -85,7 +86,7 @@ def get_funds(
     community_id: CommunityId,
     z: ZizhiDep,
     principal: CurrentPrincipal,
-    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    year: YearFilter = None,
     as_of: Annotated[
         Moment | None, Query(description="ISO 8601 时刻（须带时区）；给出时返回该时刻的余额")
     ] = None,

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 import engine
 from engine.model import CLI
 from engine.store.uow import Zizhi
-from tests.factories import PATHS, new_id
+from tests.factories import happy_steps, new_id
 
 
 class Api:
@@ -112,11 +112,8 @@ class Api:
         street_token: str | None = None,
         budget_fen: int | None = None,
     ) -> dict[str, Any]:
-        path = PATHS[project["workflow"]]
-        start = next((i for i, (s, _, _) in enumerate(path) if s == project["state"]), len(path))
-        for _, action, data in path[start:]:
-            if project["state"] == to_state:
-                break
+        steps = happy_steps(project["workflow"], project["state"], to_state, budget_fen=budget_fen)
+        for action, data in steps:
             if action == "close_collection":
                 self.ok(
                     self.post(
@@ -126,8 +123,6 @@ class Api:
                     ),
                     201,
                 )
-            if action == "submit_plan" and budget_fen is not None:
-                data = {**data, "budget_fen": budget_fen}
             actor = street_token if action == "street_approve" else token
             project = self.ok(self.act(actor or "", project["id"], action, data))
         assert project["state"] == to_state

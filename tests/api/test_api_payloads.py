@@ -118,13 +118,14 @@ def test_hostile_text_in_every_field_is_kept_verbatim_and_harmless(
         short,
         payload,
     )
-    for action, body in [
+    finishing: list[tuple[str, dict[str, Any]]] = [
         ("complete_implementation", {"report": payload}),
         ("rectify", {"issues": payload}),
         ("complete_implementation", {"report": payload}),
         ("evaluate", {"score": 3, "report": payload}),
         ("close", {"notice": payload, "satisfied": 1, "unsatisfied": 0}),
-    ]:
+    ]
+    for action, body in finishing:
         api.ok(api.act(committee, pid, action, body))
 
     shown = api.ok(api.get(f"/api/v1/projects/{pid}", committee))

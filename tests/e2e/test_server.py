@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import httpx2 as httpx
@@ -87,9 +88,7 @@ def test_eight_clients_racing_to_approve_over_http_let_exactly_five_win(fresh_z:
         )
         answers = race(
             [
-                lambda p=p: committee.call(
-                    "POST", f"/api/v1/projects/{p['id']}/actions/approve", VOTE
-                )
+                partial(committee.call, "POST", f"/api/v1/projects/{p['id']}/actions/approve", VOTE)
                 for p in review
             ]
         )

@@ -19,6 +19,7 @@ from engine.rules.workflow import WorkflowRegistry
 from engine.store.uow import Zizhi
 from engine.usecases.projects import ProjectView
 from tests.conftest import DatabaseFactory
+from tests.factories import assert_replays_to
 from workflows import load_registry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,14 +129,7 @@ def test_the_history_verifies_and_every_project_replays_to_its_record(
     assert report.checked == demo.events
     for p in all_projects(demo_z):
         history = engine.project_history(demo_z, CLI, p.id)
-        replayed = engine.replay_project(history)
-        assert (
-            replayed.state,
-            replayed.version,
-            replayed.budget_fen,
-            replayed.reserved_fen,
-            replayed.spent_fen,
-        ) == (p.state, p.version, p.budget_fen, p.reserved_fen, p.spent_fen)
+        assert_replays_to(history, p)
         assert {fiscal_year(e.at) for e in history} == {p.year}
 
 

@@ -7,7 +7,7 @@ import pytest
 import engine
 from engine.model import CLI
 from engine.store.uow import Zizhi
-from tests.factories import PATHS, World
+from tests.factories import PATHS, World, assert_replays_to
 
 
 @pytest.mark.parametrize("workflow", ["self_governance", "party_service"])
@@ -117,20 +117,7 @@ def test_replaying_a_projects_history_gives_its_current_state(world: World, z: Z
     project = world.advance(
         engine.get_project(z, committee, project.id), "feedback", committee=committee
     )
-    replayed = engine.replay_project(engine.project_history(z, committee, project.id))
-    assert (
-        replayed.state,
-        replayed.version,
-        replayed.budget_fen,
-        replayed.reserved_fen,
-        replayed.spent_fen,
-    ) == (
-        project.state,
-        project.version,
-        project.budget_fen,
-        project.reserved_fen,
-        project.spent_fen,
-    )
+    assert_replays_to(engine.project_history(z, committee, project.id), project)
 
 
 def test_a_project_keeps_the_workflow_version_it_started_with(world: World) -> None:

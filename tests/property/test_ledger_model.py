@@ -18,6 +18,7 @@ from engine.model import CLI
 from engine.store.tables import ledger_entries
 from engine.store.uow import Zizhi
 from tests.factories import VOTE, World
+from tests.property.examples import share_of_examples
 
 YEAR_FUND = "self_governance"
 
@@ -68,7 +69,7 @@ scenarios = st.tuples(
 ).map(lambda parts: parts[0] + parts[1])
 
 
-@settings(max_examples=settings.default.max_examples // 4)
+@settings(max_examples=share_of_examples(4))
 @given(scenarios)
 def test_the_ledger_agrees_with_a_reference_model(z: Zizhi, steps: list[tuple]) -> None:  # type: ignore[type-arg]
     world = World(z)

@@ -47,7 +47,7 @@ from engine.store.tables import projects as projects_table
 from engine.store.uow import Zizhi
 from engine.usecases.projects import ProjectView
 from tests.e2e.server import REPO, cli, free_port, wait_until_up
-from tests.factories import VOTE, World
+from tests.factories import VOTE, World, assert_replays_to, secret
 from tests.reliability.support import last_year_clock
 
 SEED = 726
@@ -311,14 +311,7 @@ def check_nothing_partial(z: Zizhi) -> None:
         ids = list(conn.execute(sa.select(projects_table.c.id)).scalars())
     for project_id in ids:
         got = engine.get_project(z, CLI, project_id)
-        replayed = engine.replay_project(engine.project_history(z, CLI, project_id))
-        assert (
-            replayed.state,
-            replayed.version,
-            replayed.budget_fen,
-            replayed.reserved_fen,
-            replayed.spent_fen,
-        ) == (got.state, got.version, got.budget_fen, got.reserved_fen, got.spent_fen), got
+        assert_replays_to(engine.project_history(z, CLI, project_id), got, got)
     e = ledger_entries.c
     signed = {
         "allocate": (1, 0, 0),
@@ -403,12 +396,15 @@ def test_killing_the_server_at_random_moments_loses_nothing_acknowledged_and_doe
     server = Server(url, tmp_path / "serve.log")
     clients, holding = _set_up(z, server, rng, stop, deadline)
     last_year = holding[0].year
-    admin_token = engine.create_token(z, CLI, name="管理员", role="admin").token
+    admin_token = secret(engine.create_token(z, CLI, name="管理员", role="admin"))
     admin = Client("admin", server, "", admin_token, "", random.Random(0), stop, deadline)
     closer = threading.Thread(
         target=admin.run_one, args=("close_year", f"/api/v1/years/{last_year}/close"), daemon=True
     )
-    acknowledged = lambda: [s for c in clients for s in c.sent if s.status]  # noqa: E731
+
+    def acknowledged() -> list[Sent]:
+        return [s for c in clients for s in c.sent if s.status]
+
     try:
         server.start()
         for client in clients:
@@ -430,9 +426,10 @@ def test_killing_the_server_at_random_moments_loses_nothing_acknowledged_and_doe
             server.start()
         time.sleep(rng.uniform(0.2, 0.5))
         stop.set()  # each client finishes the project it is driving
-        for client in [*clients, closer]:
-            client.join(max(1, deadline - time.monotonic()))
-            assert not client.is_alive(), f"{client.name} did not finish"
+        workers: list[threading.Thread] = [*clients, closer]
+        for worker in workers:
+            worker.join(max(1, deadline - time.monotonic()))
+            assert not worker.is_alive(), f"{worker.name} did not finish"
         failed = [c.error for c in [*clients, admin] if c.error is not None]
         assert not failed, failed
 
@@ -477,13 +474,17 @@ def _set_up(
             holding.append(past.advance(project, "implementation", budget_fen=300_000))
         for fund in ("self_governance", "party_service"):  # never the reason for a refusal
             engine.set_allocation(z, CLI, community, fund, year, 100_000_000)
-        street = engine.create_token(
-            z, CLI, name="街道", role="street", streets=[now.street_of(community)]
-        ).token
+        street = secret(
+            engine.create_token(
+                z, CLI, name="街道", role="street", streets=[now.street_of(community)]
+            )
+        )
         for n in range(CLIENTS_PER_COMMUNITY):
-            committee = engine.create_token(
-                z, CLI, name=f"居委会{n}", role="committee", communities=[community]
-            ).token
+            committee = secret(
+                engine.create_token(
+                    z, CLI, name=f"居委会{n}", role="committee", communities=[community]
+                )
+            )
             clients.append(
                 Client(
                     f"client{c}{n}",

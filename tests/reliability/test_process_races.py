@@ -40,7 +40,7 @@ from engine.model import CLI, fiscal_year
 from engine.store.tables import ledger_entries
 from engine.store.uow import Zizhi
 from tests.e2e.server import REPO, serve
-from tests.factories import VOTE, World
+from tests.factories import VOTE, World, assert_replays_to
 from tests.reliability.support import last_year_clock
 
 RACERS = 6
@@ -378,14 +378,7 @@ def check_race(z: Zizhi, race: Race, results: dict[int, Result]) -> None:
         assert (got.state, got.reserved_fen, got.spent_fen) == (state, reserved, spent), t
         recorded = {e.id: e.amount_fen for e in engine.list_expenses(z, CLI, t.id)}
         assert recorded == {a["id"]: a["amount_fen"] for a in spent_by}, t
-        replayed = engine.replay_project(engine.project_history(z, CLI, t.id))
-        assert (
-            replayed.state,
-            replayed.version,
-            replayed.budget_fen,
-            replayed.reserved_fen,
-            replayed.spent_fen,
-        ) == (got.state, got.version, got.budget_fen, got.reserved_fen, got.spent_fen), t
+        assert_replays_to(engine.project_history(z, CLI, t.id), got, t)
         totals[t.account][0] += reserved
         totals[t.account][1] += spent
 

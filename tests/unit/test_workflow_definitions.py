@@ -40,7 +40,9 @@ SELF_GOVERNANCE = {
 
 
 def _raw(name: str = "self_governance") -> dict[str, Any]:
-    return yaml.safe_load((DEFINITIONS_DIR / f"{name}.v1.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load((DEFINITIONS_DIR / f"{name}.v1.yaml").read_text(encoding="utf-8"))
+    assert isinstance(raw, dict)
+    return raw
 
 
 def _table(name: str) -> dict[str, tuple[list[str], str, list[str], list[str]]]:
