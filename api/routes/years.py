@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 import engine
-from api.deps import CurrentPrincipal, Idempotency, ZizhiDep
+from api.deps import CurrentPrincipal, Idempotency, Year, ZizhiDep
 from api.problems import responses
 from engine import YearView
 
-router = APIRouter(prefix="/api/v1/years", tags=["年度结账"])
-
-Year = Annotated[int, Path(ge=2000, le=2100, description="年度", examples=[2025])]
+router = APIRouter(prefix="/api/v1/years", tags=["years"])
 
 
 @router.get(

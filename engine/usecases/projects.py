@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -117,6 +117,8 @@ class ExpenseView:
     invoice_no: str
     description: str
     created_at: datetime
+    # The project's version after this expense, in the answer that recorded it (its ETag).
+    project_version: int | None = None
 
 
 def open_project(
@@ -267,7 +269,7 @@ def record_expense(
         )
         change.ledger.spend(project.account, project.id, clean["amount_fen"], cause)
         save(change, project)
-        view = expense_view(row)
+        view = replace(expense_view(row), project_version=project.version)
         change.commit(view)
     return view
 
