@@ -148,8 +148,8 @@ def flatmap_case(context: Any, case: Any) -> Any:
 BEYOND_SCHEMA: dict[str, set[str]] = {
     # A cursor is an opaque string that only the server issues.
     "*": {"cursor"},
-    # as_of's fiscal year must be one the API keeps (2000–2100).
-    "GET /api/v1/communities/{community_id}/funds": {"year"},
+    # as_of's fiscal year must be one the API keeps (2000–2100); the engine names as_of.
+    "GET /api/v1/communities/{community_id}/funds": {"year", "as_of"},
     # Workflows are data: GET /api/v1/workflows lists the loaded ones.
     "POST /api/v1/projects": {"workflow"},
     # The scope a role takes (communities for a committee, streets for a street officer,
