@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.templating import Jinja2Templates
@@ -11,8 +10,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import problems
-from api.routes import audit, communities, meta, projects, tokens, years
+from api import openapi, problems
+from api.routes import actions, audit, communities, meta, projects, tokens, years
 from api.settings import Settings
 from engine import Zizhi
 
@@ -34,25 +33,20 @@ DESCRIPTION = """
 def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(
-        title="Zizhi 自治 API",
+        title=openapi.TITLE,
         version="1.0",
         description=DESCRIPTION,
-        openapi_tags=[
-            {"name": "项目"},
-            {"name": "社区与经费"},
-            {"name": "审计"},
-            {"name": "年度结账"},
-            {"name": "令牌"},
-            {"name": "流程"},
-            {"name": "运维"},
-        ],
+        openapi_tags=openapi.TAGS,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.zizhi = zizhi
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     problems.install(app)
+    action_schemas = actions.action_schemas(zizhi.workflows)
     for router in (
         communities.router,
         projects.build_router(zizhi.workflows),
+        actions.build_router(action_schemas),
         audit.router,
         years.router,
         tokens.router,
@@ -60,32 +54,39 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadAsGet)
     document = app.openapi
-    app.openapi = lambda: _as_served(document())  # type: ignore[method-assign]
+    components = actions.components(action_schemas)
+    app.openapi = lambda: openapi.as_served(document(), components)  # type: ignore[method-assign]
     return app
 
 
-def _as_served(document: dict[str, Any]) -> dict[str, Any]:
-    """Two corrections to what FastAPI documents, so that clients read what is served.
+class HeadAsGet:
+    """Answer ``HEAD`` wherever ``GET`` is answered: the same status and headers, no body.
 
-    * An error answer is ``application/problem+json``: FastAPI puts a response ``model``
-      under ``application/json`` whatever the answer's media type.
-    * An optional query or header parameter is left out, never null: FastAPI documents
-      ``str | None = None`` as "a string or null", and clients then send the text ``null``.
+    RFC 9110 asks a server that answers GET to answer HEAD too; FastAPI's routes take only
+    the methods they name. The request runs as a GET and its body is dropped on the way out.
     """
-    for operations in document["paths"].values():
-        for operation in operations.values():
-            for response in operation["responses"].values():
-                content = response.get("content", {})
-                if problems.MEDIA_TYPE in content and "application/json" in content:
-                    content[problems.MEDIA_TYPE] = content.pop("application/json")
-            for parameter in operation.get("parameters", []):
-                schema = parameter["schema"]
-                others = [s for s in schema.get("anyOf", []) if s != {"type": "null"}]
-                if len(others) == 1 and len(schema["anyOf"]) == 2:
-                    rest = {k: v for k, v in schema.items() if k != "anyOf"}
-                    parameter["schema"] = {**others[0], **rest}
-    return document
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        finished = False
+
+        async def headers_only(message: Message) -> None:
+            nonlocal finished
+            if message["type"] == "http.response.body":
+                if finished:
+                    return
+                finished = True
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class BodyLimit:

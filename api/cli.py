@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
+import alembic.util
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -50,7 +51,16 @@ def open_zizhi(settings: Settings) -> Zizhi:
         sqlite_synchronous=settings.sqlite_synchronous,
         pool_size=settings.db_pool_size,
     )
-    db.migrate()
+    try:
+        db.migrate()
+    except alembic.util.CommandError:
+        # Most likely a database written by a newer Zizhi: its migration is not one of ours.
+        err.print(
+            "[red]无法升级数据库：其结构版本不是本程序所知的版本（可能由更新版本的自治 Zizhi "
+            "写入）。请使用相同或更新版本的 zizhi，或改用其他数据库。[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
     return Zizhi(db, load_registry(), policy=settings.allocation_policy())
 
 

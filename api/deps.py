@@ -57,7 +57,26 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 SINGLE_LINE = r"^[^\x00-\x1f\x7f]+$"
 CURSOR = r"^[A-Za-z0-9_-]+$"  # next_cursor is unpadded base64url
 
-ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="项目编号", examples=[7])]
+
+def _decimal_digits(value: Any) -> Any:
+    """An integer in a path or query is plain decimal digits, nothing else.
+
+    Pydantic also reads "1.0", "+1", " 1", "1_0" and full-width "１" as 1, which would let one
+    project answer at many addresses.
+    """
+    if isinstance(value, str) and re.fullmatch(r"0|-?[1-9][0-9]{0,18}", value) is None:
+        raise PydanticCustomError("int_parsing", "not a decimal integer")
+    return value
+
+
+# Every integer path or query parameter: ``Annotated[int, Path(...), DIGITS]`` (after the
+# Path or Query, or FastAPI drops their bounds).
+DIGITS = BeforeValidator(_decimal_digits)
+
+ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="项目编号", examples=[7]), DIGITS]
+Year = Annotated[int, Path(ge=2000, le=2100, description="年度", examples=[2026]), DIGITS]
+YearFilter = Annotated[int | None, Query(ge=2000, le=2100, description="年度"), DIGITS]
+Limit = Annotated[int, Query(ge=1, le=500, description="每页条数"), DIGITS]
 CommunityId = Annotated[
     str,
     Path(max_length=64, pattern=COMMUNITY_ID_PATTERN, description="社区编号", examples=["lihe"]),
@@ -126,7 +145,7 @@ JsonObject = Annotated[dict[str, Any], Depends(json_object)]
 
 # What If-Match and Idempotency-Key accept, checked here with a sentence that says so and
 # published as the headers' patterns so that clients (and the fuzzer) know it too.
-IF_MATCH = r'^[ \t]*(\*|(W/)?"?[0-9]{1,18}"?)[ \t]*$'
+IF_MATCH = r'^[ \t]*(\*|"?[0-9]{1,18}"?)[ \t]*$'
 IDEMPOTENCY_KEY = r"^[!-~]{1,255}$"
 
 
@@ -143,9 +162,15 @@ def if_match(
     """The version the client last saw; None when absent or ``*``."""
     if value is None:
         return None
+    if value.strip(" \t").startswith("W/"):
+        # If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches. The server
+        # only sends strong tags, so a weak one is a client's mistake, said as such.
+        raise ValidationFailed.fields(
+            {"If-Match": 'If-Match 使用强比较，不接受弱 ETag（W/…）；请原样发送项目的 ETag，如 "3"'}
+        )
     if re.fullmatch(IF_MATCH, value) is None:
         raise ValidationFailed.fields({"If-Match": '应为项目的 ETag，例如 "3"'})
-    tag = value.strip(" \t").removeprefix("W/").strip('"')
+    tag = value.strip(" \t").strip('"')
     return None if tag == "*" else int(tag)
 
 

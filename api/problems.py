@@ -52,10 +52,12 @@ class Problem(BaseModel):
     )
     title: str = Field(examples=["经费不足"])
     status: int = Field(examples=[409])
+    # An open string, not an enum: a code added later must not break an older client.
     code: str = Field(
-        description="稳定的错误代码",
-        json_schema_extra={"enum": list(CODES)},
-        examples=["fund_cap_exceeded"],
+        description="稳定的错误代码。目前有："
+        + "、".join(f"`{code}`" for code in CODES)
+        + "；今后可能增加新的代码，客户端应能处理未知代码（按 HTTP 状态处理）。",
+        examples=list(CODES),
     )
     detail: str = Field(examples=["预算 3000000 分超过本年度可用经费 2000000 分，无法预留"])
     instance: str | None = Field(default=None, examples=["/api/v1/projects/7/actions/approve"])
@@ -165,13 +167,16 @@ def _allowed_methods(request: Request) -> str:
     GET and POST on one address are two routes: ask every route about every method instead.
     """
     routes = request.app.router.routes
-    return ", ".join(
+    allowed = [
         method
         for method in _METHODS
         if any(
             route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
         )
-    )
+    ]
+    if "GET" in allowed and "HEAD" not in allowed:  # HEAD is answered wherever GET is
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return ", ".join(allowed)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SINGLE_LINE
-from engine import COMMUNITY_ID_PATTERN, MAX_AMOUNT_FEN, FieldSpec
+from engine import COMMUNITY_ID_PATTERN, MAX_AMOUNT_FEN, DemandView, FieldSpec
 from engine import DEMAND_FIELDS as DEMAND
 from engine import EXPENSE_FIELDS as EXPENSE
 from engine import PLACE_FIELDS as PLACE
@@ -31,6 +31,17 @@ def text(spec: FieldSpec, description: str | None = None, **kwargs: Any) -> Any:
         json_schema_extra={"minLength": schema["minLength"], "pattern": schema["pattern"]},
         **kwargs,
     )
+
+
+def field_schema(spec: FieldSpec) -> dict[str, Any]:
+    """A field as JSON Schema, its Chinese label as the description (titles stay ASCII)."""
+    schema = spec.json_schema()
+    schema["description"] = schema.pop("title")
+    return schema
+
+
+def demand_location(demand: DemandView) -> str:
+    return f"/api/v1/communities/{demand.community_id}/demands/{demand.id}"
 
 
 class Strict(BaseModel):

@@ -107,6 +107,10 @@ from engine.usecases.tokens import (
 from engine.usecases.users import UserView, authenticate_password, create_user
 from engine.usecases.years import YearView, close_year, year_status
 
+# isort: split
+# --- added for the API contract (issue 7): one demand, for the Location of a new one ---
+from engine.usecases.demands import get_demand
+
 __all__ = [
     "CLI",
     "COMMUNITY_ID_PATTERN",
@@ -198,4 +202,6 @@ __all__ = [
     "utc_now",
     "verify",
     "year_status",
+    # --- added for the API contract (issue 7) ---
+    "get_demand",
 ]

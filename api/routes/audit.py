@@ -14,11 +14,13 @@ from fastapi.responses import StreamingResponse
 
 import engine
 from api.deps import (
+    DIGITS,
     MAX_ID,
     SINGLE_LINE,
     CommunityFilter,
     CurrentPrincipal,
     Cursor,
+    Limit,
     Moment,
     NameFilter,
     ZizhiDep,
@@ -27,7 +29,7 @@ from api.problems import responses
 from api.schemas import PageOut
 from engine import EventFilter, EventView, VerifyReport
 
-router = APIRouter(prefix="/api/v1/audit", tags=["审计"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 CSV_COLUMNS = [
     "id",
@@ -48,7 +50,7 @@ CSV_COLUMNS = [
 def event_filter(
     community_id: CommunityFilter = None,
     street: NameFilter = None,
-    project_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    project_id: Annotated[int | None, Query(ge=1, le=MAX_ID), DIGITS] = None,
     actor: Annotated[
         str | None, Query(max_length=128, pattern=SINGLE_LINE, examples=["token:3f9a1c2b4d5e"])
     ] = None,
@@ -88,7 +90,7 @@ def list_events(
     where: Filter,
     z: ZizhiDep,
     principal: CurrentPrincipal,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Limit = 100,
     cursor: Cursor = None,
 ) -> object:
     return engine.query_events(z, principal, where, limit=limit, cursor=cursor)
@@ -103,7 +105,7 @@ def list_events(
         **responses("unauthenticated", "forbidden", "validation_error"),
     },
 )
-def export_csv(where: Filter, z: ZizhiDep, principal: CurrentPrincipal) -> StreamingResponse:
+def export_events_csv(where: Filter, z: ZizhiDep, principal: CurrentPrincipal) -> StreamingResponse:
     events = engine.stream_events(z, principal, where)
     return StreamingResponse(
         _csv(events),
@@ -121,7 +123,9 @@ def export_csv(where: Filter, z: ZizhiDep, principal: CurrentPrincipal) -> Strea
         **responses("unauthenticated", "forbidden", "validation_error"),
     },
 )
-def export_jsonl(where: Filter, z: ZizhiDep, principal: CurrentPrincipal) -> StreamingResponse:
+def export_events_jsonl(
+    where: Filter, z: ZizhiDep, principal: CurrentPrincipal
+) -> StreamingResponse:
     events = engine.stream_events(z, principal, where)
     return StreamingResponse(
         (_json_line(e) for e in events),
@@ -136,7 +140,7 @@ def export_jsonl(where: Filter, z: ZizhiDep, principal: CurrentPrincipal) -> Str
     summary="校验整条历史链与账本",
     responses=responses("unauthenticated", "forbidden"),
 )
-def verify(z: ZizhiDep, principal: CurrentPrincipal) -> VerifyReport:
+def verify_history(z: ZizhiDep, principal: CurrentPrincipal) -> VerifyReport:
     return engine.verify(z, principal)
 
 

@@ -4,28 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 import engine
 from api.deps import (
+    DIGITS,
+    MAX_ID,
     CommunityId,
     CurrentPrincipal,
     Cursor,
     Idempotency,
+    Limit,
     Moment,
     NameFilter,
     Year,
     YearFilter,
     ZizhiDep,
 )
+from api.openapi import LOCATION
 from api.problems import responses
-from api.schemas import AllocationIn, CommunityIn, DemandIn, PageOut
+from api.schemas import AllocationIn, CommunityIn, DemandIn, PageOut, demand_location
 from engine import CommunityView, DemandView, FundView, StatementLine
 
-router = APIRouter(prefix="/api/v1/communities", tags=["社区与经费"])
+router = APIRouter(prefix="/api/v1/communities", tags=["communities"])
 
 FundName = Annotated[Literal["self_governance", "party_service"], Path(description="经费类型")]
-Limit = Annotated[int, Query(ge=1, le=500, description="每页条数")]
 
 
 @router.post(
@@ -33,19 +36,28 @@ Limit = Annotated[int, Query(ge=1, le=500, description="每页条数")]
     status_code=201,
     response_model=CommunityView,
     summary="创建社区（管理员）",
-    responses=responses(
-        "unauthenticated",
-        "forbidden",
-        "validation_error",
-        "already_exists",
-        "idempotency_conflict",
-        "payload_too_large",
-    ),
+    responses={
+        201: {"headers": {"Location": LOCATION}},
+        **responses(
+            "unauthenticated",
+            "forbidden",
+            "validation_error",
+            "already_exists",
+            "idempotency_conflict",
+            "payload_too_large",
+        ),
+    },
 )
 def create_community(
-    body: CommunityIn, z: ZizhiDep, principal: CurrentPrincipal, idempotency: Idempotency
+    body: CommunityIn,
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    idempotency: Idempotency,
+    response: Response,
 ) -> CommunityView:
-    return engine.create_community(z, principal, **body.model_dump(), idempotency=idempotency)
+    view = engine.create_community(z, principal, **body.model_dump(), idempotency=idempotency)
+    response.headers["Location"] = f"/api/v1/communities/{view.id}"
+    return view
 
 
 @router.get(
@@ -126,7 +138,7 @@ def get_statement(
         "payload_too_large",
     ),
 )
-def put_allocation(
+def set_allocation(
     community_id: CommunityId,
     fund: FundName,
     year: Year,
@@ -142,25 +154,31 @@ def put_allocation(
     status_code=201,
     response_model=DemandView,
     summary="登记居民需求到社区需求池（居委会）",
-    responses=responses(
-        "unauthenticated",
-        "forbidden",
-        "not_found",
-        "validation_error",
-        "idempotency_conflict",
-        "payload_too_large",
-    ),
+    responses={
+        201: {"headers": {"Location": LOCATION}},
+        **responses(
+            "unauthenticated",
+            "forbidden",
+            "not_found",
+            "validation_error",
+            "idempotency_conflict",
+            "payload_too_large",
+        ),
+    },
 )
-def post_demand(
+def record_demand(
     community_id: CommunityId,
     body: DemandIn,
     z: ZizhiDep,
     principal: CurrentPrincipal,
     idempotency: Idempotency,
+    response: Response,
 ) -> DemandView:
-    return engine.record_demand(
+    view = engine.record_demand(
         z, principal, community_id, body.model_dump(exclude_none=True), idempotency=idempotency
     )
+    response.headers["Location"] = demand_location(view)
+    return view
 
 
 @router.get(
@@ -169,7 +187,7 @@ def post_demand(
     summary="社区的居民需求（pool=true 只看尚未纳入项目的）",
     responses=responses("unauthenticated", "not_found", "validation_error"),
 )
-def list_demands(
+def list_community_demands(
     community_id: CommunityId,
     z: ZizhiDep,
     principal: CurrentPrincipal,
@@ -180,3 +198,18 @@ def list_demands(
     return engine.list_demands(
         z, principal, community_id=community_id, pool=pool, limit=limit, cursor=cursor
     )
+
+
+@router.get(
+    "/{community_id}/demands/{demand_id}",
+    response_model=DemandView,
+    summary="一条居民需求",
+    responses=responses("unauthenticated", "not_found", "validation_error"),
+)
+def get_demand(
+    community_id: CommunityId,
+    demand_id: Annotated[int, Path(ge=1, le=MAX_ID, description="需求编号"), DIGITS],
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+) -> DemandView:
+    return engine.get_demand(z, principal, community_id, demand_id)

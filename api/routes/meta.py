@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentPrincipal, ZizhiDep
 from api.problems import responses
@@ -24,14 +24,47 @@ class Me(BaseModel):
     streets: list[str]
 
 
+class WorkflowState(BaseModel):
+    name: str
+    label: str = Field(description="阶段名称（中文）")
+    final: bool = Field(description="是否为终结阶段")
+
+
+class WorkflowAction(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    name: str
+    label: str = Field(description="操作名称（中文）")
+    from_: list[str] = Field(alias="from", description="可从哪些阶段执行")
+    to: str = Field(description="执行后的阶段")
+    who: list[str] = Field(description="可执行的角色")
+    request_schema: dict[str, Any] = Field(
+        alias="schema", description="请求体的 JSON Schema（同 POST …/actions/{操作名}）"
+    )
+
+
+class WorkflowDefinition(BaseModel):
+    """A loaded workflow definition, for clients that draw forms and timelines."""
+
+    name: str
+    version: int
+    label: str = Field(description="流程名称（中文）")
+    fund: str = Field(description="经费类型")
+    initial: str = Field(description="新项目的起始阶段")
+    expenses_in: list[str] = Field(description="可登记支出的阶段")
+    demands_in: list[str] = Field(description="可登记需求的阶段")
+    states: list[WorkflowState]
+    actions: list[WorkflowAction]
+
+
 @router.get(
     "/api/v1/me",
     response_model=Me,
-    tags=["令牌"],
+    tags=["tokens"],
     summary="当前令牌的身份与范围",
     responses=responses("unauthenticated"),
 )
-def me(principal: CurrentPrincipal) -> Me:
+def get_me(principal: CurrentPrincipal) -> Me:
     return Me(
         id=principal.id,
         name=principal.name,
@@ -43,7 +76,8 @@ def me(principal: CurrentPrincipal) -> Me:
 
 @router.get(
     "/api/v1/workflows",
-    tags=["流程"],
+    response_model=list[WorkflowDefinition],
+    tags=["workflows"],
     summary="流程定义：阶段、操作、执行角色与字段",
     responses=responses("unauthenticated"),
 )
@@ -51,8 +85,14 @@ def list_workflows(z: ZizhiDep, principal: CurrentPrincipal) -> list[dict[str, A
     return [wf.describe() for wf in z.workflows.all()]
 
 
-@router.get("/healthz", tags=["运维"], summary="健康检查（含数据库连通）")
-def health(z: ZizhiDep) -> dict[str, str]:
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+@router.get(
+    "/healthz", response_model=Health, tags=["operations"], summary="健康检查（含数据库连通）"
+)
+def get_health(z: ZizhiDep) -> dict[str, str]:
     with z.read() as conn:
         conn.execute(sa.text("SELECT 1"))
     return {"status": "ok"}

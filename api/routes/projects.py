@@ -1,4 +1,4 @@
-"""Projects: open, read, fire workflow actions, record expenses and demands, read history."""
+"""Projects: open, read, record expenses and demands, read history (actions: ``actions``)."""
 
 from __future__ import annotations
 
@@ -8,81 +8,50 @@ from fastapi import APIRouter, Path, Query, Response
 
 import engine
 from api.deps import (
+    DIGITS,
+    MAX_ID,
     CommunityFilter,
     CurrentPrincipal,
     Cursor,
     Idempotency,
-    IfMatch,
     JsonObject,
+    Limit,
     ProjectId,
+    YearFilter,
     ZizhiDep,
 )
+from api.openapi import ETAG, LOCATION
 from api.problems import responses
-from api.schemas import ExpenseIn, PageOut, ProjectIn
-from engine import DEMAND_FIELDS, DemandView, EventView, ExpenseView, ProjectView, WorkflowRegistry
-
-Action = Annotated[
-    str, Path(max_length=64, pattern=r"^[a-z_]+$", description="操作名", examples=["submit_plan"])
-]
-Limit = Annotated[int, Query(ge=1, le=500)]
-
-_ACTION_EXAMPLES: dict[str, dict[str, Any]] = {
-    "close_collection": {},
-    "accept": {"note": "居民反映集中，属于房前屋后急难事"},
-    "reject": {"reason": "不属于本社区自治范围"},
-    "submit_plan": {"budget_fen": 3_000_000, "plan": "联合物业清理主干道，开展消防演习"},
-    "return_for_revision": {"reason": "预算明细不全"},
-    "approve": {
-        "council_size": 9,
-        "attendees": 7,
-        "votes_for": 6,
-        "votes_against": 1,
-        "abstentions": 0,
-    },
-    "street_approve": {"note": "同意"},
-    "complete_implementation": {"report": "通道已疏通，消防演习已开展"},
-    "rectify": {"issues": "部分路段仍有堆物"},
-    "evaluate": {"score": 5, "report": "居民满意度高"},
-    "close": {"notice": "项目已办结，共支出 12,500.00 元", "satisfied": 86, "unsatisfied": 3},
-    "cancel": {"reason": "居民需求已由其他途径解决"},
-}
-
-
-def _action_body(workflows: WorkflowRegistry) -> dict[str, Any]:
-    """The action's body schema, one alternative per action, from the loaded definitions."""
-    schemas: dict[str, dict[str, Any]] = {}
-    for wf in workflows.all():
-        for action in wf.actions.values():
-            schemas.setdefault(action.name, action.request_schema())
-    return {
-        "requestBody": {
-            "required": False,
-            "content": {
-                "application/json": {
-                    "schema": {"oneOf": list(schemas.values())},
-                    "examples": {
-                        name: {"summary": schema["title"], "value": _ACTION_EXAMPLES.get(name, {})}
-                        for name, schema in schemas.items()
-                    },
-                }
-            },
-        }
-    }
+from api.schemas import ExpenseIn, PageOut, ProjectIn, demand_location, field_schema
+from engine import (
+    DEMAND_FIELDS,
+    DemandView,
+    EventView,
+    ExpenseView,
+    NotFound,
+    ProjectView,
+    ValidationFailed,
+    WorkflowRegistry,
+)
 
 
 def _demand_body() -> dict[str, Any]:
     new = {
         "type": "object",
-        "title": "新登记需求",
+        "title": "NewDemand",
+        "description": "新登记需求",
         "additionalProperties": False,
-        "properties": {n: s.json_schema() for n, s in DEMAND_FIELDS.items()},
+        "properties": {n: field_schema(s) for n, s in DEMAND_FIELDS.items()},
         "required": [n for n, s in DEMAND_FIELDS.items() if s.required],
     }
     pooled = {
         "type": "object",
-        "title": "从需求池纳入",
+        "title": "PooledDemand",
+        "description": "从需求池纳入",
         "additionalProperties": False,
-        "properties": {"demand_id": {"type": "integer", "minimum": 1}},
+        "properties": {
+            "demand_id": {"type": "integer", "minimum": 1, "description": "需求池中的需求编号"}
+        },
         "required": ["demand_id"],
     }
     return {
@@ -104,22 +73,38 @@ def _demand_body() -> dict[str, Any]:
     }
 
 
+def _known(state: str | None, states: list[str]) -> str | None:
+    if state is not None and state not in states:
+        raise ValidationFailed.fields({"state": f"未知阶段；可用：{'、'.join(states)}"})
+    return state
+
+
+def _etag(response: Response, version: int | None) -> None:
+    if version is not None:
+        response.headers["ETag"] = f'"{version}"'
+
+
 def build_router(workflows: WorkflowRegistry) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/projects", tags=["项目"])
+    router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+    # The states of every loaded definition: any other value of ?state= is a mistake.
+    states = sorted({state for wf in workflows.all() for state in wf.states})
 
     @router.post(
         "",
         status_code=201,
         response_model=ProjectView,
         summary="新建项目（居委会）",
-        responses=responses(
-            "unauthenticated",
-            "forbidden",
-            "not_found",
-            "validation_error",
-            "idempotency_conflict",
-            "payload_too_large",
-        ),
+        responses={
+            201: {"headers": {"ETag": ETAG, "Location": LOCATION}},
+            **responses(
+                "unauthenticated",
+                "forbidden",
+                "not_found",
+                "validation_error",
+                "idempotency_conflict",
+                "payload_too_large",
+            ),
+        },
     )
     def open_project(
         body: ProjectIn,
@@ -129,7 +114,8 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         response: Response,
     ) -> ProjectView:
         view = engine.open_project(z, principal, **body.model_dump(), idempotency=idempotency)
-        response.headers["ETag"] = f'"{view.version}"'
+        _etag(response, view.version)
+        response.headers["Location"] = f"/api/v1/projects/{view.id}"
         return view
 
     @router.get(
@@ -142,8 +128,11 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         z: ZizhiDep,
         principal: CurrentPrincipal,
         community_id: CommunityFilter = None,
-        state: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
-        year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+        # A default rather than Annotated: the states are known only here, at build time.
+        state: str | None = Query(  # noqa: B008
+            None, max_length=64, description="阶段", json_schema_extra={"enum": states}
+        ),
+        year: YearFilter = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> object:
@@ -151,7 +140,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
             z,
             principal,
             community_id=community_id,
-            state=state,
+            state=_known(state, states),
             year=year,
             limit=limit,
             cursor=cursor,
@@ -161,55 +150,16 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         "/{project_id}",
         response_model=ProjectView,
         summary="项目详情（ETag 为版本号）",
-        responses=responses("unauthenticated", "not_found", "validation_error"),
+        responses={
+            200: {"headers": {"ETag": ETAG}},
+            **responses("unauthenticated", "not_found", "validation_error"),
+        },
     )
     def get_project(
         project_id: ProjectId, z: ZizhiDep, principal: CurrentPrincipal, response: Response
     ) -> ProjectView:
         view = engine.get_project(z, principal, project_id)
-        response.headers["ETag"] = f'"{view.version}"'
-        return view
-
-    @router.post(
-        "/{project_id}/actions/{action}",
-        response_model=ProjectView,
-        summary="执行流程操作",
-        openapi_extra=_action_body(workflows),
-        description="可选 If-Match（项目 ETag）：版本已变时返回 412 version_conflict。",
-        responses=responses(
-            "unauthenticated",
-            "forbidden",
-            "not_found",
-            "validation_error",
-            "action_not_allowed",
-            "guard_failed",
-            "fund_cap_exceeded",
-            "year_closed",
-            "version_conflict",
-            "idempotency_conflict",
-            "payload_too_large",
-        ),
-    )
-    def fire(
-        project_id: ProjectId,
-        action: Action,
-        body: JsonObject,
-        z: ZizhiDep,
-        principal: CurrentPrincipal,
-        expected: IfMatch,
-        idempotency: Idempotency,
-        response: Response,
-    ) -> ProjectView:
-        view = engine.fire(
-            z,
-            principal,
-            project_id,
-            action,
-            body,
-            expected_version=expected,
-            idempotency=idempotency,
-        )
-        response.headers["ETag"] = f'"{view.version}"'
+        _etag(response, view.version)
         return view
 
     @router.post(
@@ -217,17 +167,21 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         status_code=201,
         response_model=ExpenseView,
         summary="登记支出（居委会，实施阶段）",
-        responses=responses(
-            "unauthenticated",
-            "forbidden",
-            "not_found",
-            "validation_error",
-            "action_not_allowed",
-            "fund_cap_exceeded",
-            "already_exists",
-            "idempotency_conflict",
-            "payload_too_large",
-        ),
+        description="应答的 ETag 为登记后项目的版本号。",
+        responses={
+            201: {"headers": {"ETag": ETAG, "Location": LOCATION}},
+            **responses(
+                "unauthenticated",
+                "forbidden",
+                "not_found",
+                "validation_error",
+                "action_not_allowed",
+                "fund_cap_exceeded",
+                "already_exists",
+                "idempotency_conflict",
+                "payload_too_large",
+            ),
+        },
     )
     def record_expense(
         project_id: ProjectId,
@@ -235,10 +189,14 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         z: ZizhiDep,
         principal: CurrentPrincipal,
         idempotency: Idempotency,
+        response: Response,
     ) -> ExpenseView:
-        return engine.record_expense(
+        view = engine.record_expense(
             z, principal, project_id, body.model_dump(), idempotency=idempotency
         )
+        _etag(response, view.project_version)
+        response.headers["Location"] = f"/api/v1/projects/{project_id}/expenses/{view.id}"
+        return view
 
     @router.get(
         "/{project_id}/expenses",
@@ -251,31 +209,56 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
     ) -> list[ExpenseView]:
         return engine.list_expenses(z, principal, project_id)
 
+    @router.get(
+        "/{project_id}/expenses/{expense_id}",
+        response_model=ExpenseView,
+        summary="一笔支出",
+        responses=responses("unauthenticated", "not_found", "validation_error"),
+    )
+    def get_expense(
+        project_id: ProjectId,
+        expense_id: Annotated[int, Path(ge=1, le=MAX_ID, description="支出编号"), DIGITS],
+        z: ZizhiDep,
+        principal: CurrentPrincipal,
+    ) -> ExpenseView:
+        for expense in engine.list_expenses(z, principal, project_id):
+            if expense.id == expense_id:
+                return expense
+        raise NotFound(f"项目 {project_id} 没有支出 {expense_id}")
+
     @router.post(
         "/{project_id}/demands",
         status_code=201,
         response_model=DemandView,
         summary="登记项目的居民需求（新登记或从需求池纳入）",
+        description="应答的 ETag 为登记后项目的版本号。",
         openapi_extra=_demand_body(),
-        responses=responses(
-            "unauthenticated",
-            "forbidden",
-            "not_found",
-            "validation_error",
-            "action_not_allowed",
-            "guard_failed",
-            "idempotency_conflict",
-            "payload_too_large",
-        ),
+        responses={
+            201: {"headers": {"ETag": ETAG, "Location": LOCATION}},
+            **responses(
+                "unauthenticated",
+                "forbidden",
+                "not_found",
+                "validation_error",
+                "action_not_allowed",
+                "guard_failed",
+                "idempotency_conflict",
+                "payload_too_large",
+            ),
+        },
     )
-    def add_demand(
+    def add_project_demand(
         project_id: ProjectId,
         body: JsonObject,
         z: ZizhiDep,
         principal: CurrentPrincipal,
         idempotency: Idempotency,
+        response: Response,
     ) -> DemandView:
-        return engine.add_to_project(z, principal, project_id, body, idempotency=idempotency)
+        view = engine.add_to_project(z, principal, project_id, body, idempotency=idempotency)
+        _etag(response, view.project_version)
+        response.headers["Location"] = demand_location(view)
+        return view
 
     @router.get(
         "/{project_id}/demands",
@@ -283,7 +266,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         summary="项目的居民需求",
         responses=responses("unauthenticated", "not_found", "validation_error"),
     )
-    def list_demands(
+    def list_project_demands(
         project_id: ProjectId,
         z: ZizhiDep,
         principal: CurrentPrincipal,
@@ -298,7 +281,9 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         summary="项目的完整历史（由旧到新）",
         responses=responses("unauthenticated", "not_found", "validation_error"),
     )
-    def history(project_id: ProjectId, z: ZizhiDep, principal: CurrentPrincipal) -> list[EventView]:
+    def get_project_history(
+        project_id: ProjectId, z: ZizhiDep, principal: CurrentPrincipal
+    ) -> list[EventView]:
         return engine.project_history(z, principal, project_id)
 
     return router

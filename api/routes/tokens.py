@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 import engine
 from api.deps import CurrentPrincipal, Idempotency, ZizhiDep
+from api.openapi import LOCATION
 from api.problems import responses
 from api.schemas import TokenIn
 from engine import TokenView
 
-router = APIRouter(prefix="/api/v1/tokens", tags=["令牌"])
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 
 
 @router.post(
@@ -21,18 +22,25 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["令牌"])
     response_model=TokenView,
     summary="创建令牌（管理员）；令牌明文只在此次应答中出现一次",
     description="带同一 Idempotency-Key 重试时返回同一令牌记录，但不再包含明文。",
-    responses=responses(
-        "unauthenticated",
-        "forbidden",
-        "validation_error",
-        "idempotency_conflict",
-        "payload_too_large",
-    ),
+    responses={
+        201: {"headers": {"Location": LOCATION}},
+        **responses(
+            "unauthenticated",
+            "forbidden",
+            "validation_error",
+            "idempotency_conflict",
+            "payload_too_large",
+        ),
+    },
 )
 def create_token(
-    body: TokenIn, z: ZizhiDep, principal: CurrentPrincipal, idempotency: Idempotency
+    body: TokenIn,
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    idempotency: Idempotency,
+    response: Response,
 ) -> TokenView:
-    return engine.create_token(
+    view = engine.create_token(
         z,
         principal,
         name=body.name,
@@ -41,6 +49,9 @@ def create_token(
         streets=body.streets,
         idempotency=idempotency,
     )
+    # The token's address: DELETE there revokes it.
+    response.headers["Location"] = f"/api/v1/tokens/{view.id}"
+    return view
 
 
 @router.get(

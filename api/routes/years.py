@@ -9,7 +9,7 @@ from api.deps import CurrentPrincipal, Idempotency, Year, ZizhiDep
 from api.problems import responses
 from engine import YearView
 
-router = APIRouter(prefix="/api/v1/years", tags=["年度结账"])
+router = APIRouter(prefix="/api/v1/years", tags=["years"])
 
 
 @router.get(

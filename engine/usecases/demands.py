@@ -8,7 +8,7 @@ street officers, webhooks and exports see).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,8 @@ class DemandView:
     created_at: datetime
     resident: str | None = None  # personal data: None unless the reader may see it
     contact: str | None = None
+    # The project's version after the demand was added to it, in that answer (its ETag).
+    project_version: int | None = None
 
 
 def record_demand(
@@ -88,7 +90,7 @@ def add_to_project(
             view = _link(change, principal, project.community_id, project_id, clean["demand_id"])
         else:
             view = _insert(change, principal, project.community_id, project_id, clean)
-        change.save_project()
+        view = replace(view, project_version=change.save_project().version)
         change.commit(view)
     return view
 
@@ -119,6 +121,20 @@ def list_demands(
             query = query.where(demands.c.project_id.is_(None))
         rows = conn.execute(query.order_by(demands.c.id).limit(limit + 1)).all()
     return page_of([_view(r, principal) for r in rows], limit, lambda d: d.id)
+
+
+def get_demand(z: Zizhi, principal: Principal, community_id: str, demand_id: int) -> DemandView:
+    """One demand of a community the principal may see (in its pool or taken up)."""
+    with z.read() as conn:
+        visible_community(conn, principal, community_id)
+        row = conn.execute(
+            sa.select(demands).where(
+                demands.c.id == demand_id, demands.c.community_id == community_id
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"社区 {community_id} 没有需求 {demand_id}")
+    return _view(row, principal)
 
 
 def _insert(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +45,8 @@ class ExpenseView:
     invoice_no: str
     description: str
     created_at: datetime
+    # The project's version after this expense, in the answer that recorded it (its ETag).
+    project_version: int | None = None
 
 
 def record_expense(
@@ -96,8 +98,7 @@ def record_expense(
             project_id=project.id,
         )
         change.ledger.spend(project, clean["amount_fen"], cause)
-        change.save_project()
-        view = expense_view(row)
+        view = replace(expense_view(row), project_version=change.save_project().version)
         change.commit(view)
     return view
 

@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 
 from tests.api.client import Api
+from workflows import load_registry
+
+ACTIONS = sorted({a for wf in load_registry().all() for a in wf.actions})
 
 CONTRACT = [
     ("post", "/api/v1/communities"),
@@ -18,7 +21,7 @@ CONTRACT = [
     ("get", "/api/v1/projects/{project_id}"),
     ("post", "/api/v1/communities/{community_id}/demands"),
     ("post", "/api/v1/projects/{project_id}/demands"),
-    ("post", "/api/v1/projects/{project_id}/actions/{action}"),
+    *(("post", f"/api/v1/projects/{{project_id}}/actions/{action}") for action in ACTIONS),
     ("post", "/api/v1/projects/{project_id}/expenses"),
     ("get", "/api/v1/projects/{project_id}/history"),
     ("get", "/api/v1/audit/events"),
@@ -47,14 +50,20 @@ def test_every_post_documents_the_idempotency_key(spec: dict[str, Any]) -> None:
 
 
 def test_actions_are_documented_one_by_one_with_examples(spec: dict[str, Any]) -> None:
-    body = spec["paths"]["/api/v1/projects/{project_id}/actions/{action}"]["post"]
-    content = body["requestBody"]["content"]["application/json"]
-    assert {"approve", "street_approve", "submit_plan", "close"} <= set(content["examples"])
-    approve = next(s for s in content["schema"]["oneOf"] if s["title"] == "评议通过")
+    body = spec["paths"]["/api/v1/projects/{project_id}/actions/approve"]["post"]
+    assert body["operationId"] == "fire_approve"
+    request = body["requestBody"]
+    assert request["required"] is True
+    content = request["content"]["application/json"]
+    assert content["schema"] == {"$ref": "#/components/schemas/ApproveRequest"}
+    approve = spec["components"]["schemas"]["ApproveRequest"]
     assert approve["properties"]["council_size"]["type"] == "integer"
+    assert approve["properties"]["council_size"]["description"] == "议事会人数"
     assert approve["additionalProperties"] is False
+    assert content["example"]["votes_for"] == 6
     params = {p["name"] for p in body["parameters"]}
     assert {"If-Match", "Idempotency-Key"} <= params
+    assert "/api/v1/projects/{project_id}/actions/{action}" not in spec["paths"]
 
 
 def test_request_bodies_carry_examples_and_errors_are_problem_documents(

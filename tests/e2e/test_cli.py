@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx2 as httpx
+import sqlalchemy as sa
 
 from engine.store.uow import Zizhi
-from tests.e2e.server import cli, serve
+from tests.e2e.server import cli, free_port, serve
 
 
 def _url(z: Zizhi) -> str:
@@ -131,3 +132,15 @@ def test_year_close_reports_what_it_released(fresh_z: Zizhi) -> None:
     assert "2002 年度已结账" in result.stdout
     again = cli(_url(fresh_z), "year", "close", "2002")
     assert again.returncode == 2 and "已经结账" in again.stderr
+
+
+def test_a_database_at_an_unknown_newer_migration_is_one_clear_sentence(fresh_z: Zizhi) -> None:
+    """As a database written by a newer Zizhi looks to this one: its revision is not ours."""
+    with fresh_z.db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    for command in (["verify"], ["serve", "--port", str(free_port())]):
+        result = cli(_url(fresh_z), *command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        assert "数据库" in result.stderr and "版本" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
