@@ -13,7 +13,9 @@ from engine.model import (
     MAX_YEAR,
     MIN_YEAR,
     Account,
+    AllocationPolicy,
     Balance,
+    CommunityKind,
     Fund,
     IdempotencyKey,
     Principal,
@@ -147,10 +149,11 @@ def set_allocation(
     clean = fields.validate({"allocated_fen": spec}, {"allocated_fen": allocated_fen})
     with z.change(principal.actor, idempotency) as change:
         change.hold_reservations()  # an allocation may not change under a closing year
-        visible_community(change.conn, principal, community_id)
+        community = visible_community(change.conn, principal, community_id)
         change.lock(community_id)
         if (done := change.replayed(FundView)) is not None:
             return done
+        _check_floor(z.policy, fund, community.kind, clean["allocated_fen"])
         cause = change.history.append(
             "fund.allocation_set",
             {
@@ -180,6 +183,23 @@ def _account(community_id: str, fund: str, year: int) -> Account:
     if errors:
         raise ValidationFailed.fields(errors)
     return Account(community_id, fund, year)
+
+
+def _check_floor(policy: AllocationPolicy, fund: str, kind: str, allocated: int) -> None:
+    floor = policy.min_fen(fund, kind)
+    if allocated < floor:
+        place = "社区" if kind == CommunityKind.urban else "村"
+        raise ValidationFailed.fields(
+            {
+                "allocated_fen": f"{Fund(fund).label}（{place}）每年不少于 {floor} 分"
+                f"（{yuan(floor)} 元），不能设为 {allocated} 分"
+            }
+        )
+
+
+def yuan(fen: int) -> str:
+    """Fen as yuan for a sentence: 20000000 → 200,000.00."""
+    return f"{fen // 100:,}.{fen % 100:02d}"
 
 
 def _balance_as_of(conn: sa.Connection, account: Account, as_of: datetime, now: Balance) -> Balance:

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.errors import ActionNotAllowed, AlreadyExists, NotFound, VersionConflict
+from engine.errors import ActionNotAllowed, AlreadyExists, NotFound, VersionConflict, YearClosed
 from engine.model import IdempotencyKey, Principal, ProjectRecord, Role, fiscal_year
 from engine.rules import fields
 from engine.rules.effects import EFFECTS
@@ -24,7 +24,14 @@ from engine.rules.workflow import Workflow
 from engine.store.db import insert_ignore
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.statements import Prepared
-from engine.store.tables import chain_heads, communities, demands, expenses, projects
+from engine.store.tables import (
+    chain_heads,
+    closed_years,
+    communities,
+    demands,
+    expenses,
+    projects,
+)
 from engine.store.uow import Change, Zizhi
 from engine.usecases.access import scope_clause, visible_community
 
@@ -76,6 +83,9 @@ _DEMAND_COUNT = Prepared(
     sa.select(sa.func.count().label("count"))
     .select_from(demands)
     .where(demands.c.project_id == sa.bindparam("project"))
+)
+_YEAR_CLOSED = Prepared(
+    sa.select(closed_years.c.year).where(closed_years.c.year == sa.bindparam("year"))
 )
 _INSERT_EXPENSE = Prepared(lambda dialect: insert_ignore(dialect, expenses, *expenses.c))
 _INVOICE_TAKEN = sa.select(expenses.c.id).where(
@@ -138,6 +148,7 @@ def open_project(
         if (done := change.replayed(ProjectView)) is not None:
             return done
         year = fiscal_year(change.at)
+        _refuse_if_closed(change, year, "不能再新建项目")
         row = _INSERT.one(
             change.conn,
             {
@@ -196,6 +207,8 @@ def fire(
         _check_version(project, expected_version)
         wf = z.workflows.get(project.workflow, project.workflow_version)
         step = wf.decide(project.state, action, principal.role, data, _Facts(change, project))
+        if "set_budget" in step.action.effects:  # a plan: only for a year that takes them
+            _refuse_if_closed(change, project.year, "不能再提交方案")
         cause = change.history.append(
             "project.transitioned",
             {
@@ -374,6 +387,11 @@ def expense_view(row: Any) -> ExpenseView:
 
 
 # --- internals ---------------------------------------------------------------------------------
+
+
+def _refuse_if_closed(change: Change, year: int, what: str) -> None:
+    if _YEAR_CLOSED.first(change.conn, {"year": year}) is not None:
+        raise YearClosed(f"{year} 年度已结账，{what}")
 
 
 def _check_version(project: ProjectRecord, expected: int | None) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 
+import engine
+from engine.model import CLI
 from engine.store.uow import Zizhi
 from tests.e2e.server import cli, serve
 
@@ -131,3 +133,29 @@ def test_year_close_reports_what_it_released(fresh_z: Zizhi) -> None:
     assert "2002 年度已结账" in result.stdout
     again = cli(_url(fresh_z), "year", "close", "2002")
     assert again.returncode == 2 and "已经结账" in again.stderr
+
+
+def test_year_close_of_a_year_not_ended_needs_force_and_the_year_typed_twice(
+    fresh_z: Zizhi,
+) -> None:
+    url = _url(fresh_z)
+    early = cli(url, "year", "close", "2100")
+    assert early.returncode == 2 and "2100 年度尚未结束" in early.stderr
+    mistyped = cli(url, "year", "close", "2100", "--force", stdin="2100\n2010\n")
+    assert mistyped.returncode == 2 and "不一致" in mistyped.stderr
+    assert not engine.year_status(fresh_z, CLI, 2100).closed
+    forced = cli(url, "year", "close", "2100", "--force", stdin="2100\n2100\n")
+    assert forced.returncode == 0, forced.stderr
+    assert "2100 年度已结账" in forced.stdout
+    assert engine.year_status(fresh_z, CLI, 2100).closed
+
+
+def test_year_reopen_undoes_a_close(fresh_z: Zizhi) -> None:
+    url = _url(fresh_z)
+    missing = cli(url, "year", "reopen", "2002")
+    assert missing.returncode == 2 and "没有结账" in missing.stderr
+    assert cli(url, "year", "close", "2002").returncode == 0
+    reopened = cli(url, "year", "reopen", "2002")
+    assert reopened.returncode == 0, reopened.stderr
+    assert "2002 年度已撤销结账" in reopened.stdout
+    assert not engine.year_status(fresh_z, CLI, 2002).closed
