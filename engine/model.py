@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from engine.errors import Forbidden, ValidationFailed
+from engine.rules import text  # a leaf (stdlib only): streets compare in normal form
 
 
 class Role(StrEnum):
@@ -104,7 +105,11 @@ class Principal:
         )
 
     def covers(self, community_id: str, street: str) -> bool:
-        return self.unrestricted or community_id in self.communities or street in self.streets
+        """Whether a community (and its street) is in scope; streets compare in normal form,
+        so ``街道一\u3000`` and ``街道一`` are one street."""
+        if self.unrestricted or community_id in self.communities:
+            return True
+        return bool(self.streets) and text.key(street) in {text.key(s) for s in self.streets}
 
     def sees_personal_data(self, community_id: str) -> bool:
         """Residents' names and contacts: their own committee and auditors only."""

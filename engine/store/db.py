@@ -111,7 +111,7 @@ class Database:
             if not self.is_sqlite:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")  # every head, should branches ever diverge
             conn.commit()
 
     def dispose(self) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from engine.errors import ValidationFailed
 from engine.model import Principal, Role
+from engine.rules import text
 from engine.store.history import ChainFault, verify_chains
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.tables import communities, events, fund_accounts, ledger_entries, projects
@@ -80,7 +81,9 @@ class EventFilter:
         if self.street is not None:
             parts.append(
                 e.community_id.in_(
-                    sa.select(communities.c.id).where(communities.c.street == self.street)
+                    sa.select(communities.c.id).where(
+                        communities.c.street_key == text.key(self.street)
+                    )
                 )
             )
         if self.project_id is not None:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from engine.errors import ActionNotAllowed, AlreadyExists, NotFound, VersionConflict, YearClosed
 from engine.model import IdempotencyKey, Principal, ProjectRecord, Role, fiscal_year
-from engine.rules import fields
+from engine.rules import fields, text
 from engine.rules.effects import EFFECTS
 from engine.rules.workflow import Workflow
 from engine.store.db import insert_ignore
@@ -88,10 +88,10 @@ _YEAR_CLOSED = Prepared(
     sa.select(closed_years.c.year).where(closed_years.c.year == sa.bindparam("year"))
 )
 _INSERT_EXPENSE = Prepared(lambda dialect: insert_ignore(dialect, expenses, *expenses.c))
-_INVOICE_TAKEN = sa.select(expenses.c.id).where(
+_INVOICE_TAKEN = sa.select(expenses.c.id, expenses.c.payee, expenses.c.invoice_no).where(
     expenses.c.community_id == sa.bindparam("community"),
-    expenses.c.payee == sa.bindparam("payee"),
-    expenses.c.invoice_no == sa.bindparam("invoice"),
+    expenses.c.payee_key == sa.bindparam("payee_key"),
+    expenses.c.invoice_key == sa.bindparam("invoice_key"),
 )
 
 
@@ -241,6 +241,7 @@ def record_expense(
     """Spend from the project's reservation; only while the workflow allows expenses."""
     principal.require(Role.committee)
     clean = fields.validate(EXPENSE_FIELDS, data)
+    keys = {"payee_key": text.key(clean["payee"]), "invoice_key": text.key(clean["invoice_no"])}
     with z.change(principal.actor, idempotency) as change:
         project = lock(change, principal, project_id)
         if (done := change.replayed(ExpenseView)) is not None:
@@ -258,19 +259,15 @@ def record_expense(
                 "project_id": project.id,
                 "created_at": change.at,
                 **clean,
+                **keys,
             },
         )
-        if row is None:  # the (community, payee, invoice) is recorded already
+        if row is None:  # the (community, payee, invoice), in normal form, is recorded already
             taken = change.conn.execute(
-                _INVOICE_TAKEN,
-                {
-                    "community": project.community_id,
-                    "payee": clean["payee"],
-                    "invoice": clean["invoice_no"],
-                },
-            ).scalar_one()
+                _INVOICE_TAKEN, {"community": project.community_id, **keys}
+            ).one()
             raise AlreadyExists(
-                f"收款方“{clean['payee']}”的发票 {clean['invoice_no']} 已登记过（支出 {taken}）"
+                f"收款方“{taken.payee}”的发票 {taken.invoice_no} 已登记过（支出 {taken.id}）"
             )
         cause = change.history.append(
             "expense.recorded",

@@ -21,6 +21,7 @@ from engine.errors import (
     Unauthenticated,
 )
 from engine.model import IdempotencyKey, Principal, Role
+from engine.rules import text
 from engine.store.history import SYSTEM_CHAIN
 from engine.store.tables import api_tokens, users
 from engine.store.uow import Zizhi
@@ -58,6 +59,7 @@ def create_token(
 ) -> TokenView:
     principal.require(Role.admin)
     scope = check_grant(name=name, role=role, communities=communities, streets=streets)
+    name = text.clean(name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = secrets.token_hex(6)
     with z.change(principal.actor, idempotency) as change:

@@ -3,10 +3,16 @@ the policy floor of allocations."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
 from api.settings import Settings
 from engine.model import AllocationPolicy
+from engine.store.uow import Zizhi
 from tests.api.client import Api
 
 PROBLEM = "application/problem+json"
@@ -26,7 +32,15 @@ def test_a_year_that_has_not_ended_cannot_be_closed_over_http(api: Api) -> None:
     assert api.ok(api.get("/api/v1/years/2100", api.admin))["closed"] is False
 
 
-def test_an_admin_reopens_a_closed_year_and_the_year_says_so(api: Api) -> None:
+@pytest.fixture
+def own_api(fresh_z: Zizhi) -> Iterator[Api]:
+    """The API on a database of its own: closing years is district-wide."""
+    with TestClient(create_app(fresh_z, Settings()), raise_server_exceptions=False) as client:
+        yield Api(client, fresh_z)
+
+
+def test_an_admin_reopens_a_closed_year_and_the_year_says_so(own_api: Api) -> None:
+    api = own_api
     auditor = api.token("auditor")
     _refused(api.post("/api/v1/years/2011/reopen", api.admin), 404, "not_found")
     closed = api.ok(api.post("/api/v1/years/2011/close", api.admin))
