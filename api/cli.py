@@ -165,13 +165,34 @@ def community_create(
 
 
 @year_app.command("close")
-def year_close(year: Annotated[int, typer.Argument(help="要结账的年度，如 2025")]) -> None:
+def year_close(
+    year: Annotated[int, typer.Argument(help="要结账的年度，如 2025")],
+    force: Annotated[
+        bool, typer.Option("--force", help="年度尚未结束也结账（需再输入两次年度确认）")
+    ] = False,
+) -> None:
     """年度结账：一次性释放该年度全部未用预留，此后该年度不再接受预留；记入历史。"""
+    if force:
+        for prompt in ("年度尚未结束也要结账？请输入要结账的年度", "请再输入一次年度"):
+            if typer.prompt(prompt, default="", show_default=False).strip() != str(year):
+                err.print("[red]输入的年度不一致，未结账[/red]")
+                raise typer.Exit(2)
     with zizhi() as z:
-        closed = engine.close_year(z, CLI, year)
+        closed = engine.close_year(z, CLI, year, force=force)
     print(
         f"{closed.year} 年度已结账：释放 {closed.projects_released} 个项目的未用预留，"
         f"合计 {closed.released_fen / 100:,.2f} 元"
+    )
+
+
+@year_app.command("reopen")
+def year_reopen(year: Annotated[int, typer.Argument(help="要撤销结账的年度")]) -> None:
+    """撤销年度结账：结账释放的预留原样恢复（结账后项目有新办理记录时不能撤销）；记入历史。"""
+    with zizhi() as z:
+        reopened = engine.reopen_year(z, CLI, year)
+    print(
+        f"{reopened.year} 年度已撤销结账：恢复 {reopened.projects_restored} 个项目的预留，"
+        f"合计 {reopened.restored_fen / 100:,.2f} 元"
     )
 
 

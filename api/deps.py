@@ -74,15 +74,13 @@ def _decimal_digits(value: Any) -> Any:
 DIGITS = BeforeValidator(_decimal_digits)
 
 ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="项目编号", examples=[7]), DIGITS]
-Year = Annotated[int, Path(ge=2000, le=2100, description="年度", examples=[2026]), DIGITS]
-YearFilter = Annotated[int | None, Query(ge=2000, le=2100, description="年度"), DIGITS]
+Year = Annotated[int, Path(ge=MIN_YEAR, le=MAX_YEAR, description="年度", examples=[2026]), DIGITS]
+YearFilter = Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR, description="年度"), DIGITS]
 Limit = Annotated[int, Query(ge=1, le=500, description="每页条数"), DIGITS]
 CommunityId = Annotated[
     str,
     Path(max_length=64, pattern=COMMUNITY_ID_PATTERN, description="社区编号", examples=["lihe"]),
 ]
-Year = Annotated[int, Path(ge=MIN_YEAR, le=MAX_YEAR, description="年度", examples=[2026])]
-YearFilter = Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)]
 CommunityFilter = Annotated[str | None, Query(max_length=64, pattern=COMMUNITY_ID_PATTERN)]
 NameFilter = Annotated[str | None, Query(max_length=64, pattern=SINGLE_LINE)]
 Cursor = Annotated[

@@ -11,7 +11,6 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import SINGLE_LINE
 from engine import COMMUNITY_ID_PATTERN, MAX_AMOUNT_FEN, DemandView, FieldSpec
 from engine import DEMAND_FIELDS as DEMAND
 from engine import EXPENSE_FIELDS as EXPENSE
@@ -155,6 +154,9 @@ class ExpenseIn(Strict):
     description: str = text(EXPENSE["description"], "用途说明")
 
 
+_STREET = FieldSpec("street", "text", "街道", max_length=64, single_line=True)
+
+
 class TokenIn(Strict):
     model_config = ConfigDict(
         json_schema_extra={
@@ -162,11 +164,11 @@ class TokenIn(Strict):
         }
     )
 
-    name: str = Field(max_length=100, pattern=SINGLE_LINE)
+    name: str = text(FieldSpec("name", "text", "名称", max_length=100, single_line=True))
     role: Literal["admin", "street", "committee", "auditor"]
     communities: list[Annotated[str, Field(max_length=64, pattern=COMMUNITY_ID_PATTERN)]] = Field(
         default_factory=list, max_length=1000, description="committee：可访问的社区"
     )
-    streets: list[Annotated[str, Field(max_length=64, pattern=SINGLE_LINE)]] = Field(
+    streets: list[Annotated[str, text(_STREET)]] = Field(
         default_factory=list, max_length=100, description="street：可访问的街道"
     )

@@ -29,10 +29,14 @@ class Settings(BaseSettings):
     self_governance_default_fen: int = Field(default=5_000_000, ge=0)
     party_service_urban_default_fen: int = Field(default=20_000_000, ge=0)
     party_service_rural_default_fen: int = Field(default=0, ge=0)
+    self_governance_min_fen: int = Field(default=0, ge=0)
+    party_service_urban_min_fen: int = Field(default=20_000_000, ge=0)
 
     def allocation_policy(self) -> AllocationPolicy:
         return AllocationPolicy(
             self_governance_fen=self.self_governance_default_fen,
             party_service_urban_fen=self.party_service_urban_default_fen,
             party_service_rural_fen=self.party_service_rural_default_fen,
+            self_governance_min_fen=self.self_governance_min_fen,
+            party_service_urban_min_fen=self.party_service_urban_min_fen,
         )

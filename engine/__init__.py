@@ -105,7 +105,7 @@ from engine.usecases.tokens import (
     revoke_token,
 )
 from engine.usecases.users import UserView, authenticate_password, create_user
-from engine.usecases.years import YearView, close_year, year_status
+from engine.usecases.years import YearView, close_year, reopen_year, year_status
 
 # isort: split
 # --- added for the API contract (issue 7): one demand, for the Location of a new one ---
@@ -194,6 +194,7 @@ __all__ = [
     "query_events",
     "record_demand",
     "record_expense",
+    "reopen_year",
     "replay_project",
     "revoke_token",
     "set_allocation",

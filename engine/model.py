@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
+from engine import text
 from engine.errors import Forbidden, ValidationFailed
 
 
@@ -107,7 +108,11 @@ class Principal:
         )
 
     def covers(self, community_id: str, street: str) -> bool:
-        return self.unrestricted or community_id in self.communities or street in self.streets
+        """Whether a community (and its street) is in scope; streets compare in normal form,
+        so ``街道一\u3000`` and ``街道一`` are one street."""
+        if self.unrestricted or community_id in self.communities:
+            return True
+        return bool(self.streets) and text.key(street) in {text.key(s) for s in self.streets}
 
     def sees_personal_data(self, community_id: str) -> bool:
         """Residents' names and contacts: their own committee and auditors only."""
@@ -135,11 +140,15 @@ class IdempotencyKey:
 
 @dataclass(frozen=True, slots=True)
 class AllocationPolicy:
-    """Default yearly allocation of a community that nobody has set explicitly."""
+    """Default yearly allocation of a community that nobody has set explicitly, and the floor
+    below which nobody may set it (the seed: each urban community's party-service fund is
+    not less than ¥200,000)."""
 
     self_governance_fen: int = 5_000_000  # ¥50,000 per community
     party_service_urban_fen: int = 20_000_000  # ¥200,000 per urban community
     party_service_rural_fen: int = 0  # rural communities get none unless set
+    self_governance_min_fen: int = 0
+    party_service_urban_min_fen: int = 20_000_000  # not less than ¥200,000
 
     def default_fen(self, fund: str, kind: str) -> int:
         if fund == Fund.self_governance:
@@ -147,6 +156,14 @@ class AllocationPolicy:
         if kind == CommunityKind.urban:
             return self.party_service_urban_fen
         return self.party_service_rural_fen
+
+    def min_fen(self, fund: str, kind: str) -> int:
+        """The least a (fund, kind of community) may be allocated for a year."""
+        if fund == Fund.self_governance:
+            return self.self_governance_min_fen
+        if kind == CommunityKind.urban:
+            return self.party_service_urban_min_fen
+        return 0
 
 
 @dataclass(frozen=True, slots=True)

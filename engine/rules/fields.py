@@ -3,16 +3,17 @@
 Workflow actions declare their fields by type name (``amount``, ``int``, ``text``, ``bool``);
 the engine's other inputs (titles, expenses, demands) use the same specs, so every entry
 point refuses the same things: strings or fractions where integers belong, booleans posing
-as integers, negative or absurd amounts, empty or oversized text, control characters.
+as integers, negative or absurd amounts, empty or oversized text, control characters. Text is
+cleaned and judged by ``engine.text``; ``validate`` returns the cleaned values.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine import text as text_rules
 from engine.errors import ValidationFailed
 
 # ¥10,000,000 — far above any community fund, far below where integer overflow lurks.
@@ -22,19 +23,10 @@ DEFAULT_TEXT_LENGTH = 2_000
 
 FIELD_TYPES = frozenset({"amount", "int", "text", "bool"})
 
-# C0 controls other than tab, newline and carriage return, plus DEL.
-_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
-_CONTROL = re.compile(f"[{_CONTROLS}]")
-# What str.strip() removes, spelled out: regex dialects disagree on what \s means.
-_SPACES = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-
 
 def text_pattern(*, single_line: bool) -> str:
-    """What ``FieldSpec`` accepts as text, as a JSON Schema pattern for the API document:
-    no control characters (nor line breaks in a single line), and not only blanks."""
-    breaks = r"\n\r" if single_line else ""
-    allowed = f"[^{_CONTROLS}{breaks}]"
-    return f"^{allowed}*[^{_CONTROLS}{_SPACES}]{allowed}*$"
+    """What ``FieldSpec`` accepts as text, as a JSON Schema pattern for the API document."""
+    return text_rules.json_schema_pattern(single_line=single_line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +42,18 @@ class FieldSpec:
 
     def check(self, value: Any) -> str | None:
         """Return a message a person understands, or None when the value is acceptable."""
+        return self.clean(value)[1]
+
+    def clean(self, value: Any) -> tuple[Any, str | None]:
+        """The value as it will be stored (text cleaned), and what is wrong with it, if any."""
         if self.type == "bool":
-            return None if isinstance(value, bool) else "必须是 true 或 false"
+            return value, None if isinstance(value, bool) else "必须是 true 或 false"
         if self.type in ("amount", "int"):
-            return self._check_integer(value)
-        return self._check_text(value)
+            return value, self._check_integer(value)
+        if not isinstance(value, str):
+            return value, "必须是文本"
+        cleaned = text_rules.clean(value)
+        return cleaned, self._check_text(cleaned)
 
     def _check_integer(self, value: Any) -> str | None:
         # bool is a subclass of int in Python; JSON true is not a number.
@@ -79,15 +78,11 @@ class FieldSpec:
             self.max if self.max is not None else MAX_COUNT,
         )
 
-    def _check_text(self, value: Any) -> str | None:
-        if not isinstance(value, str):
-            return "必须是文本"
-        if not value.strip():
-            return "不能为空"
+    def _check_text(self, value: str) -> str | None:
+        if (wrong := text_rules.problem(value, single_line=self.single_line)) is not None:
+            return wrong
         if len(value) > self.max_length:
             return f"不能超过 {self.max_length} 个字符"
-        if _CONTROL.search(value) or (self.single_line and ("\n" in value or "\r" in value)):
-            return "含有不允许的控制字符"
         return None
 
     def json_schema(self) -> dict[str, Any]:
@@ -115,6 +110,7 @@ def validate(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> dict[st
     Raises ValidationFailed naming every bad field at once.
     """
     errors: dict[str, str] = {}
+    cleaned: dict[str, Any] = {}
     for name in data:
         if name not in specs:
             errors[name] = "不允许的字段"
@@ -123,12 +119,12 @@ def validate(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> dict[st
             if spec.required:
                 errors[name] = f"缺少必填字段（{spec.label}）"
             continue
-        message = spec.check(data[name])
+        cleaned[name], message = spec.clean(data[name])
         if message is not None:
             errors[name] = f"{spec.label}{message}"
     if errors:
         raise ValidationFailed.fields(errors)
-    return {name: data[name] for name in specs if name in data}
+    return cleaned
 
 
 def text(

@@ -3,8 +3,9 @@
 SQLite runs in WAL mode with ``synchronous=FULL`` (a commit is on disk when it returns).
 Write transactions start with ``BEGIN IMMEDIATE`` and are serialised in-process by a lock,
 so threads queue in Python instead of spinning in SQLite's busy handler; the busy timeout
-only covers other processes sharing the file. PostgreSQL runs at READ COMMITTED; writers
-lock the one history-chain row they append to (see ``engine.history``).
+only covers other processes sharing the file. PostgreSQL writes run at READ COMMITTED;
+writers lock the one history-chain row they append to (see ``engine.history``). Reads run
+in one snapshot on both databases (``Database.read``).
 
 On the hot path, statements are built once at import and executed with parameters: building
 a Core statement per call costs several times more than executing it.
@@ -26,6 +27,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 SQLITE_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _MIGRATION_LOCK = 0x7A697A6869  # "zizhi": the advisory lock that serialises migrations
+# How PostgreSQL reads: one snapshot for the whole transaction, and no writes in it.
+_SNAPSHOT: dict[str, Any] = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
 
 
 def normalize_url(url: str) -> str:
@@ -77,11 +80,21 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction: one consistent snapshot on SQLite (WAL)."""
-        with self.engine.connect() as conn, conn.begin():
-            if self.is_sqlite:
-                conn.exec_driver_sql("BEGIN")
-            yield conn
+        """A read-only transaction that sees one consistent snapshot for all its statements.
+
+        On SQLite (WAL) a deferred transaction reads one snapshot from its first statement.
+        On PostgreSQL it runs at REPEATABLE READ, READ ONLY: under READ COMMITTED each
+        statement would see its own moment, so a read that spans statements (verify, an
+        export, a statement, ``as_of``) could pair chain heads from one moment with events
+        from another and report a fault that is not there.
+        """
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(**_SNAPSHOT)
+            with conn.begin():
+                if self.is_sqlite:
+                    conn.exec_driver_sql("BEGIN")
+                yield conn
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest migration; safe to run concurrently."""
@@ -94,7 +107,7 @@ class Database:
             if not self.is_sqlite:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")  # every head, should branches ever diverge
             conn.commit()
 
     def dispose(self) -> None:

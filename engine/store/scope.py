@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine import text
 from engine.errors import NotFound
 from engine.model import Principal
 from engine.store.tables import communities, projects
@@ -40,7 +41,7 @@ def scope_clause(principal: Principal) -> sa.ColumnElement[bool]:
         return sa.true()
     return sa.or_(
         communities.c.id.in_(sorted(principal.communities)),
-        communities.c.street.in_(sorted(principal.streets)),
+        communities.c.street_key.in_(sorted({text.key(s) for s in principal.streets})),
     )
 
 

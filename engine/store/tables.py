@@ -55,6 +55,9 @@ class Community(SQLModel, table=True):
     name: str = Field(max_length=100)
     street: str = Field(max_length=64, index=True)
     district: str = Field(max_length=64, index=True)
+    # The names' normal forms (engine.text.key): scoping and filters compare these.
+    street_key: str = Field(sa_type=sa.Text, index=True)
+    district_key: str = Field(sa_type=sa.Text, index=True)
     kind: str = Field(max_length=8)
     created_at: datetime = _at()
 
@@ -182,7 +185,10 @@ class Demand(SQLModel, table=True):
 class Expense(SQLModel, table=True):
     __tablename__ = "expenses"
     __table_args__ = (
-        sa.UniqueConstraint("community_id", "payee", "invoice_no", name="uq_expenses_invoice"),
+        # One invoice per payee and community, compared in normal form (engine.text.key).
+        sa.UniqueConstraint(
+            "community_id", "payee_key", "invoice_key", name="uq_expenses_invoice_key"
+        ),
         sa.Index("ix_expenses_project", "project_id"),
     )
 
@@ -192,6 +198,8 @@ class Expense(SQLModel, table=True):
     amount_fen: int = Field(sa_type=Fen)
     payee: str = Field(max_length=200)
     invoice_no: str = Field(max_length=64)
+    payee_key: str = Field(sa_type=sa.Text)
+    invoice_key: str = Field(sa_type=sa.Text)
     description: str = Field(sa_type=sa.Text)
     created_at: datetime = _at()
 

@@ -152,6 +152,7 @@ class Change:
         self._stack = ExitStack()
         self._replay: str | None = None
         self._project: ProjectRecord | None = None
+        self._community: sa.Row[Any] | None = None
         self._saved = False
         self._others: dict[str, tuple[ChainWriter, Ledger]] = {}
         # Every event this change appends, on any chain, in order: what webhook outbox rows
@@ -202,7 +203,7 @@ class Change:
             self._project = ProjectRecord.from_row(row)
             chain, head = row.community_id, (row.head_seq, row.head_hash)
         elif community is not None:
-            visible_community(self.conn, self.principal, community)
+            self._community = visible_community(self.conn, self.principal, community)
             chain = community
         assert chain is not None
         self.history = self._writer(chain, head)
@@ -226,6 +227,12 @@ class Change:
         if self._replay is None:
             return None
         return _adapter(kind).validate_json(self._replay)
+
+    @property
+    def community(self) -> sa.Row[Any]:
+        """The community row this change checked and locked the chain of (``community=``)."""
+        assert self._community is not None, "z.change(..., community=id) names a community"
+        return self._community
 
     @property
     def project(self) -> ProjectRecord:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine import text
 from engine.errors import (
     ValidationFailed,
 )
@@ -18,6 +19,7 @@ from engine.rules import fields
 from engine.store.tables import communities
 
 _NAME = fields.text("name", "名称", max_length=100, single_line=True)
+_STREET = fields.text("street", "街道", max_length=64, single_line=True)
 
 
 def check_grant(
@@ -30,7 +32,14 @@ def check_grant(
     if role not in Role.__members__:
         errors["role"] = f"角色必须是 {', '.join(Role)} 之一"
     community_ids = sorted(set(communities))
-    street_names = sorted(set(streets))
+    street_names: list[str] = []
+    for street in streets:  # as stored for communities: cleaned, one per normal form
+        cleaned, message = _STREET.clean(street)
+        if message is not None:
+            errors["streets"] = f"街道名称{message}"
+        elif text.key(cleaned) not in {text.key(s) for s in street_names}:
+            street_names.append(cleaned)
+    street_names.sort()
     if role == Role.committee and (not community_ids or street_names):
         errors["communities"] = "社区居委会必须指定至少一个社区，且不能指定街道"
     if role == Role.street and (not street_names or community_ids):
@@ -55,12 +64,15 @@ def check_scope_exists(conn: Connection, scope: tuple[list[str], list[str]]) -> 
         if missing := [c for c in wanted_communities if c not in found]:
             errors["communities"] = f"社区不存在：{'、'.join(missing)}"
     if wanted_streets:
+        keys = {s: text.key(s) for s in wanted_streets}
         found = set(
             conn.execute(
-                sa.select(communities.c.street).where(communities.c.street.in_(wanted_streets))
+                sa.select(communities.c.street_key).where(
+                    communities.c.street_key.in_(sorted(set(keys.values())))
+                )
             ).scalars()
         )
-        if missing := [s for s in wanted_streets if s not in found]:
+        if missing := [s for s in wanted_streets if keys[s] not in found]:
             errors["streets"] = f"街道下还没有任何社区：{'、'.join(missing)}"
     if errors:
         raise ValidationFailed.fields(errors)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from engine import text
 from engine.errors import ValidationFailed
 from engine.model import ENTRY_KIND_OF_EVENT, Balance, Principal, Role
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
@@ -27,6 +29,7 @@ from engine.store.verify import verify_chains, verify_ledger
 # Events that change the project record itself, and so bump its version.
 _PROJECT_CHANGES = (
     "project.year_closed",
+    "project.year_reopened",
     "project.created",
     "project.transitioned",
     "expense.recorded",
@@ -75,7 +78,9 @@ class EventFilter:
         if self.street is not None:
             parts.append(
                 e.community_id.in_(
-                    sa.select(communities.c.id).where(communities.c.street == self.street)
+                    sa.select(communities.c.id).where(
+                        communities.c.street_key == text.key(self.street)
+                    )
                 )
             )
         if self.project_id is not None:
@@ -129,21 +134,35 @@ def stream_events(
 
     Access, filters and the first batch are done now, before the caller starts answering,
     so a refusal or a failing database is an error answer rather than a broken download.
+    Every batch is read in the same snapshot (one read transaction, held until the last
+    batch or until the caller closes the iterator), so an export is one moment of history.
     """
     base = _scoped(principal, where)
+    stack = ExitStack()
+    conn = stack.enter_context(z.read())
 
     def batch_after(after: int) -> Sequence[Any]:
-        with z.read() as conn:
-            return conn.execute(
-                base.where(events.c.id > after).order_by(events.c.id).limit(batch)
-            ).all()
+        return conn.execute(
+            base.where(events.c.id > after).order_by(events.c.id).limit(batch)
+        ).all()
+
+    try:
+        first = batch_after(0)
+    except BaseException:
+        stack.close()
+        raise
+    if len(first) < batch:  # all of it already read: no transaction left open
+        stack.close()
 
     def events_from(rows: Sequence[Any]) -> Iterator[EventView]:
-        while rows:
-            yield from (event_view(row) for row in rows)
-            rows = batch_after(rows[-1].id)
+        with stack:
+            while rows:
+                yield from (event_view(row) for row in rows)
+                if len(rows) < batch:
+                    return
+                rows = batch_after(rows[-1].id)
 
-    return events_from(batch_after(0))
+    return events_from(first)
 
 
 def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[EventView]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine import text
 from engine.errors import AlreadyExists, ValidationFailed
 from engine.model import (
     CommunityKind,
@@ -79,7 +80,14 @@ def create_community(
             raise AlreadyExists(f"社区编号“{id}”已被使用")
         row = change.conn.execute(
             sa.insert(communities)
-            .values(id=id, kind=kind, created_at=change.at, **clean)
+            .values(
+                id=id,
+                kind=kind,
+                created_at=change.at,
+                street_key=text.key(clean["street"]),
+                district_key=text.key(clean["district"]),
+                **clean,
+            )
             .returning(communities)
         ).one()
         change.history.append(
@@ -113,7 +121,7 @@ def list_communities(
         .limit(limit + 1)
     )
     if street is not None:
-        query = query.where(communities.c.street == street)
+        query = query.where(communities.c.street_key == text.key(street))
     with z.read() as conn:
         rows = conn.execute(query).all()
     return page_of([_community_view(r) for r in rows], limit, lambda c: c.id)

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine import text
 from engine.errors import ActionNotAllowed, AlreadyExists
 from engine.model import IdempotencyKey, Principal, Role
 from engine.rules import fields
@@ -28,10 +29,10 @@ EXPENSE_FIELDS = {
 
 _p = projects.c
 _INSERT_EXPENSE = Prepared(lambda dialect: insert_ignore(dialect, expenses, *expenses.c))
-_INVOICE_TAKEN = sa.select(expenses.c.id).where(
+_INVOICE_TAKEN = sa.select(expenses.c.id, expenses.c.payee, expenses.c.invoice_no).where(
     expenses.c.community_id == sa.bindparam("community"),
-    expenses.c.payee == sa.bindparam("payee"),
-    expenses.c.invoice_no == sa.bindparam("invoice"),
+    expenses.c.payee_key == sa.bindparam("payee_key"),
+    expenses.c.invoice_key == sa.bindparam("invoice_key"),
 )
 
 
@@ -60,6 +61,7 @@ def record_expense(
     """Spend from the project's reservation; only while the workflow allows expenses."""
     principal.require(Role.committee)
     clean = fields.validate(EXPENSE_FIELDS, data)
+    keys = {"payee_key": text.key(clean["payee"]), "invoice_key": text.key(clean["invoice_no"])}
     with z.change(principal, idempotency, project=project_id) as change:
         if (done := change.replay(ExpenseView)) is not None:
             return done
@@ -77,19 +79,15 @@ def record_expense(
                 "project_id": project.id,
                 "created_at": change.at,
                 **clean,
+                **keys,
             },
         )
-        if row is None:  # the (community, payee, invoice) is recorded already
+        if row is None:  # the (community, payee, invoice), in normal form, is recorded already
             taken = change.conn.execute(
-                _INVOICE_TAKEN,
-                {
-                    "community": project.community_id,
-                    "payee": clean["payee"],
-                    "invoice": clean["invoice_no"],
-                },
-            ).scalar_one()
+                _INVOICE_TAKEN, {"community": project.community_id, **keys}
+            ).one()
             raise AlreadyExists(
-                f"收款方“{clean['payee']}”的发票 {clean['invoice_no']} 已登记过（支出 {taken}）"
+                f"收款方“{taken.payee}”的发票 {taken.invoice_no} 已登记过（支出 {taken.id}）"
             )
         cause = change.history.append(
             "expense.recorded",

@@ -13,7 +13,9 @@ from engine.model import (
     MAX_YEAR,
     MIN_YEAR,
     Account,
+    AllocationPolicy,
     Balance,
+    CommunityKind,
     Fund,
     IdempotencyKey,
     Principal,
@@ -149,6 +151,7 @@ def set_allocation(
     with z.change(principal, idempotency, community=community_id, reserving=True) as change:
         if (done := change.replay(FundView)) is not None:
             return done
+        _check_floor(z.policy, fund, change.community.kind, clean["allocated_fen"])
         cause = change.history.append(
             "fund.allocation_set",
             {
@@ -178,6 +181,23 @@ def _account(community_id: str, fund: str, year: int) -> Account:
     if errors:
         raise ValidationFailed.fields(errors)
     return Account(community_id, fund, year)
+
+
+def _check_floor(policy: AllocationPolicy, fund: str, kind: str, allocated: int) -> None:
+    floor = policy.min_fen(fund, kind)
+    if allocated < floor:
+        place = "社区" if kind == CommunityKind.urban else "村"
+        raise ValidationFailed.fields(
+            {
+                "allocated_fen": f"{Fund(fund).label}（{place}）每年不少于 {floor} 分"
+                f"（{yuan(floor)} 元），不能设为 {allocated} 分"
+            }
+        )
+
+
+def yuan(fen: int) -> str:
+    """Fen as yuan for a sentence: 20000000 → 200,000.00."""
+    return f"{fen // 100:,}.{fen % 100:02d}"
 
 
 def _balance_as_of(conn: sa.Connection, account: Account, as_of: datetime, now: Balance) -> Balance:

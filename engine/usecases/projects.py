@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.errors import NotFound, VersionConflict
+from engine.errors import NotFound, VersionConflict, YearClosed
 from engine.model import IdempotencyKey, Principal, ProjectRecord, Role, fiscal_year
 from engine.rules import fields
 from engine.rules.effects import EFFECTS
@@ -22,7 +22,7 @@ from engine.rules.workflow import Workflow
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.scope import scope_clause
 from engine.store.statements import Prepared
-from engine.store.tables import communities, demands, projects
+from engine.store.tables import closed_years, communities, demands, projects
 from engine.store.uow import Change, Zizhi
 
 PROJECT_FIELDS = {
@@ -40,6 +40,9 @@ _DEMAND_COUNT = Prepared(
     sa.select(sa.func.count().label("count"))
     .select_from(demands)
     .where(demands.c.project_id == sa.bindparam("project"))
+)
+_YEAR_CLOSED = Prepared(
+    sa.select(closed_years.c.year).where(closed_years.c.year == sa.bindparam("year"))
 )
 
 
@@ -83,6 +86,7 @@ def open_project(
         if (done := change.replay(ProjectView)) is not None:
             return done
         year = fiscal_year(change.at)
+        _refuse_if_closed(change, year, "不能再新建项目")
         row = _INSERT.one(
             change.conn,
             {
@@ -140,6 +144,8 @@ def fire(
         _check_version(project, expected_version)
         wf = z.workflows.get(project.workflow, project.workflow_version)
         step = wf.decide(project.state, action, principal.role, data, _Facts(change, project))
+        if "set_budget" in step.action.effects:  # a plan: only for a year that takes them
+            _refuse_if_closed(change, project.year, "不能再提交方案")
         cause = change.history.append(
             "project.transitioned",
             {
@@ -205,6 +211,11 @@ def list_projects(
 
 
 # --- internals ---------------------------------------------------------------------------------
+
+
+def _refuse_if_closed(change: Change, year: int, what: str) -> None:
+    if _YEAR_CLOSED.first(change.conn, {"year": year}) is not None:
+        raise YearClosed(f"{year} 年度已结账，{what}")
 
 
 def _check_version(project: ProjectRecord, expected: int | None) -> None:

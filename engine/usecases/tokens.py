@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine import text
 from engine.errors import (
     NotFound,
     Unauthenticated,
@@ -60,6 +61,7 @@ def create_token(
     """Create an API token (admin); its secret is in this answer only, never replayed."""
     principal.require(Role.admin)
     scope = check_grant(name=name, role=role, communities=communities, streets=streets)
+    name = text.clean(name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = secrets.token_hex(6)
     with z.change(principal, idempotency, chain=SYSTEM_CHAIN) as change:

@@ -155,6 +155,10 @@ BEYOND_SCHEMA: dict[str, set[str]] = {
     # The scope a role takes (communities for a committee, streets for a street officer,
     # neither for an admin), and the communities and streets named must exist.
     "POST /api/v1/tokens": {"role", "communities", "streets"},
+    # The policy floor depends on the fund and on the community's kind (urban or rural).
+    "PUT /api/v1/communities/{community_id}/funds/{fund}/{year}": {"allocated_fen"},
+    # A year can be closed only once it has ended: that depends on today's date.
+    "POST /api/v1/years/{year}/close": {"year"},
 }
 
 

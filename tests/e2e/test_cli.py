@@ -7,6 +7,8 @@ from pathlib import Path
 import httpx2 as httpx
 import sqlalchemy as sa
 
+import engine
+from engine.model import CLI
 from engine.store.uow import Zizhi
 from tests.e2e.server import cli, free_port, serve
 
@@ -144,3 +146,29 @@ def test_a_database_at_an_unknown_newer_migration_is_one_clear_sentence(fresh_z:
         assert "Traceback" not in result.stderr, result.stderr
         assert "数据库" in result.stderr and "版本" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_year_close_of_a_year_not_ended_needs_force_and_the_year_typed_twice(
+    fresh_z: Zizhi,
+) -> None:
+    url = _url(fresh_z)
+    early = cli(url, "year", "close", "2100")
+    assert early.returncode == 2 and "2100 年度尚未结束" in early.stderr
+    mistyped = cli(url, "year", "close", "2100", "--force", stdin="2100\n2010\n")
+    assert mistyped.returncode == 2 and "不一致" in mistyped.stderr
+    assert not engine.year_status(fresh_z, CLI, 2100).closed
+    forced = cli(url, "year", "close", "2100", "--force", stdin="2100\n2100\n")
+    assert forced.returncode == 0, forced.stderr
+    assert "2100 年度已结账" in forced.stdout
+    assert engine.year_status(fresh_z, CLI, 2100).closed
+
+
+def test_year_reopen_undoes_a_close(fresh_z: Zizhi) -> None:
+    url = _url(fresh_z)
+    missing = cli(url, "year", "reopen", "2002")
+    assert missing.returncode == 2 and "没有结账" in missing.stderr
+    assert cli(url, "year", "close", "2002").returncode == 0
+    reopened = cli(url, "year", "reopen", "2002")
+    assert reopened.returncode == 0, reopened.stderr
+    assert "2002 年度已撤销结账" in reopened.stdout
+    assert not engine.year_status(fresh_z, CLI, 2002).closed

@@ -202,7 +202,7 @@ def test_a_fresh_community_years_allocation_set_concurrently_ends_consistent(
     community = world.community()
     results = race(
         [
-            partial(engine.set_allocation, z, CLI, community, "party_service", 2032, 1_000_000 + n)
+            partial(engine.set_allocation, z, CLI, community, "party_service", 2032, 30_000_000 + n)
             for n in range(8)
         ]
     )

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 import engine
 from engine.errors import FundCapExceeded, ValidationFailed
-from engine.model import CLI
+from engine.model import CLI, AllocationPolicy
 from engine.store.tables import events, ledger_entries
 from engine.store.uow import Zizhi
 from tests.factories import VOTE, World
@@ -191,3 +191,17 @@ def test_the_database_itself_refuses_a_balance_over_the_cap(world: World, z: Ziz
             ),
             {"c": community},
         )
+
+
+def test_allocations_below_the_policy_floor_are_refused(z: Zizhi) -> None:
+    world = World(z)
+    community, village = world.community(), world.community(kind="rural")
+    with pytest.raises(ValidationFailed, match="不少于 20000000 分") as refused:
+        engine.set_allocation(z, CLI, community, "party_service", 2032, 19_999_999)
+    assert "allocated_fen" in refused.value.errors
+    assert engine.set_allocation(z, CLI, community, "party_service", 2032, 20_000_000)
+    assert engine.set_allocation(z, CLI, village, "party_service", 2032, 1)
+    strict = Zizhi(z.db, z.workflows, policy=AllocationPolicy(self_governance_min_fen=1_000_000))
+    with pytest.raises(ValidationFailed, match="不少于 1000000 分（10,000.00 元）"):
+        engine.set_allocation(strict, CLI, community, "self_governance", 2032, 999_999)
+    assert engine.set_allocation(strict, CLI, community, "self_governance", 2032, 1_000_000)

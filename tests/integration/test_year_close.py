@@ -64,7 +64,7 @@ def test_closing_a_year_releases_every_open_reservation_and_keeps_what_was_spent
     first = _spend(past, world, a, 1_000_000, 300_000)
     second = _spend(past, world, a, 500_000, 0, workflow="party_service")
     third = _spend(past, world, b, 2_000_000, 2_000_000)  # fully spent: nothing to release
-    closed = engine.close_year(past, CLI, LAST_YEAR)
+    closed = engine.close_year(past, CLI, LAST_YEAR, force=True)
     assert (closed.closed, closed.projects_released, closed.released_fen) == (
         True,
         2,
@@ -98,7 +98,7 @@ def test_a_closed_year_takes_no_new_reservations_or_allocation_changes(past: Ziz
     committee = world.committee(community)
     waiting = world.advance(world.project(community), "review", budget_fen=100_000)
     running = _spend(past, world, community, 100_000, 0)
-    engine.close_year(past, CLI, LAST_YEAR)
+    engine.close_year(past, CLI, LAST_YEAR, force=True)
     with pytest.raises(YearClosed, match="2024 年度已结账"):
         engine.fire(past, committee, waiting.id, "approve", VOTE)
     with pytest.raises(YearClosed):
@@ -111,7 +111,7 @@ def test_a_closed_year_takes_no_new_reservations_or_allocation_changes(past: Ziz
             {"amount_fen": 1, "payee": "甲", "invoice_no": "late", "description": "结账后"},
         )
     with pytest.raises(AlreadyExists):
-        engine.close_year(past, CLI, LAST_YEAR)
+        engine.close_year(past, CLI, LAST_YEAR, force=True)
     assert (
         engine.set_allocation(
             past, CLI, community, "self_governance", LAST_YEAR + 1, 100
@@ -148,7 +148,7 @@ def test_a_close_that_fails_midway_changes_nothing(
 
     monkeypatch.setattr(Ledger, "release", fail_on_second)
     with pytest.raises(RuntimeError):
-        engine.close_year(past, CLI, LAST_YEAR)
+        engine.close_year(past, CLI, LAST_YEAR, force=True)
     monkeypatch.undo()
     assert [engine.get_project(past, CLI, p).reserved_fen for p in held] == [100_000] * 3
     with past.read() as conn:
@@ -169,7 +169,7 @@ def test_approvals_racing_a_close_are_either_released_or_refused(past: Zizhi) ->
         lambda p=p: engine.fire(past, world.committee(p.community_id), p.id, "approve", VOTE)
         for p in waiting
     ]
-    results = race([*calls, lambda: engine.close_year(past, CLI, LAST_YEAR)])
+    results = race([*calls, lambda: engine.close_year(past, CLI, LAST_YEAR, force=True)])
     assert not [r for r in results if isinstance(r, Exception) and not isinstance(r, YearClosed)], (
         results
     )
@@ -205,7 +205,9 @@ def test_a_close_waits_for_an_approval_in_flight_and_then_releases_it(
     approval.start()
     assert reserved.wait(30)
     outcome: list[Any] = []
-    close = threading.Thread(target=lambda: outcome.append(engine.close_year(past, CLI, LAST_YEAR)))
+    close = threading.Thread(
+        target=lambda: outcome.append(engine.close_year(past, CLI, LAST_YEAR, force=True))
+    )
     close.start()
     close.join(1.0)
     assert close.is_alive()  # the close waits for the approval in flight
