@@ -11,7 +11,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import problems
+from api import problems, web
 from api.routes import audit, communities, meta, projects, tokens, years
 from api.settings import Settings
 from engine.uow import Zizhi
@@ -59,6 +59,7 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
         meta.router,
     ):
         app.include_router(router)
+    web.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     document = app.openapi
     app.openapi = lambda: _as_served(document())  # type: ignore[method-assign]
