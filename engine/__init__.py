@@ -16,7 +16,13 @@ from engine.uow import IdempotencyKey, Zizhi
 # isort: split
 from engine.audit import EventFilter, EventView, project_history, query_events, stream_events
 from engine.audit import verify as verify_history
-from engine.demands import DemandView, add_to_project, list_demands, record_demand
+from engine.demands import (
+    DEMAND_FIELDS,
+    DemandView,
+    add_to_project,
+    list_demands,
+    record_demand,
+)
 from engine.domain import FISCAL_TZ, fiscal_year
 from engine.errors import (
     Forbidden,
@@ -72,6 +78,7 @@ __all__ = [
     "Zizhi",
     "ZizhiError",
     # web pages (issue 9)
+    "DEMAND_FIELDS",
     "FISCAL_TZ",
     "ActionDef",
     "CommunityView",

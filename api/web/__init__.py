@@ -13,17 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.web import audit, projects, public, sign_in, street
+from api.web import audit, demands, projects, public, sign_in, street
 from api.web.render import error_page, install_filters
 from api.web.session import BadForm, SignInRequired, login_url
 from engine import ZizhiError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-ROUTERS = [sign_in.router, projects.router, street.router, audit.router, public.router]
+ROUTERS = [
+    sign_in.router,
+    projects.router,
+    demands.router,
+    street.router,
+    audit.router,
+    public.router,
+]
 log = logging.getLogger("zizhi.web")
 
 _STATUS = {
@@ -44,6 +52,7 @@ def install(app: FastAPI) -> None:
     api_engine_error = app.exception_handlers[ZizhiError]
     api_http_error = app.exception_handlers[StarletteHTTPException]
     api_unexpected = app.exception_handlers[Exception]
+    api_validation_error = app.exception_handlers[RequestValidationError]
 
     async def engine_error(request: Request, exc: Exception) -> Response:
         if not _is_page(request):
@@ -72,6 +81,14 @@ def install(app: FastAPI) -> None:
         )
         return error_page(request, 500, "服务器内部错误，请稍后重试；问题已记录。")
 
+    async def bad_address(request: Request, exc: Exception) -> Response:
+        if not _is_page(request):
+            return await _call(api_validation_error, request, exc)
+        assert isinstance(exc, RequestValidationError)
+        if any(err.get("loc", ("",))[0] == "path" for err in exc.errors()):
+            return error_page(request, 404, "您要找的页面不存在。")
+        return error_page(request, 422, "地址中的查询条件无效，请返回修改后重试。")
+
     async def sign_in_required(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInRequired)
         return RedirectResponse(login_url(exc.next_path), status_code=303)
@@ -86,6 +103,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ZizhiError, engine_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+    app.add_exception_handler(RequestValidationError, bad_address)
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_exception_handler(BadForm, bad_form)
 

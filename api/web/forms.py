@@ -31,6 +31,17 @@ class Field:
     max_length: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class ActionForm:
+    """One workflow action the reader may take, as a form."""
+
+    id: str
+    action: engine.ActionDef
+    url: str
+    fields: list[Field]
+    way_out: bool
+
+
 @dataclass(slots=True)
 class Failed:
     """A refused form: which one, what was typed, and the engine's reasons in Chinese."""

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import engine
-from api.web.forms import Failed, failure, fields_of, idempotency
+from api.web.forms import ActionForm, Failed, failure, fields_of, idempotency
 from api.web.render import render
 from api.web.session import Form, Person, zizhi
 from api.web.timeline import timeline
@@ -159,16 +159,21 @@ def _project(
     exc: engine.ZizhiError | None = None,
 ) -> Response:
     page = engine.project_page(zizhi(request), person, project_id)
-    forms = [
-        {
-            "id": f"action:{a.name}",
-            "action": a,
-            "url": f"/projects/{project_id}/actions/{a.name}",
-            "fields": fields_of(a.fields, f"action:{a.name}", failed),
-        }
-        for a in page.actions
-    ]
-    shown = {f["id"] for f in forms} | {"expense", "demand", "pool"}
+    forms = sorted(
+        (
+            ActionForm(
+                id=f"action:{a.name}",
+                action=a,
+                url=f"/projects/{project_id}/actions/{a.name}",
+                fields=fields_of(a.fields, f"action:{a.name}", failed),
+                # Ending a project early (不予立项, 撤销) is offered folded away, last.
+                way_out=page.workflow.is_final(a.dest) and len(a.sources) > 1,
+            )
+            for a in page.actions
+        ),
+        key=lambda f: f.way_out,
+    )
+    shown = {f.id for f in forms} | {"expense", "demand", "pool"}
     status = 200 if exc is None else REFUSAL_STATUS.get(exc.code, 409)
     return render(
         request,
