@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from engine import access, places
 from engine.access import CLI
@@ -43,6 +43,8 @@ class Site:
 
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
+    # Generous waits: the machine running the suite may be busy; nothing here is timed.
+    expect.set_options(timeout=60_000)
     with sync_playwright() as p:
         yield p
 
@@ -89,11 +91,13 @@ def site(backend: str, databases: DatabaseFactory) -> Iterator[Site]:
 
 
 def sign_in(page: Page, site: Site, username: str) -> None:
+    page.set_default_timeout(60_000)
     page.goto(f"{site.base}/login")
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_url(re.compile(r"^(?!.*/login).*$"))
+    with page.expect_navigation():
+        page.get_by_role("button", name="登录").click()
+    expect(page).not_to_have_url(re.compile(r"/login"))
 
 
 def shoot(page: Page, name: str) -> None:

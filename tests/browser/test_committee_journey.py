@@ -29,8 +29,8 @@ def act(page: Page, action: str, **typed: str) -> None:
     form = page.locator(f"#form-{action}")
     for name, value in typed.items():
         form.locator(f'[name="{name}"]').fill(value)
-    form.locator("button[type=submit]").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
 
 
 def test_a_committee_runs_a_project_through_every_step_in_the_browser(
@@ -38,6 +38,7 @@ def test_a_committee_runs_a_project_through_every_step_in_the_browser(
 ) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
+    page.set_default_timeout(60_000)
     shots = site.backend == "sqlite"
     page.goto(f"{site.base}/")
     expect(page).to_have_url(re.compile(r"/login$"))
@@ -140,6 +141,7 @@ def test_a_committee_runs_a_project_through_every_step_in_the_browser(
 
     # The public board, without signing in: the project, its notice, no resident's name.
     public = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    public.set_default_timeout(60_000)
     public.goto(f"{site.base}/public/{site.community}")
     board = public.locator("main")
     expect(board).to_contain_text("消防通道清障")
