@@ -85,9 +85,21 @@ def idempotency(principal: Principal, form: Mapping[str, str], what: Any) -> Ide
     return IdempotencyKey(principal.id, f"web:{key}", digest)
 
 
+def _in_yuan(message: str) -> str:
+    """The engine speaks fen (the API's unit); a person typing yuan reads yuan."""
+    message = message.replace("（分）", "")
+    return re.sub(
+        r"金额必须在 (\d+) 至 (\d+) 分之间",
+        lambda m: (
+            f"金额必须在 {engine.format_fen(int(m[1]))} 至 {engine.format_fen(int(m[2]))} 之间"
+        ),
+        message,
+    )
+
+
 def failure(form_id: str, form: Mapping[str, str], exc: engine.ZizhiError) -> Failed:
     """What to show beside a refused form; field errors without the English field names."""
-    errors = dict(getattr(exc, "errors", {}) or {})
+    errors = {k: _in_yuan(v) for k, v in (getattr(exc, "errors", {}) or {}).items()}
     message = "请检查标出的字段" if errors else exc.message
     typed = {k: v for k, v in form.items() if k not in ("csrf", "form_key")}
     return Failed(form_id, typed, message, errors)
