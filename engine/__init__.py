@@ -43,6 +43,7 @@ from engine.places import (
     statement,
 )
 from engine.projects import (
+    EXPENSE_FIELDS,
     ProjectView,
     fire,
     get_project,
@@ -79,6 +80,7 @@ __all__ = [
     "ZizhiError",
     # web pages (issue 9)
     "DEMAND_FIELDS",
+    "EXPENSE_FIELDS",
     "FISCAL_TZ",
     "ActionDef",
     "CommunityView",

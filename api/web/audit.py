@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 import engine
@@ -72,25 +72,21 @@ def _filter(
     return where, typed, errors
 
 
+Search = Annotated[tuple[engine.EventFilter, dict[str, str], dict[str, str]], Depends(_filter)]
+
+
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(
     request: Request,
     person: Person,
-    community_id: Text = None,
-    street: Text = None,
-    project_id: Text = None,
-    actor: Text = None,
-    type: Text = None,
-    since: Date = None,
-    until: Date = None,
+    search: Search,
     cursor: Annotated[str | None, Query(max_length=400, pattern=r"^[A-Za-z0-9_-]+$")] = None,
 ) -> Response:
     person.require(Role.auditor, Role.admin, Role.street)
-    where, typed, errors = _filter(community_id, street, project_id, actor, type, since, until)
+    where, typed, errors = search
     page = None
     if not errors:
         page = engine.query_events(zizhi(request), person, where, limit=100, cursor=cursor)
-    query = urlencode(typed)
     return render(
         request,
         "audit.html",
@@ -98,7 +94,7 @@ def audit_page(
             "typed": typed,
             "errors": errors,
             "page": page,
-            "query": query,
+            "query": urlencode(typed),
             "next_query": urlencode({**typed, "cursor": page.next_cursor})
             if page and page.next_cursor
             else None,
@@ -108,21 +104,8 @@ def audit_page(
 
 
 @router.get("/audit/events.csv")
-def export_csv(
-    request: Request,
-    person: Person,
-    community_id: Text = None,
-    street: Text = None,
-    project_id: Text = None,
-    actor: Text = None,
-    type: Text = None,
-    since: Date = None,
-    until: Date = None,
-) -> Response:
-    where, _, errors = _filter(community_id, street, project_id, actor, type, since, until)
-    if errors:
-        raise engine.ValidationFailed.fields(errors)
-    events = engine.stream_events(zizhi(request), person, where)
+def export_csv(request: Request, person: Person, search: Search) -> Response:
+    events = engine.stream_events(zizhi(request), person, _checked(search))
     return StreamingResponse(
         _csv(events),
         media_type="text/csv; charset=utf-8",
@@ -131,21 +114,8 @@ def export_csv(
 
 
 @router.get("/audit/events.jsonl")
-def export_jsonl(
-    request: Request,
-    person: Person,
-    community_id: Text = None,
-    street: Text = None,
-    project_id: Text = None,
-    actor: Text = None,
-    type: Text = None,
-    since: Date = None,
-    until: Date = None,
-) -> Response:
-    where, _, errors = _filter(community_id, street, project_id, actor, type, since, until)
-    if errors:
-        raise engine.ValidationFailed.fields(errors)
-    events = engine.stream_events(zizhi(request), person, where)
+def export_jsonl(request: Request, person: Person, search: Search) -> Response:
+    events = engine.stream_events(zizhi(request), person, _checked(search))
     return StreamingResponse(
         (_json_line(e) for e in events),
         media_type="application/jsonl",
@@ -157,3 +127,12 @@ def export_jsonl(
 def verify_page(request: Request, person: Person) -> Response:
     report = engine.verify_history(zizhi(request), person)
     return render(request, "verify.html", {"report": report})
+
+
+def _checked(
+    search: tuple[engine.EventFilter, dict[str, str], dict[str, str]],
+) -> engine.EventFilter:
+    where, _, errors = search
+    if errors:
+        raise engine.ValidationFailed.fields(errors)
+    return where

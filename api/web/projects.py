@@ -104,8 +104,7 @@ def take_action(
 def record_expense(request: Request, person: Person, form: Form, project_id: ProjectId) -> Response:
     z = zizhi(request)
     try:
-        page = engine.project_page(z, person, project_id)
-        data = engine.read_form(page.expense_fields, form)
+        data = engine.read_form(engine.EXPENSE_FIELDS, form)
         engine.record_expense(
             z,
             person,
@@ -127,8 +126,7 @@ def add_demand(request: Request, person: Person, form: Form, project_id: Project
         if from_pool:
             data: dict[str, Any] = {"demand_id": engine.parse_count(form["demand_id"])}
         else:
-            page = engine.project_page(z, person, project_id)
-            data = engine.read_form(page.demand_fields, form)
+            data = engine.read_form(engine.DEMAND_FIELDS, form)
         engine.add_to_project(
             z,
             person,

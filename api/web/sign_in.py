@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import engine
@@ -13,6 +14,7 @@ from api.web.session import (
     SESSION_COOKIE,
     Anyone,
     Form,
+    posted_form,
     safe_next,
     set_session_cookie,
     zizhi,
@@ -53,9 +55,11 @@ def login(request: Request, form: Form) -> Response:
 
 
 @router.post("/logout")
-def logout(request: Request, who: Anyone, form: Form) -> Response:
+async def logout(request: Request, who: Anyone) -> Response:
+    # A session that has already ended needs no CSRF check to be forgotten.
     if who.session_id is not None:
-        engine.web_sign_out(zizhi(request), who.session_id)
+        await posted_form(request)
+        await run_in_threadpool(engine.web_sign_out, zizhi(request), who.session_id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -109,6 +109,3 @@ def _street(
         {"overview": view, "street": street, "failed": failed},
         status_code=status,
     )
-
-
-__all__ = ["router", "RedirectResponse"]
