@@ -10,7 +10,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import openapi, problems
+from api import openapi, problems, web
 from api.routes import actions, audit, communities, meta, projects, tokens, years
 from api.settings import Settings
 from engine import Zizhi
@@ -53,6 +53,7 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
         meta.router,
     ):
         app.include_router(router)
+    web.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeadAsGet)
     document = app.openapi

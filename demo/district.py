@@ -173,7 +173,7 @@ def summary(result: DemoResult, workflows: WorkflowRegistry) -> list[str]:
         f"历史事件 {result.events} 条，哈希链与账本校验通过。",
         f"本年度项目所处阶段：{by_state}",
         "",
-        f"网页登录用户（网页界面上线后使用），密码均为：{result.password}",
+        f"网页登录用户（打开首页即转到登录页 /login），密码均为：{result.password}",
         "  管理员        admin",
         "  审计人员      auditor（全市只读）",
         "  街道工作人员  " + "、".join(f"{street_username(s)}（{s}）" for s in streets),

@@ -111,6 +111,24 @@ from engine.usecases.years import YearView, close_year, reopen_year, year_status
 # --- added for the API contract (issue 7): one demand, for the Location of a new one ---
 from engine.usecases.demands import get_demand
 
+# --- web pages (issue 9): the use cases and names api/web reads ---------------------------------
+# isort: split
+from engine.rules.form_input import display_label, read_form
+from engine.rules.money import fen_as_yuan_text, format_fen, parse_count, parse_yuan
+from engine.rules.workflow import ActionDef
+from engine.usecases.overview import Overview, every, overview
+from engine.usecases.project_page import ProjectPage, project_page
+from engine.usecases.public_board import NoticeBoard, PublicStreet, notice_board
+from engine.usecases.public_board import streets as public_streets
+from engine.usecases.public_board import submit_demand as submit_public_demand
+from engine.usecases.web_sign_in import Session as WebSession
+from engine.usecases.web_sign_in import SignedIn, TooManyAttempts
+from engine.usecases.web_sign_in import session as web_session
+from engine.usecases.web_sign_in import sign_in as web_sign_in
+from engine.usecases.web_sign_in import sign_out as web_sign_out
+
+# --- end of web pages block ---------------------------------------------------------------------
+
 __all__ = [
     "CLI",
     "COMMUNITY_ID_PATTERN",
@@ -205,4 +223,29 @@ __all__ = [
     "year_status",
     # --- added for the API contract (issue 7) ---
     "get_demand",
+    # web pages (issue 9)
+    "ActionDef",
+    "NoticeBoard",
+    "Overview",
+    "ProjectPage",
+    "PublicStreet",
+    "SignedIn",
+    "TooManyAttempts",
+    "WebSession",
+    "display_label",
+    "every",
+    "fen_as_yuan_text",
+    "format_fen",
+    "notice_board",
+    "overview",
+    "parse_count",
+    "parse_yuan",
+    "project_page",
+    "public_streets",
+    "read_form",
+    "submit_public_demand",
+    "verify_history",
+    "web_session",
+    "web_sign_in",
+    "web_sign_out",
 ]

@@ -1,13 +1,11 @@
-"""Who am I, which workflows exist, is the service up, and the home page."""
+"""Who am I, which workflows exist, is the service up. (The home page is in ``api.web``.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentPrincipal, ZizhiDep
@@ -96,9 +94,3 @@ def get_health(z: ZizhiDep) -> dict[str, str]:
     with z.read() as conn:
         conn.execute(sa.text("SELECT 1"))
     return {"status": "ok"}
-
-
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def home(request: Request) -> HTMLResponse:
-    templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(request, "index.html", {})

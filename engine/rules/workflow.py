@@ -162,6 +162,10 @@ class Workflow:
     def state_label(self, state: str) -> str:
         return self.states[state].label
 
+    def is_final(self, state: str) -> bool:
+        """Whether a project in ``state`` is done (completed, rejected or cancelled)."""
+        return self.states[state].final
+
     def allowed_actions(self, state: str, role: Role) -> list[str]:
         return [a.name for a in self._by_state.get(state, ()) if role in a.roles]
 

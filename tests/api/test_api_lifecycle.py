@@ -182,7 +182,9 @@ def test_workflow_definitions_and_the_callers_identity_are_published(api: Api) -
     ]
 
 
-def test_health_and_home_page_answer(api: Api) -> None:
+def test_health_answers_and_the_home_page_asks_to_sign_in(api: Api) -> None:
     assert api.ok(api.get("/healthz", None)) == {"status": "ok"}
-    home = api.client.get("/")
-    assert home.status_code == 200 and "居民自治" in home.text
+    home = api.client.get("/", follow_redirects=False)
+    assert home.status_code == 303 and home.headers["location"] == "/login"
+    login = api.client.get("/login")
+    assert login.status_code == 200 and "居民自治" in login.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx2 as httpx
@@ -124,6 +125,7 @@ def test_the_quick_start_serves_a_demo_district_ready_to_sign_in(tmp_path: Path)
         ).json()["items"]
         assert len(communities) == 168
         assert httpx.get(f"{base}/api/v1/audit/verify", headers=auth).json()["ok"] is True
+        _sign_in_as_printed(base, printed)
     with serve("sqlite:///zizhi.db", "--demo", cwd=tmp_path) as (_, again):
         assert not [line for line in again if line.startswith("zz_")]  # nothing new
 
@@ -172,3 +174,34 @@ def test_year_reopen_undoes_a_close(fresh_z: Zizhi) -> None:
     assert reopened.returncode == 0, reopened.stderr
     assert "2002 年度已撤销结账" in reopened.stdout
     assert not engine.year_status(fresh_z, CLI, 2002).closed
+
+
+def _sign_in_as_printed(base: str, printed: list[str]) -> None:
+    """The web users the quick start prints sign in on /login with the printed password."""
+    text = "\n".join(printed)
+    password = re.search(r"密码均为：(\S+)", text)
+    officer = re.search(r"街道工作人员\s+([A-Za-z0-9_.@-]+)（", text)
+    committee = re.search(r"如 ([a-z0-9_-]+)（里河社区）", text)
+    assert password and officer and committee, text
+    for username, lands_on, shows in (
+        (committee.group(1), "/", "里河社区"),
+        (officer.group(1), "/street", "待街道审核"),
+        ("auditor", "/audit", "历史记录查询"),
+        ("admin", "/street", "选择街道"),
+    ):
+        with httpx.Client(base_url=base) as browser:
+            login = browser.get("/login")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', login.text)
+            assert csrf
+            answer = browser.post(
+                "/login",
+                data={
+                    "csrf": csrf.group(1),
+                    "username": username,
+                    "password": password.group(1),
+                    "next": "/",
+                },
+            )
+            page = browser.get("/", follow_redirects=True)
+            assert answer.status_code == 303, (username, answer.text[:300])
+            assert page.url.path == lands_on and shows in page.text, username
