@@ -35,8 +35,8 @@ def text(spec: FieldSpec, description: str | None = None, **kwargs: Any) -> Any:
 def field_schema(spec: FieldSpec) -> dict[str, Any]:
     """A field as JSON Schema, its Chinese label as the description (titles stay ASCII)."""
     schema = spec.json_schema()
-    schema["description"] = schema.pop("title")
-    return schema
+    schema.pop("title", None)
+    return {**schema, "description": spec.label}
 
 
 def demand_location(demand: DemandView) -> str:

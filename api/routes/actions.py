@@ -165,7 +165,7 @@ def _model(
         schemas = []
         for spec in specs:
             schema = spec.json_schema()
-            schema.pop("title")
+            schema.pop("title", None)
             if schema not in schemas:
                 schemas.append(schema)
         extra: dict[str, Any] = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
