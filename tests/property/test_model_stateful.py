@@ -47,6 +47,7 @@ from tests.property.examples import share_of_examples
 
 OPEN = {"planning", "review", "street_review", "implementation", "evaluation", "feedback"}
 DEFAULTS = {"self_governance": 5_000_000, "party_service": 20_000_000}
+FLOOR = {"self_governance": 0, "party_service": 20_000_000}  # urban; villages have none
 RESERVING = {"self_governance": "approve", "party_service": "street_approve"}
 
 
@@ -241,7 +242,11 @@ class ZizhiMachine(RuleBasedStateMachine):
     def allocate(self, community: int, fund: str, amount: int) -> None:
         place = self.communities[community]
         reserved, spent = self.model.used(place, fund)
+        # The policy floor first: an urban community's party-service money (communities 0
+        # and 1 are urban) is never set below ¥200,000.
+        floor = FLOOR[fund] if community < 2 else 0
         expected = "fund_cap_exceeded" if amount < reserved + spent else None
+        expected = "validation_error" if amount < floor else expected
         got = self.driver.allocate(place, fund, self.year, amount)
         assert got.code == expected, (got, reserved, spent, amount)
         if expected is None:

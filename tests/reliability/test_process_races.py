@@ -220,8 +220,8 @@ def build_race(z: Zizhi) -> Race:
     n = b.past.community()
     m_past_review = b.projects(b.past, m, sg, "review", 600_000, 4)
     m_past_impl = b.projects(b.past, m, sg, "implementation", 700_000, 3)
-    n_past_review = b.projects(b.past, n, ps, "street_review", 3_000_000, 4)
-    n_past_impl = b.projects(b.past, n, ps, "implementation", 4_000_000, 2)
+    n_past_review = b.projects(b.past, n, ps, "street_review", 4_000_000, 4)
+    n_past_impl = b.projects(b.past, n, ps, "implementation", 6_000_000, 2)
     # This year. K: the money fixes the outcome (no cancels, no allocation changes).
     k = b.now.community()
     k_impl = b.projects(b.now, k, sg, "implementation", 500_000, 2)
@@ -239,7 +239,7 @@ def build_race(z: Zizhi) -> Race:
     b.expenses(k_impl, 100_000, 8, copies=2)  # 5 of them fit each ¥5,000 reservation
     b.expenses(m_impl, 150_000, 5, copies=3)  # 4 fit each ¥7,000 reservation
     b.expenses(m_past_impl, 150_000, 5)
-    b.expenses(n_past_impl, 1_000_000, 5)
+    b.expenses(n_past_impl, 1_500_000, 5)  # 4 fit each ¥60,000 reservation
     b.cancel(m_impl[0])
     b.cancel(m_impl[1])
     b.cancel(m_impl[1], by_street=True)
@@ -251,7 +251,8 @@ def build_race(z: Zizhi) -> Race:
     b.cancel(n_past_review[0])
     b.allocations(m_impl[0].account, [4_600_000, 3_900_000, 3_300_000, 4_400_000, 3_000_000])
     b.allocations(m_past_impl[0].account, [4_000_000, 3_200_000, 2_500_000, 3_600_000, 2_200_000])
-    b.allocations(n_past_impl[0].account, [18_000_000, 14_000_000, 11_000_000, 16_000_000])
+    # Party-service money of an urban community never goes below its ¥200,000 floor.
+    b.allocations(n_past_impl[0].account, [26_000_000, 22_000_000, 20_000_000, 24_000_000])
     race.closes = [
         race.op(kind="close_year", year=race.last_year, **{"as": "admin"}) for _ in range(2)
     ]
