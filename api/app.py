@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
-from api.routes import audit, communities, meta, projects, tokens, years
+from api.routes import audit, communities, meta, projects, tokens, webhooks, years
 from api.settings import Settings
 from engine.uow import Zizhi
 
@@ -43,11 +43,13 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
             {"name": "审计"},
             {"name": "年度结账"},
             {"name": "令牌"},
+            {"name": "推送订阅"},
             {"name": "流程"},
             {"name": "运维"},
         ],
     )
     app.state.zizhi = zizhi
+    app.state.webhook_guard = settings.webhook_guard()
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     problems.install(app)
     for router in (
@@ -56,6 +58,7 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
         audit.router,
         years.router,
         tokens.router,
+        webhooks.router,
         meta.router,
     ):
         app.include_router(router)

@@ -12,7 +12,42 @@ from engine.errors import ZizhiError
 from engine.ledger import AllocationPolicy
 from engine.uow import IdempotencyKey, Zizhi
 
+# isort: split
+# --- webhooks (issue 10): subscriptions, the outbox's claim, signing, formats, SSRF guard ---
+from engine.store.outbox import Claimed, Outcome
+from engine.store.outbox import claim as claim_deliveries
+from engine.usecases import webhooks as subscriptions
+from engine.usecases.webhooks import (
+    AttemptView,
+    DeliveryView,
+    WebhookView,
+    record_attempt,
+)
+from engine.webhooks.formats import FORMATS as WEBHOOK_FORMATS
+from engine.webhooks.formats import bot_refused, wire_body
+from engine.webhooks.formats import signed_url as signed_bot_url
+from engine.webhooks.guard import Refused, UrlGuard, parse_networks
+from engine.webhooks.signing import headers as signature_headers
+
 __all__ = [
+    # webhooks (issue 10)
+    "WEBHOOK_FORMATS",
+    "AttemptView",
+    "Claimed",
+    "DeliveryView",
+    "Outcome",
+    "Refused",
+    "UrlGuard",
+    "WebhookView",
+    "bot_refused",
+    "claim_deliveries",
+    "parse_networks",
+    "record_attempt",
+    "signature_headers",
+    "signed_bot_url",
+    "subscriptions",
+    "wire_body",
+    # the engine
     "CLI",
     "AllocationPolicy",
     "CommunityKind",

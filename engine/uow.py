@@ -1,7 +1,7 @@
 """The engine's dependencies (``Zizhi``) and its unit of work (``Change``).
 
 A change is one write transaction on one history chain. It rolls back unless committed, so
-state, ledger entries, history events (and, later, webhook outbox rows) are written together
+state, ledger entries, history events and webhook outbox rows are written together
 or not at all. ``lock(chain)`` takes the chain's head row first thing, which both orders the
 chain and serialises every writer of that community; then the Idempotency-Key is looked up,
 so a retried request sees its first answer, and a concurrent duplicate waits for it.
@@ -26,6 +26,7 @@ from engine.domain import utc_now
 from engine.errors import IdempotencyConflict
 from engine.history import Actor, ChainWriter
 from engine.ledger import AllocationPolicy, Ledger
+from engine.store import outbox
 from engine.tables import idempotency_keys
 from engine.workflow import WorkflowRegistry
 
@@ -170,6 +171,12 @@ class Change:
         self.history.flush()
         for writer, _ in self._others.values():
             writer.flush()
+        # Webhooks: this change's events into the outbox, in this same transaction.
+        outbox.enqueue(
+            self.conn,
+            self._zizhi.workflows,
+            [self.history.appended, *(w.appended for w, _ in self._others.values())],
+        )
         key = self._idempotency
         if key is not None and result is not None:
             try:
