@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ConfigDict, Field
+from starlette.convertors import Convertor, register_url_convertor
 
 from api.deps import MAX_ID, SINGLE_LINE, CurrentPrincipal, Cursor, Idempotency, ZizhiDep
 from api.problems import responses
@@ -17,6 +18,22 @@ from engine import DeliveryView, UrlGuard, WebhookView, subscriptions
 from engine.places import COMMUNITY_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["推送订阅"])
+
+
+class WebhookIdConvertor(Convertor[str]):
+    """Only a subscription id is one, so ``/event-types`` never reaches ``/{webhook_id}``
+    (another method on it is then ``method_not_allowed``, not a malformed id)."""
+
+    regex = "wh_[0-9a-f]{16}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("webhook_id", WebhookIdConvertor())
 
 EVENT_PATTERN = r"^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_]+)$"
 WebhookId = Annotated[
@@ -151,7 +168,7 @@ def event_types(principal: CurrentPrincipal) -> list[dict[str, Any]]:
 
 
 @router.get(
-    "/{webhook_id}",
+    "/{webhook_id:webhook_id}",
     response_model=WebhookView,
     summary="一个推送订阅（不含密钥）",
     responses=responses(*ERRORS),
@@ -161,7 +178,7 @@ def get_webhook(webhook_id: WebhookId, z: ZizhiDep, principal: CurrentPrincipal)
 
 
 @router.patch(
-    "/{webhook_id}",
+    "/{webhook_id:webhook_id}",
     response_model=WebhookView,
     summary="修改推送订阅；active 为 false 停用、true 重新启用",
     responses=responses(*ERRORS, "payload_too_large"),
@@ -173,12 +190,18 @@ def update_webhook(
     principal: CurrentPrincipal,
     guard: Guard,
 ) -> WebhookView:
-    changes = body.model_dump(include=body.model_fields_set)
+    # null clears a filter, a description or a bot secret; elsewhere it means "unchanged".
+    clearable = {"community_id", "street", "description", "bot_secret"}
+    changes = {
+        k: v
+        for k, v in body.model_dump(include=body.model_fields_set).items()
+        if v is not None or k in clearable
+    }
     return subscriptions.update_subscription(z, principal, guard, webhook_id, changes)
 
 
 @router.delete(
-    "/{webhook_id}",
+    "/{webhook_id:webhook_id}",
     response_model=WebhookView,
     summary="删除推送订阅及其未送达消息与推送记录",
     responses=responses(*ERRORS),
@@ -188,7 +211,7 @@ def delete_webhook(webhook_id: WebhookId, z: ZizhiDep, principal: CurrentPrincip
 
 
 @router.post(
-    "/{webhook_id}/disable",
+    "/{webhook_id:webhook_id}/disable",
     response_model=WebhookView,
     summary="停用推送订阅（未送达的消息保留，重新启用后继续推送）",
     responses=responses(*ERRORS, "idempotency_conflict", "payload_too_large"),
@@ -200,7 +223,7 @@ def disable_webhook(
 
 
 @router.post(
-    "/{webhook_id}/rotate-secret",
+    "/{webhook_id:webhook_id}/rotate-secret",
     response_model=WebhookView,
     summary="更换签名密钥；新密钥只显示这一次，24 小时内新旧两个签名同时发送",
     responses=responses(*ERRORS, "idempotency_conflict", "payload_too_large"),
@@ -212,7 +235,7 @@ def rotate_webhook_secret(
 
 
 @router.get(
-    "/{webhook_id}/deliveries",
+    "/{webhook_id:webhook_id}/deliveries",
     response_model=PageOut[DeliveryView],
     summary="推送记录：每条消息及其每次尝试（时间、状态码、耗时、错误、应答摘录），新的在前",
     responses=responses(*ERRORS),
@@ -228,7 +251,7 @@ def list_deliveries(
 
 
 @router.post(
-    "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    "/{webhook_id:webhook_id}/deliveries/{delivery_id}/redeliver",
     response_model=DeliveryView,
     summary="重新推送一条消息（webhook-id 不变）",
     responses=responses(*ERRORS, "idempotency_conflict", "payload_too_large"),
@@ -244,7 +267,7 @@ def redeliver(
 
 
 @router.post(
-    "/{webhook_id}/ping",
+    "/{webhook_id:webhook_id}/ping",
     response_model=DeliveryView,
     summary="发送一条 webhook.test 测试消息",
     responses=responses(*ERRORS, "idempotency_conflict", "payload_too_large"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
@@ -26,6 +27,10 @@ _METADATA = [
     ipaddress.ip_network(n)
     for n in ("169.254.169.254/32", "fd00:ec2::254/128", "100.100.100.200/32")
 ]
+
+
+# Controls, format characters (zero-width space, BOM, bidi marks) and separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
 class Refused(ValueError):
@@ -68,8 +73,8 @@ class UrlGuard:
         """Syntax only: scheme, host, port; refuses what no webhook URL looks like."""
         if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
             raise Refused(f"地址必须是不超过 {MAX_URL_LENGTH} 个字符的 http(s) 地址")
-        if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
-            raise Refused("地址不能含空白或控制字符")
+        if any(c.isspace() or unicodedata.category(c) in _INVISIBLE for c in url):
+            raise Refused("地址不能含空白、控制字符或不可见字符")
         try:
             parts = urlsplit(url)
             port = parts.port
