@@ -47,11 +47,20 @@ _STATE = Prepared(
     sa.select(webhook_state.c.generation, webhook_state.c.active).where(webhook_state.c.id == 1)
 )
 _ACTIVE = sa.select(_s.id, _s.events, _s.community_id, _s.street).where(_s.disabled_at.is_(None))
-_EVENTS = sa.select(events).where(
-    events.c.chain == sa.bindparam("chain"),
-    events.c.seq > sa.bindparam("after"),
-    events.c.seq <= sa.bindparam("last"),
+_EVENTS = Prepared(
+    sa.select(events).where(
+        events.c.chain == sa.bindparam("chain"),
+        events.c.seq > sa.bindparam("after"),
+        events.c.seq <= sa.bindparam("last"),
+    )
 )
+_COMMUNITY = Prepared(
+    sa.select(communities.c.id, communities.c.name, communities.c.street).where(
+        communities.c.id == sa.bindparam("community")
+    )
+)
+_PROJECT = Prepared(sa.select(projects).where(projects.c.id == sa.bindparam("project")))
+_INSERT = Prepared(sa.insert(webhook_deliveries))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +112,7 @@ def enqueue(
         row
         for chain, after, last in spans
         if last > after
-        for row in conn.execute(_EVENTS, {"chain": chain, "after": after, "last": last})
+        for row in _EVENTS.all(conn, {"chain": chain, "after": after, "last": last})
     ]
     wanted = [(row, [s for s in active if catalogue.matches(s.patterns, row.type)]) for row in rows]
     wanted = [(row, subs) for row, subs in wanted if subs]
@@ -143,8 +152,8 @@ def enqueue(
                     "created_at": row.at,
                 }
             )
-    if deliveries:
-        conn.execute(sa.insert(webhook_deliveries), deliveries)
+    for delivery in deliveries:  # a change queues a few: one prepared insert each
+        _INSERT.run(conn, delivery)
     return len(deliveries)
 
 
@@ -153,17 +162,13 @@ def new_message_id() -> str:
 
 
 def _communities(conn: Connection, ids: set[str]) -> dict[str, dict[str, Any]]:
-    if not ids:
-        return {}
-    c = communities.c
-    found = conn.execute(sa.select(c.id, c.name, c.street).where(c.id.in_(sorted(ids))))
-    return {r.id: {"id": r.id, "name": r.name, "street": r.street} for r in found}
+    found = (_COMMUNITY.first(conn, {"community": i}) for i in sorted(ids))
+    return {r.id: {"id": r.id, "name": r.name, "street": r.street} for r in found if r}
 
 
 def _projects(conn: Connection, ids: set[int]) -> dict[int, Any]:
-    if not ids:
-        return {}
-    return {r.id: r for r in conn.execute(sa.select(projects).where(projects.c.id.in_(ids)))}
+    found = (_PROJECT.first(conn, {"project": i}) for i in sorted(ids))
+    return {r.id: r for r in found if r is not None}
 
 
 def _payload(

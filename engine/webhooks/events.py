@@ -212,8 +212,11 @@ def json_schema(event_type: EventType) -> dict[str, Any]:
                     "project_id": nullable_int,
                     "details": {
                         "type": "object",
+                        "description": "历史事件本身记录的字段",
+                        "required": sorted(event_type.details),
                         "properties": dict(event_type.details),
                     },
+                    "summary": {**TEXT, "description": "中文摘要，如群机器人所发"},
                     "community": {
                         "type": ["object", "null"],
                         "properties": {"id": TEXT, "name": TEXT, "street": TEXT},

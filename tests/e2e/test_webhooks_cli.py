@@ -36,6 +36,7 @@ def test_webhook_commands_show_the_secret_once_and_refuse_bad_input(url: str) ->
     assert bad.returncode == 2 and "validation_error" in bad.stderr
     assert "url" in bad.stderr and "events" in bad.stderr
 
+
 def test_serve_sends_webhooks_by_default(url: str) -> None:
     with receiving() as receiver, serve(url) as (base, printed):
         admin = {"Authorization": f"Bearer {printed[-1]}"}

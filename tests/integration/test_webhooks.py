@@ -9,6 +9,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import sqlalchemy as sa
 
@@ -68,7 +69,9 @@ def test_a_transition_is_sent_signed_with_its_event_its_project_and_no_resident(
         e for e in recorded.values() if e.type.split(".")[0] in ("project", "ledger", "demand")
     ]
     assert sorted(b["data"]["event_id"] for b in bodies) == sorted(e.id for e in wanted)
+    schemas = {t["type"]: t["schema"] for t in subscriptions.event_types()}
     for body in bodies:
+        jsonschema_rs.validator_for(schemas[body["type"]]).validate(body)
         event = recorded[body["data"]["event_id"]]
         assert body["type"] == event.type
         assert (body["data"]["chain"], body["data"]["seq"], body["data"]["hash"]) == (
