@@ -120,7 +120,6 @@ EVENT_TYPES: dict[str, EventType] = {
                 ("created", "新建推送订阅"),
                 ("updated", "修改推送订阅"),
                 ("disabled", "停用推送订阅"),
-                ("enabled", "启用推送订阅"),
                 ("deleted", "删除推送订阅"),
                 ("secret_rotated", "更换推送密钥"),
             ]
