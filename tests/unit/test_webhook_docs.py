@@ -1,4 +1,4 @@
-"""The receiver printed in docs/webhooks.md works: it takes what Zizhi signs and refuses the rest."""
+"""The receiver printed in docs/webhooks.md takes what Zizhi signs and refuses the rest."""
 
 from __future__ import annotations
 
