@@ -14,6 +14,7 @@ from engine.uow import IdempotencyKey, Zizhi
 
 # isort: split
 # --- webhooks (issue 10): subscriptions, the outbox's claim, signing, formats, SSRF guard ---
+from engine.places import COMMUNITY_ID_PATTERN
 from engine.store.outbox import Claimed, Outcome
 from engine.store.outbox import claim as claim_deliveries
 from engine.usecases import webhooks as subscriptions
@@ -31,6 +32,7 @@ from engine.webhooks.signing import headers as signature_headers
 
 __all__ = [
     # webhooks (issue 10)
+    "COMMUNITY_ID_PATTERN",
     "WEBHOOK_FORMATS",
     "AttemptView",
     "Claimed",

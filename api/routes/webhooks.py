@@ -14,8 +14,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from api.deps import MAX_ID, SINGLE_LINE, CurrentPrincipal, Cursor, Idempotency, ZizhiDep
 from api.problems import responses
 from api.schemas import PageOut, Strict
-from engine import DeliveryView, UrlGuard, WebhookView, subscriptions
-from engine.places import COMMUNITY_ID_PATTERN
+from engine import COMMUNITY_ID_PATTERN, DeliveryView, UrlGuard, WebhookView, subscriptions
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["推送订阅"])
 
