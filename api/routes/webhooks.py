@@ -66,7 +66,15 @@ CommunityFilter = Annotated[
 StreetFilter = Annotated[
     str | None, Field(max_length=64, pattern=SINGLE_LINE, description="只推送该街道的事件")
 ]
-Description = Annotated[str | None, Field(max_length=200, description="说明")]
+# One line of text, possibly empty: the engine's own rule for a description.
+Description = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        pattern=r"^[^\x00-\x08\x0a-\x1f\x7f]*$",
+        description="说明（一行文字，可为空）",
+    ),
+]
 BotSecret = Annotated[
     str | None,
     Field(

@@ -483,9 +483,10 @@ def _check(guard: UrlGuard, data: dict[str, Any]) -> dict[str, Any]:
     if community_id is not None and street is not None:
         errors["street"] = "社区与街道只能选择其一"
     description = data.get("description")
-    if description is not None and description != "":
-        if (message := _DESCRIPTION.check(description)) is not None:
-            errors["description"] = f"说明{message}"
+    if isinstance(description, str) and not description.strip():
+        description = ""  # a blank description is no description
+    elif description is not None and (message := _DESCRIPTION.check(description)) is not None:
+        errors["description"] = f"说明{message}"
     fmt = data.get("format")
     if fmt not in FORMATS:
         errors["format"] = f"格式必须是 {', '.join(FORMATS)} 之一"
