@@ -15,6 +15,7 @@ from tests.webhooks import receiving, wait_for
 def url(fresh_z: Zizhi, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("ZIZHI_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
     monkeypatch.setenv("ZIZHI_WEBHOOK_POLL_INTERVAL", "0.1")
+    fresh_z.db.dispose()  # only the processes under test use it
     return fresh_z.db.url.render_as_string(hide_password=False)
 
 

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,8 +30,10 @@ Answer = tuple[int, dict[str, str], bytes]
 
 
 @pytest.fixture
-def hz(backend: str, databases: DatabaseFactory, registry: WorkflowRegistry) -> Zizhi:
-    return Zizhi(databases.new(backend), registry)
+def hz(backend: str, databases: DatabaseFactory, registry: WorkflowRegistry) -> Iterator[Zizhi]:
+    z = Zizhi(databases.new(backend), registry)
+    yield z
+    z.db.dispose()  # no idle connections left on the server
 
 
 def approved_fire_lane(z: Zizhi) -> str:

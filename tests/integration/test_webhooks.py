@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -33,9 +34,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def hz(backend: str, databases: DatabaseFactory, registry: WorkflowRegistry, clock: Clock) -> Zizhi:
-    """A database of its own: a dispatcher sends whatever is due in the whole database."""
-    return Zizhi(databases.new(backend), registry, clock=clock)
+def hz(
+    backend: str, databases: DatabaseFactory, registry: WorkflowRegistry, clock: Clock
+) -> Iterator[Zizhi]:
+    """A database of its own: a dispatcher sends whatever is due in the whole database.
+
+    Its connections are closed at the end, so that tests do not pile up idle connections
+    on the PostgreSQL server."""
+    z = Zizhi(databases.new(backend), registry, clock=clock)
+    yield z
+    z.db.dispose()
 
 
 def subscribe(z: Zizhi, url: str, events: list[str] | None = None, **options: Any) -> Any:
@@ -390,5 +398,6 @@ def test_two_workers_never_send_the_same_attempt_twice(
             wait_for(lambda: all(d.status == "delivered" for d in deliveries(z)), timeout=120)
         twin.db.dispose()
         receiver.verified(hook.secret)
+    z.db.dispose()
     ids = [m.id for m in receiver.seen]
     assert len(ids) == len(set(ids)) == len(deliveries(z)) == 40

@@ -84,3 +84,4 @@ def test_a_worker_killed_mid_attempt_leaves_the_message_to_be_sent_again_with_it
     assert first_try.id == second_try.id == delivery.message_id
     assert first_try.body == second_try.body
     wait_for(lambda: subscriptions.list_deliveries(z, CLI, hook.id).items[0].status == "delivered")
+    z.db.dispose()
