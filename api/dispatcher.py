@@ -44,6 +44,7 @@ from engine import (
     Refused,
     UrlGuard,
     Zizhi,
+    any_deliveries_due,
     bot_refused,
     claim_deliveries,
     record_attempt,
@@ -145,11 +146,15 @@ class Dispatcher:
             busy = sorted(s for s, n in self._busy.items() if n >= self.config.per_subscription)
         if free <= 0:
             return 0
+        now = self.z.clock()
+        with self.z.db.read() as conn:
+            if not any_deliveries_due(conn, now):
+                return 0
         with self.z.db.write() as conn:
             claimed = claim_deliveries(
                 conn,
                 owner=self.owner,
-                now=self.z.clock(),
+                now=now,
                 lease=self.config.lease_span,
                 limit=min(free, self.config.per_subscription),
                 busy=busy,

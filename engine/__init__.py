@@ -16,6 +16,7 @@ from engine.uow import IdempotencyKey, Zizhi
 # --- webhooks (issue 10): subscriptions, the outbox's claim, signing, formats, SSRF guard ---
 from engine.places import COMMUNITY_ID_PATTERN
 from engine.store.outbox import Claimed, Outcome
+from engine.store.outbox import any_due as any_deliveries_due
 from engine.store.outbox import claim as claim_deliveries
 from engine.usecases import webhooks as subscriptions
 from engine.usecases.webhooks import (
@@ -41,6 +42,7 @@ __all__ = [
     "Refused",
     "UrlGuard",
     "WebhookView",
+    "any_deliveries_due",
     "bot_refused",
     "claim_deliveries",
     "parse_networks",

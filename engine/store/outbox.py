@@ -247,6 +247,24 @@ class Claimed:
     bot_secret: str | None
 
 
+_ANY_DUE = Prepared(
+    sa.select(_d.id)
+    .join(webhook_subscriptions, _s.id == _d.subscription_id)
+    .where(
+        _d.status == "pending",
+        _d.next_attempt_at <= sa.bindparam("now"),
+        sa.or_(_d.lease_until.is_(None), _d.lease_until < sa.bindparam("now")),
+        _s.disabled_at.is_(None),
+    )
+    .limit(1)
+)
+
+
+def any_due(conn: Connection, now: datetime) -> bool:
+    """Whether a claim could find anything: a read, so an idle dispatcher never writes."""
+    return _ANY_DUE.first(conn, {"now": now}) is not None
+
+
 def claim(
     conn: Connection,
     *,
