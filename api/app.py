@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openapi, problems, web
-from api.routes import actions, audit, communities, meta, projects, tokens, years
+from api.routes import actions, audit, communities, meta, projects, tokens, webhooks, years
 from api.settings import Settings
 from engine import Zizhi
 
@@ -40,6 +40,7 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=openapi.operation_id,
     )
     app.state.zizhi = zizhi
+    app.state.webhook_guard = settings.webhook_guard()
     app.state.templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     problems.install(app)
     action_schemas = actions.action_schemas(zizhi.workflows)
@@ -50,6 +51,7 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
         audit.router,
         years.router,
         tokens.router,
+        webhooks.router,
         meta.router,
     ):
         app.include_router(router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -20,9 +21,10 @@ from rich.progress import (
 )
 
 import engine
+from api.dispatcher import Dispatcher
 from api.settings import Settings
 from demo import district as demo_district
-from engine import CLI, Database, Zizhi, ZizhiError
+from engine import CLI, Database, Zizhi, ZizhiError, subscriptions
 from workflows import load_registry
 
 app = typer.Typer(
@@ -34,10 +36,12 @@ token_app = typer.Typer(help="API 令牌", no_args_is_help=True)
 user_app = typer.Typer(help="网页登录用户", no_args_is_help=True)
 community_app = typer.Typer(help="社区", no_args_is_help=True)
 year_app = typer.Typer(help="年度结账", no_args_is_help=True)
+webhook_app = typer.Typer(help="推送订阅（webhook）", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
 app.add_typer(community_app, name="community")
 app.add_typer(year_app, name="year")
+app.add_typer(webhook_app, name="webhook")
 
 err = Console(stderr=True)
 
@@ -65,9 +69,9 @@ def open_zizhi(settings: Settings) -> Zizhi:
 
 
 @contextmanager
-def zizhi() -> Iterator[Zizhi]:
+def zizhi(settings: Settings | None = None) -> Iterator[Zizhi]:
     """The engine on the configured database; a refusal ends the command with status 2."""
-    z = open_zizhi(Settings())
+    z = open_zizhi(settings or Settings())
     try:
         yield z
     except ZizhiError as exc:
@@ -80,6 +84,10 @@ def serve(
     host: Annotated[str | None, typer.Option(help="监听地址")] = None,
     port: Annotated[int | None, typer.Option(help="监听端口")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="数据库为空时先生成演示辖区")] = False,
+    no_dispatcher: Annotated[
+        bool,
+        typer.Option("--no-dispatcher", help="不在本进程推送 webhook（另行运行 zizhi worker）"),
+    ] = False,
 ) -> None:
     """启动 API 与网页服务（首次启动时创建并打印管理员令牌）。"""
     import uvicorn
@@ -101,7 +109,109 @@ def serve(
         f"自治 Zizhi 已启动：http://{host}:{port}/ ；接口文档 http://{host}:{port}/docs\n"
         "调用接口时在请求头中加入  Authorization: Bearer <令牌>"
     )
-    uvicorn.run(create_app(z, settings), host=host, port=port, log_level=settings.log_level)
+    dispatcher = None if no_dispatcher else Dispatcher(z, settings.dispatch_config())
+    if dispatcher is not None:
+        dispatcher.start()
+    try:
+        uvicorn.run(create_app(z, settings), host=host, port=port, log_level=settings.log_level)
+    finally:
+        if dispatcher is not None:
+            dispatcher.stop()
+
+
+@app.command()
+def worker() -> None:
+    """只运行 webhook 推送进程（多进程部署时与 serve --no-dispatcher 配合）。"""
+    import logging
+    import signal
+
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    z = open_zizhi(settings)
+    dispatcher = Dispatcher(z, settings.dispatch_config())
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    err.print("自治 Zizhi webhook 推送进程已启动")
+    dispatcher.start()
+    stopping.wait()
+    dispatcher.stop()
+
+
+@webhook_app.command("create")
+def webhook_create(
+    url: Annotated[str, typer.Option(help="接收地址（http/https）")],
+    event: Annotated[
+        list[str],
+        typer.Option("--event", help="事件类型，可重复：project.transitioned、ledger.*、*"),
+    ],
+    community: Annotated[str | None, typer.Option("--community", help="只推送该社区")] = None,
+    street: Annotated[str | None, typer.Option("--street", help="只推送该街道")] = None,
+    description: Annotated[str | None, typer.Option(help="说明")] = None,
+    format: Annotated[str, typer.Option(help="standard / wecom_bot / dingtalk_bot")] = "standard",
+    bot_secret: Annotated[
+        str | None, typer.Option("--bot-secret", help="钉钉机器人加签密钥（SEC…）")
+    ] = None,
+) -> None:
+    """新建推送订阅；签名密钥单独打印在最后一行，只显示这一次。"""
+    settings = Settings()
+    with zizhi(settings) as z:
+        hook = subscriptions.create_subscription(
+            z,
+            CLI,
+            settings.webhook_guard(),
+            url=url,
+            events=event,
+            community_id=community,
+            street=street,
+            description=description,
+            format=format,
+            bot_secret=bot_secret,
+        )
+    err.print(f"已创建推送订阅 {hook.id}（{', '.join(hook.events)}）；签名密钥只显示这一次：")
+    print(hook.secret, flush=True)
+
+
+@webhook_app.command("list")
+def webhook_list() -> None:
+    """列出推送订阅（不显示密钥）。"""
+    z = open_zizhi(Settings())
+    for hook in subscriptions.list_subscriptions(z, CLI):
+        state = "启用" if hook.active else f"停用（{hook.disabled_reason}）"
+        print(f"{hook.id}\t{state}\t{hook.format}\t{','.join(hook.events)}\t{_shown(hook.url)}")
+
+
+@webhook_app.command("disable")
+def webhook_disable(webhook_id: Annotated[str, typer.Argument(help="订阅编号")]) -> None:
+    """停用推送订阅（未送达的消息保留）。"""
+    with zizhi() as z:
+        subscriptions.disable_subscription(z, CLI, webhook_id)
+    print(f"已停用推送订阅 {webhook_id}")
+
+
+@webhook_app.command("delete")
+def webhook_delete(webhook_id: Annotated[str, typer.Argument(help="订阅编号")]) -> None:
+    """删除推送订阅及其推送记录。"""
+    with zizhi() as z:
+        subscriptions.delete_subscription(z, CLI, webhook_id)
+    print(f"已删除推送订阅 {webhook_id}")
+
+
+@webhook_app.command("rotate")
+def webhook_rotate(webhook_id: Annotated[str, typer.Argument(help="订阅编号")]) -> None:
+    """更换签名密钥；新密钥单独打印在最后一行。24 小时内新旧两个签名同时发送。"""
+    with zizhi() as z:
+        hook = subscriptions.rotate_secret(z, CLI, webhook_id)
+    err.print(f"已更换推送订阅 {hook.id} 的签名密钥；新密钥只显示这一次：")
+    print(hook.secret, flush=True)
+
+
+def _shown(url: str) -> str:
+    """A robot's URL carries its key in the query string: never print it."""
+    base, _, query = url.partition("?")
+    return f"{base}?…" if query else base
 
 
 @token_app.command("create")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from engine import AllocationPolicy
+from api.dispatcher import DispatchConfig
+from engine import AllocationPolicy, UrlGuard, parse_networks
 
 
 class Settings(BaseSettings):
@@ -32,6 +34,58 @@ class Settings(BaseSettings):
     self_governance_min_fen: int = Field(default=0, ge=0)
     party_service_urban_min_fen: int = Field(default=20_000_000, ge=0)
 
+    # Webhooks (docs/webhooks.md)
+    webhook_retry_schedule: str = Field(
+        default="5,300,1800,7200,18000,36000,36000",
+        description="seconds to wait before each retry, comma separated",
+    )
+    webhook_allowed_networks: str = Field(
+        default="", description="CIDRs exempt from the SSRF guard, comma separated"
+    )
+    webhook_disable_after: int = Field(
+        default=5 * 86400, ge=60, description="seconds of failure with no success before disabling"
+    )
+    webhook_timeout: float = Field(default=15.0, gt=0, le=300, description="seconds per attempt")
+    webhook_max_response_bytes: int = Field(default=65536, ge=1024, le=10_485_760)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_per_subscription: int = Field(default=4, ge=1, le=256)
+    webhook_poll_interval: float = Field(default=1.0, gt=0, le=60)
+    webhook_lease_seconds: float | None = Field(
+        default=None, gt=0, description="how long a claimed delivery is held (default 2×timeout+30)"
+    )
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    def webhook_guard(self) -> UrlGuard:
+        return UrlGuard(allowed=parse_networks(self.webhook_allowed_networks))
+
+    def dispatch_config(self) -> DispatchConfig:
+        return DispatchConfig(
+            retry_schedule=parse_schedule(self.webhook_retry_schedule),
+            timeout=self.webhook_timeout,
+            max_response_bytes=self.webhook_max_response_bytes,
+            disable_after=timedelta(seconds=self.webhook_disable_after),
+            lease=(
+                timedelta(seconds=self.webhook_lease_seconds)
+                if self.webhook_lease_seconds
+                else None
+            ),
+            concurrency=self.webhook_concurrency,
+            per_subscription=self.webhook_per_subscription,
+            poll_interval=self.webhook_poll_interval,
+            guard=self.webhook_guard(),
+        )
+
     def allocation_policy(self) -> AllocationPolicy:
         return AllocationPolicy(
             self_governance_fen=self.self_governance_default_fen,
@@ -40,3 +94,14 @@ class Settings(BaseSettings):
             self_governance_min_fen=self.self_governance_min_fen,
             party_service_urban_min_fen=self.party_service_urban_min_fen,
         )
+
+
+def parse_schedule(text: str) -> tuple[int, ...]:
+    """ "5, 300, 1800" → (5, 300, 1800): whole seconds, at least one, each 1 s to 7 days."""
+    try:
+        schedule = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError("the retry schedule is whole seconds, comma separated") from None
+    if not schedule or any(not 1 <= s <= 7 * 86400 for s in schedule):
+        raise ValueError("each retry delay must be between 1 second and 7 days")
+    return schedule

@@ -129,9 +129,46 @@ from engine.usecases.web_sign_in import sign_out as web_sign_out
 
 # --- end of web pages block ---------------------------------------------------------------------
 
+# isort: split
+# --- webhooks (issue 10): subscriptions, the outbox's claim, signing, formats, SSRF guard ---
+from engine.rules.webhooks.formats import FORMATS as WEBHOOK_FORMATS
+from engine.rules.webhooks.formats import bot_refused, wire_body
+from engine.rules.webhooks.formats import signed_url as signed_bot_url
+from engine.rules.webhooks.guard import Refused, UrlGuard, parse_networks
+from engine.rules.webhooks.signing import headers as signature_headers
+from engine.store.outbox import Claimed, Outcome
+from engine.store.outbox import any_due as any_deliveries_due
+from engine.store.outbox import claim as claim_deliveries
+from engine.usecases import webhooks as subscriptions
+from engine.usecases.webhooks import (
+    AttemptView,
+    DeliveryView,
+    WebhookView,
+    record_attempt,
+)
+
 __all__ = [
-    "CLI",
+    # webhooks (issue 10)
     "COMMUNITY_ID_PATTERN",
+    "WEBHOOK_FORMATS",
+    "AttemptView",
+    "Claimed",
+    "DeliveryView",
+    "Outcome",
+    "Refused",
+    "UrlGuard",
+    "WebhookView",
+    "any_deliveries_due",
+    "bot_refused",
+    "claim_deliveries",
+    "parse_networks",
+    "record_attempt",
+    "signature_headers",
+    "signed_bot_url",
+    "subscriptions",
+    "wire_body",
+    # the engine
+    "CLI",
     "DEMAND_FIELDS",
     "EXPENSE_FIELDS",
     "FISCAL_TZ",

@@ -160,6 +160,11 @@ class ChainWriter:
         )
         return int(event_id)
 
+    @property
+    def appended(self) -> tuple[str, int, int]:
+        """(chain, seq before this change, last seq appended): what the outbox reads."""
+        return self.chain, self._start_seq, self._seq
+
     def flush(self) -> None:
         """Move the head to the last appended event; call once, just before commit."""
         if self._seq != self._start_seq:

@@ -58,6 +58,10 @@ class Prepared:
             raise sa.exc.NoResultFound("No row was found when one was required")
         return found
 
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[Row]:
+        cursor, plan = self._execute(conn, params)
+        return [_row(plan, found) for found in cursor.fetchall()]
+
     def run(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Execute a statement that returns no rows; answer how many rows it changed."""
         cursor, _ = self._execute(conn, params)

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.errors import IdempotencyConflict, NotFound
 from engine.model import (
     PUBLIC,
+    Actor,
     AllocationPolicy,
     IdempotencyKey,
     Principal,
@@ -40,6 +41,7 @@ from engine.model import (
     utc_now,
 )
 from engine.rules.workflow import WorkflowRegistry
+from engine.store import outbox
 from engine.store.db import Database
 from engine.store.history import AppendedEvent, ChainWriter
 from engine.store.ledger import Ledger
@@ -108,7 +110,7 @@ class Zizhi:
 
     def change(
         self,
-        principal: Principal | None,
+        principal: Principal | Actor | None,
         idempotency: IdempotencyKey | None = None,
         *,
         project: int | None = None,
@@ -116,8 +118,9 @@ class Zizhi:
         chain: str | None = None,
         reserving: bool | Literal["exclusive"] = False,
     ) -> Change:
-        """One write transaction by ``principal`` (None: a resident, the public) on one chain:
-        a ``project``'s community, a ``community`` the principal may see, or a ``chain``."""
+        """One write transaction by ``principal`` (None: a resident, the public; an ``Actor``:
+        the system itself, e.g. the webhook dispatcher) on one chain: a ``project``'s
+        community, a ``community`` the principal may see, or a ``chain``."""
         if (project is not None) + (community is not None) + (chain is not None) != 1:
             raise TypeError("a change writes to one of: project, community, chain")
         return Change(self, principal, idempotency, project, community, chain, reserving)
@@ -137,7 +140,7 @@ class Change:
     def __init__(
         self,
         zizhi: Zizhi,
-        principal: Principal | None,
+        principal: Principal | Actor | None,
         idempotency: IdempotencyKey | None,
         project: int | None,
         community: str | None,
@@ -145,8 +148,12 @@ class Change:
         reserving: bool | Literal["exclusive"],
     ) -> None:
         self._zizhi = zizhi
-        self.principal = principal
-        self.actor = principal.actor if principal is not None else PUBLIC
+        if isinstance(principal, Actor):  # the system acting, on a chain it names
+            self.principal: Principal | None = None
+            self.actor = principal
+        else:
+            self.principal = principal
+            self.actor = principal.actor if principal is not None else PUBLIC
         self._idempotency = idempotency
         self._wants = (project, community, chain, reserving)
         self._stack = ExitStack()
@@ -264,6 +271,12 @@ class Change:
         self.history.flush()
         for writer, _ in self._others.values():
             writer.flush()
+        # Webhooks: this change's events into the outbox, in this same transaction.
+        outbox.enqueue(
+            self.conn,
+            self._zizhi.workflows,
+            [self.history.appended, *(w.appended for w, _ in self._others.values())],
+        )
         key = self._idempotency
         if key is not None and result is not None:
             try:

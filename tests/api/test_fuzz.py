@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 import engine
 from api.app import create_app
 from api.settings import Settings
+from engine import UrlGuard
 from engine.model import CLI
 from engine.rules.workflow import WorkflowRegistry
 from engine.store.db import Database
@@ -159,7 +160,24 @@ BEYOND_SCHEMA: dict[str, set[str]] = {
     "PUT /api/v1/communities/{community_id}/funds/{fund}/{year}": {"allocated_fen"},
     # A year can be closed only once it has ended: that depends on today's date.
     "POST /api/v1/years/{year}/close": {"year"},
+    # A webhook's URL must resolve to a public address, its events be known types, its
+    # filter name a community or street that exists (one of the two), and only a DingTalk
+    # robot takes a bot secret.
+    "POST /api/v1/webhooks": {"url", "events", "community_id", "street", "bot_secret"},
+    "PATCH /api/v1/webhooks/{webhook_id}": {
+        "url",
+        "events",
+        "community_id",
+        "street",
+        "bot_secret",
+    },
 }
+
+
+def _public_resolver(host: str, port: int) -> list[str]:
+    """Every name is a public address here: the fuzzer's hosts are never looked up, and no
+    dispatcher runs to send anything to them."""
+    return ["93.184.216.34"]
 
 
 @schema.hook
@@ -247,9 +265,11 @@ def _seed(z: Zizhi) -> Target:
             )
     engine.record_demand(z, committee, COMMUNITY, {"content": "楼道灯坏了", "resident": "王老伯"})
     world.project(OTHER)
+    app = create_app(z, Settings(max_body_bytes=BODY_LIMIT))
+    app.state.webhook_guard = UrlGuard(resolver=_public_resolver)
     return Target(
         z=z,
-        app=create_app(z, Settings(max_body_bytes=BODY_LIMIT)),
+        app=app,
         admin=engine.create_token(z, CLI, name="模糊测试管理员", role="admin").token or "",
         committee=engine.create_token(
             z, CLI, name="里河社区居委会", role="committee", communities=[COMMUNITY]

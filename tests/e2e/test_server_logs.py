@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import pytest
 
 from tests.e2e.server import cli, serve
+from tests.webhooks import receiving, wait_for
 
 NAME, PHONE, PASSWORD = "李秘密", "13912345678", "口令绝不能出现在日志里-2026"
 
@@ -18,10 +20,17 @@ def _post(base: str, path: str, token: str, body: Any, status: int) -> Any:
     return response.json()
 
 
-def test_the_server_log_holds_no_secret_and_no_personal_data(tmp_path: Path) -> None:
+def test_the_server_log_holds_no_secret_and_no_personal_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{tmp_path / 'logs.db'}"
     output: list[str] = []
-    with serve(url, log_level="debug", output=output) as (base, printed):
+    monkeypatch.setenv("ZIZHI_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
+    monkeypatch.setenv("ZIZHI_WEBHOOK_POLL_INTERVAL", "0.1")
+    with (
+        receiving() as receiver,
+        serve(url, log_level="debug", output=output) as (base, printed),
+    ):
         admin = next(line for line in printed if line.startswith("zz_"))
         _post(
             base,
@@ -43,6 +52,13 @@ def test_the_server_log_holds_no_secret_and_no_personal_data(tmp_path: Path) -> 
             {"name": "里河居委会", "role": "committee", "communities": ["lihe"]},
             201,
         )["token"]
+        hook = _post(
+            base,
+            "/api/v1/webhooks",
+            admin,
+            {"url": receiver.url + "?key=ROBOTKEY", "events": ["*"]},
+            201,
+        )
         demand = {"content": "楼道灯坏了", "resident": NAME, "contact": PHONE}
         _post(base, "/api/v1/communities/lihe/demands", committee, demand, 201)
         _post(base, "/api/v1/communities/lihe/demands", committee, {**demand, "bogus": 1}, 422)
@@ -60,8 +76,11 @@ def test_the_server_log_holds_no_secret_and_no_personal_data(tmp_path: Path) -> 
         )
         assert made.returncode == 0, made.stderr
         output += [made.stdout, made.stderr]
+        wait_for(lambda: any(m.json()["type"] == "demand.created" for m in receiver.taken))
     logs = "\n".join([*printed, *output])
     assert "/api/v1/communities/lihe/demands" in logs  # the requests were logged …
-    for secret in (committee, NAME, PHONE, PASSWORD):  # … and nothing they carried
-        assert secret not in logs
+    for secret in (committee, NAME, PHONE, PASSWORD, hook["secret"], "ROBOTKEY"):
+        assert secret not in logs  # … and nothing they carried
+    sent = b"".join(m.body for m in receiver.taken).decode()
+    assert NAME not in sent and PHONE not in sent  # nor did any webhook message
     assert logs.count(admin) == 1  # printed once, at first start, as the README says
