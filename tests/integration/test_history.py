@@ -54,9 +54,7 @@ def test_the_database_refuses_to_change_or_remove_history(
         conn.execute(sa.text(statement))
 
 
-def test_postgresql_also_refuses_to_truncate_history(
-    z: Zizhi, world: World, backend: str
-) -> None:
+def test_postgresql_also_refuses_to_truncate_history(z: Zizhi, world: World, backend: str) -> None:
     world.community()  # at least one event, whatever ran before on this database
     statement = "TRUNCATE events" if backend == "postgresql" else "DELETE FROM events"
     with pytest.raises(sa.exc.DatabaseError, match="append-only"), z.db.write() as conn:
