@@ -25,6 +25,7 @@ TAGS = [
     {"name": "audit", "description": "审计：历史事件查询、导出与校验"},
     {"name": "years", "description": "年度结账"},
     {"name": "tokens", "description": "令牌与当前身份"},
+    {"name": "webhooks", "description": "推送订阅：Standard Webhooks 签名推送与投递记录"},
     {"name": "workflows", "description": "流程定义"},
     {"name": "operations", "description": "运维"},
 ]

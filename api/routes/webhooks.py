@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
 
 from api.deps import MAX_ID, SINGLE_LINE, CurrentPrincipal, Cursor, Idempotency, ZizhiDep
+from api.openapi import LOCATION
 from api.problems import responses
 from api.schemas import PageOut, Strict
 from engine import COMMUNITY_ID_PATTERN, DeliveryView, UrlGuard, WebhookView, subscriptions
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["推送订阅"])
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
 
 class WebhookIdConvertor(Convertor[str]):
@@ -135,13 +136,16 @@ Guard = Annotated[UrlGuard, Depends(url_guard)]
     status_code=201,
     response_model=WebhookView,
     summary="新建推送订阅（管理员）；签名密钥只在此次应答中出现一次",
-    responses=responses(
-        "unauthenticated",
-        "forbidden",
-        "validation_error",
-        "idempotency_conflict",
-        "payload_too_large",
-    ),
+    responses={
+        201: {"headers": {"Location": LOCATION}},
+        **responses(
+            "unauthenticated",
+            "forbidden",
+            "validation_error",
+            "idempotency_conflict",
+            "payload_too_large",
+        ),
+    },
 )
 def create_webhook(
     body: WebhookIn,
@@ -149,10 +153,13 @@ def create_webhook(
     principal: CurrentPrincipal,
     guard: Guard,
     idempotency: Idempotency,
+    response: Response,
 ) -> WebhookView:
-    return subscriptions.create_subscription(
+    view = subscriptions.create_subscription(
         z, principal, guard, **body.model_dump(), idempotency=idempotency
     )
+    response.headers["Location"] = f"/api/v1/webhooks/{view.id}"
+    return view
 
 
 @router.get(
