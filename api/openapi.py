@@ -30,15 +30,6 @@ TAGS = [
     {"name": "operations", "description": "运维"},
 ]
 
-ETAG = {
-    "description": '项目的版本号（强 ETag），如 "3"；执行操作时可作 If-Match 发送',
-    "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
-}
-LOCATION = {
-    "description": "新建资源的地址",
-    "schema": {"type": "string", "format": "uri-reference"},
-}
-
 # Answers any operation can give, whatever it does: a method the address does not support,
 # and a fault of ours.
 EVERYWHERE = ("method_not_allowed", "internal_error")

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api.headers import etag
 from engine import VersionConflict, ZizhiError
 
 log = logging.getLogger("zizhi.api")
@@ -116,7 +117,7 @@ async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.code == "unauthenticated":
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, VersionConflict):
-        headers["ETag"] = f'"{exc.current_version}"'
+        headers["ETag"] = etag(exc.current_version)
     errors = getattr(exc, "errors", None)
     return problem(exc.code, exc.message, instance=request.url.path, errors=errors, headers=headers)
 

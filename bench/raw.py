@@ -23,6 +23,8 @@ from typing import Any
 
 import psycopg
 
+from engine.text import key
+
 _PROJECT_COLUMNS = (
     "id, community_id, workflow, workflow_version, fund, year, title, category, "
     "state, version, budget_fen, reserved_fen, spent_fen, details, created_at, "
@@ -71,7 +73,8 @@ SQL = {
     ),
     "insert_expense": (
         "INSERT INTO expenses (community_id, project_id, amount_fen, payee, invoice_no, "
-        "description, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
+        "description, created_at, payee_key, invoice_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING "
         "RETURNING id, community_id, project_id, amount_fen, payee, invoice_no, description, "
         "created_at"
     ),
@@ -197,6 +200,9 @@ class RawWriter:
                     fields["invoice_no"],
                     fields["description"],
                     tx.at_param,
+                    # The normal forms duplicates are found by (engine/text.py's rule).
+                    key(fields["payee"]),
+                    key(fields["invoice_no"]),
                 ),
             )
             if row is None:  # ON CONFLICT: the invoice is recorded already

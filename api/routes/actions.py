@@ -31,7 +31,7 @@ from pydantic_core import PydanticUndefined
 
 import engine
 from api.deps import CurrentPrincipal, Idempotency, IfMatch, JsonObject, ProjectId, ZizhiDep
-from api.openapi import ETAG
+from api.headers import ETAG, set_etag
 from api.problems import responses
 from engine import FieldSpec, ProjectView, WorkflowRegistry
 
@@ -251,7 +251,7 @@ def _endpoint(action: str | None) -> Fire:
             expected_version=expected,
             idempotency=idempotency,
         )
-        response.headers["ETag"] = f'"{view.version}"'
+        set_etag(response, view.version)
         return view
 
     if action is None:

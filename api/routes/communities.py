@@ -21,7 +21,7 @@ from api.deps import (
     YearFilter,
     ZizhiDep,
 )
-from api.openapi import LOCATION
+from api.headers import LOCATION
 from api.problems import responses
 from api.schemas import AllocationIn, CommunityIn, DemandIn, PageOut, demand_location
 from engine import CommunityView, DemandView, FundView, StatementLine

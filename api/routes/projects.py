@@ -20,7 +20,7 @@ from api.deps import (
     YearFilter,
     ZizhiDep,
 )
-from api.openapi import ETAG, LOCATION
+from api.headers import ETAG, LOCATION, set_etag
 from api.problems import responses
 from api.schemas import ExpenseIn, PageOut, ProjectIn, demand_location, field_schema
 from engine import (
@@ -79,11 +79,6 @@ def _known(state: str | None, states: list[str]) -> str | None:
     return state
 
 
-def _etag(response: Response, version: int | None) -> None:
-    if version is not None:
-        response.headers["ETag"] = f'"{version}"'
-
-
 def build_router(workflows: WorkflowRegistry) -> APIRouter:
     router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
     # The states of every loaded definition: any other value of ?state= is a mistake.
@@ -114,7 +109,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         response: Response,
     ) -> ProjectView:
         view = engine.open_project(z, principal, **body.model_dump(), idempotency=idempotency)
-        _etag(response, view.version)
+        set_etag(response, view.version)
         response.headers["Location"] = f"/api/v1/projects/{view.id}"
         return view
 
@@ -159,7 +154,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         project_id: ProjectId, z: ZizhiDep, principal: CurrentPrincipal, response: Response
     ) -> ProjectView:
         view = engine.get_project(z, principal, project_id)
-        _etag(response, view.version)
+        set_etag(response, view.version)
         return view
 
     @router.post(
@@ -194,7 +189,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         view = engine.record_expense(
             z, principal, project_id, body.model_dump(), idempotency=idempotency
         )
-        _etag(response, view.project_version)
+        set_etag(response, view.project_version)
         response.headers["Location"] = f"/api/v1/projects/{project_id}/expenses/{view.id}"
         return view
 
@@ -256,7 +251,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         response: Response,
     ) -> DemandView:
         view = engine.add_to_project(z, principal, project_id, body, idempotency=idempotency)
-        _etag(response, view.project_version)
+        set_etag(response, view.project_version)
         response.headers["Location"] = demand_location(view)
         return view
 

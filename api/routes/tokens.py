@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Response
 
 import engine
 from api.deps import CurrentPrincipal, Idempotency, ZizhiDep
-from api.openapi import LOCATION
+from api.headers import LOCATION
 from api.problems import responses
 from api.schemas import TokenIn
 from engine import TokenView

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
 
 from api.deps import MAX_ID, SINGLE_LINE, CurrentPrincipal, Cursor, Idempotency, ZizhiDep
-from api.openapi import LOCATION
+from api.headers import LOCATION
 from api.problems import responses
 from api.schemas import PageOut, Strict
 from engine import COMMUNITY_ID_PATTERN, DeliveryView, UrlGuard, WebhookView, subscriptions

@@ -19,6 +19,7 @@ from engine.errors import ZizhiError
 from engine.model import CLI, IdempotencyKey, Principal, Role
 from engine.store.uow import Zizhi
 from engine.usecases.tokens import create_token
+from tests.factories import happy_steps
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,15 @@ class Driver(Protocol):
 
     def funds(self, community_id: str, year: int) -> dict[str, dict[str, Any]]: ...
 
+    def advance(self, project_id: int, workflow: str, state: str, to_state: str) -> None:
+        """Fire the happy path's actions from ``state`` until the project reaches ``to_state``
+        (a demand first where the path closes the collection), each one accepted."""
+        for action, data in happy_steps(workflow, state, to_state):
+            if action == "close_collection":
+                assert self.demand(project_id).code is None
+            done = self.fire(project_id, action, data, street=action == "street_approve", key=None)
+            assert done.code is None, (action, done)
+
 
 def _digest(*parts: Any) -> str:
     return hashlib.sha256(
@@ -53,7 +63,7 @@ def _digest(*parts: Any) -> str:
     ).hexdigest()
 
 
-class EngineDriver:
+class EngineDriver(Driver):
     def __init__(self, z: Zizhi) -> None:
         self.z = z
         self.committees: dict[str, Principal] = {}
@@ -143,7 +153,7 @@ class EngineDriver:
         return {f.fund: _plain(f) for f in engine.funds(self.z, CLI, community_id, year=year)}
 
 
-class HttpDriver:
+class HttpDriver(Driver):
     def __init__(self, z: Zizhi, client: TestClient) -> None:
         self.client = client
         self.admin = create_token(z, CLI, name="模型管理员", role="admin").token or ""

@@ -149,9 +149,7 @@ class ZizhiMachine(RuleBasedStateMachine):
     def open_project(self, community: int, workflow: str) -> int:
         place = self.communities[community]
         project_id = self.driver.open(place, workflow)
-        assert self.driver.demand(project_id).code is None
-        for action, data in (("close_collection", {}), ("accept", {"note": "通过"})):
-            assert self.driver.fire(project_id, action, data, street=False, key=None).code is None
+        self.driver.advance(project_id, workflow, "demand_collection", "planning")
         self.model.projects[project_id] = Project(project_id, place, workflow)
         self.touched = project_id
         return project_id
