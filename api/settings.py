@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, FilePath, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.dispatcher import DispatchConfig
@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         default=None, gt=0, description="how long a claimed delivery is held (default 2×timeout+30)"
     )
 
+    webhook_ca_bundle: FilePath | None = Field(
+        default=None, description="PEM file of further CAs to trust for https receivers"
+    )
+
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
@@ -84,6 +88,7 @@ class Settings(BaseSettings):
             per_subscription=self.webhook_per_subscription,
             poll_interval=self.webhook_poll_interval,
             guard=self.webhook_guard(),
+            ca_bundle=str(self.webhook_ca_bundle) if self.webhook_ca_bundle else None,
         )
 
     def allocation_policy(self) -> AllocationPolicy:

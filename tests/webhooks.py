@@ -7,6 +7,7 @@ verified with the Standard Webhooks reference library (``standardwebhooks``).
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +55,7 @@ class Receiver:
     seen: list[Received] = field(default_factory=list)
     taken: list[Received] = field(default_factory=list)
     port: int = 0
+    tls: ssl.SSLContext | None = None  # serve https with this server context
     _server: ThreadingHTTPServer | None = None
 
     def start(self) -> Receiver:
@@ -88,6 +90,8 @@ class Receiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -112,9 +116,9 @@ class Receiver:
 
 @contextmanager
 def receiving(
-    answer: Callable[[Received], Any] | None = None,
+    answer: Callable[[Received], Any] | None = None, *, tls: ssl.SSLContext | None = None
 ) -> Iterator[Receiver]:
-    receiver = Receiver(answer) if answer is not None else Receiver()
+    receiver = Receiver(answer, tls=tls) if answer is not None else Receiver(tls=tls)
     receiver.start()
     try:
         yield receiver

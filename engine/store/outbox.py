@@ -349,7 +349,16 @@ class Outcome:
 
 def record(conn: Connection, claimed: Claimed, owner: str, at: datetime, outcome: Outcome) -> Any:
     """Log the attempt, settle the delivery (if this worker still holds it) and the
-    subscription's failure clock. Answers the subscription's row after the update."""
+    subscription's failure clock. Answers the subscription's row after the update, or None
+    when the subscription was deleted meanwhile: then nothing is written, for its log went
+    with it.
+
+    The subscription's row is locked first, as deleting it locks it first, so an attempt
+    that ends while the subscription is being deleted waits and then finds it gone, rather
+    than leave a log line behind that no subscription owns."""
+    this = _s.id == claimed.subscription_id
+    if conn.execute(sa.select(_s.id).where(this).with_for_update()).first() is None:
+        return None
     conn.execute(
         sa.insert(webhook_attempts).values(
             delivery_id=claimed.id,
@@ -376,7 +385,6 @@ def record(conn: Connection, claimed: Claimed, owner: str, at: datetime, outcome
         .values(lease_until=None, lease_owner=None, **values)
     )
     sub = webhook_subscriptions
-    this = _s.id == claimed.subscription_id
     if outcome.success:
         conn.execute(sa.update(sub).where(this).values(failing_since=None, last_success_at=at))
     else:

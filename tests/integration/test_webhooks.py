@@ -5,20 +5,39 @@ nothing, and receivers that cannot stall it."""
 from __future__ import annotations
 
 import json
+import ssl
+import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jsonschema_rs
 import pytest
 import sqlalchemy as sa
+import trustme
 
-from engine import CLI, Database, Zizhi, fire, subscriptions
+from engine import (
+    CLI,
+    Database,
+    Outcome,
+    UrlGuard,
+    Zizhi,
+    claim_deliveries,
+    fire,
+    record_attempt,
+    subscriptions,
+)
 from engine.errors import FundCapExceeded
 from engine.rules.workflow import WorkflowRegistry
 from engine.store.tables import events
-from engine.store.webhook_tables import webhook_deliveries, webhook_subscriptions
+from engine.store.webhook_tables import (
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_subscriptions,
+)
+from engine.usecases import webhooks as webhook_usecases
 from tests.conftest import DatabaseFactory
 from tests.factories import VOTE, World
 from tests.webhooks import LOCAL, Clock, Received, dispatching, receiving, wait_for
@@ -378,6 +397,50 @@ def test_a_name_that_resolves_to_loopback_is_refused_at_send_when_loopback_is_no
     assert log and "127.0.0.1" in (log[0].error or "")
 
 
+def _https_receiver(ca: trustme.CA, name: str, seen_sni: list[str | None]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(context)
+    context.sni_callback = lambda _sock, server_name, _ctx: seen_sni.append(server_name) and None
+    return context
+
+
+@pytest.mark.parametrize(
+    ("certified", "trusted", "delivered"),
+    [
+        ("hooks.example.org", True, True),
+        ("hooks.example.org", False, False),  # an authority nobody configured
+        ("other.example.org", True, False),  # a certificate for another name
+    ],
+)
+def test_https_goes_to_the_checked_address_with_the_name_in_sni_and_its_certificate_checked(
+    hz: Zizhi, tmp_path: Any, certified: str, trusted: bool, delivered: bool
+) -> None:
+    # The name resolves (here) to 127.0.0.1; the dispatcher connects to that address, yet
+    # TLS must still carry the name and check the certificate against it, never the IP.
+    name = "hooks.example.org"
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    guard = UrlGuard(resolver=lambda host, port: ["127.0.0.1"], allowed=LOCAL.allowed)
+    seen_sni: list[str | None] = []
+    with receiving(tls=_https_receiver(ca, certified, seen_sni)) as receiver:
+        url = f"https://{name}:{receiver.port}/hook"
+        hook = subscriptions.create_subscription(hz, CLI, guard, url=url, events=["*"])
+        World(hz).community()
+        extra = {"ca_bundle": str(bundle)} if trusted else {}
+        with dispatching(hz, guard=guard, **extra) as dispatcher:
+            dispatcher.run_until_idle()
+        bodies = receiver.verified(hook.secret)
+    assert seen_sni and set(seen_sni) == {name}
+    if delivered:
+        assert bodies and {m.headers["host"] for m in receiver.taken} == {f"{name}:{receiver.port}"}
+        assert all(d.status == "delivered" for d in deliveries(hz))
+    else:
+        assert bodies == [] and receiver.seen == []
+        log = subscriptions.list_deliveries(hz, CLI, hook.id).items[0].attempt_log
+        assert log and (log[0].error or "").startswith("连接失败")
+
+
 def test_two_workers_never_send_the_same_attempt_twice(
     backend: str, databases: DatabaseFactory, registry: WorkflowRegistry
 ) -> None:
@@ -397,3 +460,50 @@ def test_two_workers_never_send_the_same_attempt_twice(
     z.db.dispose()
     ids = [m.id for m in receiver.seen]
     assert len(ids) == len(set(ids)) == len(deliveries(z)) == 40
+
+
+@pytest.mark.parametrize("racing", [False, True])
+def test_an_attempt_ending_as_its_subscription_is_deleted_leaves_no_orphan_log(
+    hz: Zizhi, monkeypatch: pytest.MonkeyPatch, racing: bool
+) -> None:
+    """The attempt was claimed, then the subscription deleted — after it (``racing`` False)
+    or while the attempt is being recorded (True: the delete holds its transaction open)."""
+    hook = subscribe(hz, "http://127.0.0.1:9/hook", ["community.created"])
+    World(hz).community()
+    with hz.db.write() as conn:
+        (claimed,) = claim_deliveries(
+            conn, owner="w1", now=hz.clock(), lease=timedelta(minutes=1), limit=1, busy=[]
+        )
+        conn.commit()
+    outcome = Outcome(False, 500, 3, "HTTP 500", "", retry_at=hz.clock())
+    if racing:
+        deleting, recorded = threading.Event(), threading.Event()
+        changed = webhook_usecases._changed
+
+        def slow_changed(change: Any, *args: Any, **kwargs: Any) -> None:
+            deleting.set()  # the rows are deleted, the transaction still open
+            recorded.wait(1.0)  # the attempt's record waits on the delete (it cannot finish)
+            changed(change, *args, **kwargs)
+
+        monkeypatch.setattr(webhook_usecases, "_changed", slow_changed)
+        deleter = threading.Thread(
+            target=subscriptions.delete_subscription, args=(hz, CLI, hook.id)
+        )
+        deleter.start()
+        assert deleting.wait(30)
+        recorder = threading.Thread(
+            target=lambda: (
+                record_attempt(hz, claimed, "w1", outcome, disable_after=timedelta(days=5)),
+                recorded.set(),
+            )
+        )
+        recorder.start()
+        deleter.join(60)
+        recorder.join(60)
+        assert not deleter.is_alive() and not recorder.is_alive()
+    else:
+        subscriptions.delete_subscription(hz, CLI, hook.id)
+        record_attempt(hz, claimed, "w1", outcome, disable_after=timedelta(days=5))
+    with hz.read() as conn:
+        assert conn.execute(sa.select(webhook_attempts)).all() == []
+        assert conn.execute(sa.select(webhook_deliveries)).all() == []
