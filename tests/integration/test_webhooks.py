@@ -400,7 +400,11 @@ def test_a_name_that_resolves_to_loopback_is_refused_at_send_when_loopback_is_no
 def _https_receiver(ca: trustme.CA, name: str, seen_sni: list[str | None]) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(name).configure_cert(context)
-    context.sni_callback = lambda _sock, server_name, _ctx: seen_sni.append(server_name) and None
+
+    def note(_sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+        seen_sni.append(server_name)
+
+    context.sni_callback = note
     return context
 
 
@@ -430,7 +434,7 @@ def test_https_goes_to_the_checked_address_with_the_name_in_sni_and_its_certific
         extra = {"ca_bundle": str(bundle)} if trusted else {}
         with dispatching(hz, guard=guard, **extra) as dispatcher:
             dispatcher.run_until_idle()
-        bodies = receiver.verified(hook.secret)
+        bodies = receiver.verified(hook.secret or "")
     assert seen_sni and set(seen_sni) == {name}
     if delivered:
         assert bodies and {m.headers["host"] for m in receiver.taken} == {f"{name}:{receiver.port}"}
@@ -491,12 +495,12 @@ def test_an_attempt_ending_as_its_subscription_is_deleted_leaves_no_orphan_log(
         )
         deleter.start()
         assert deleting.wait(30)
-        recorder = threading.Thread(
-            target=lambda: (
-                record_attempt(hz, claimed, "w1", outcome, disable_after=timedelta(days=5)),
-                recorded.set(),
-            )
-        )
+
+        def record() -> None:
+            record_attempt(hz, claimed, "w1", outcome, disable_after=timedelta(days=5))
+            recorded.set()
+
+        recorder = threading.Thread(target=record)
         recorder.start()
         deleter.join(60)
         recorder.join(60)
