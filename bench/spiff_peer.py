@@ -1,0 +1,217 @@
+"""Zizhi against a peer: SpiffWorkflow running the same seven steps as a stateless server must.
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/spiff_peer.py [--n 700] [--runs 5] [--db sqlite|postgresql|all]
+
+The peer is SpiffWorkflow's BPMN engine with ``bench/peer/seven_steps.bpmn``: the seven
+steps of a self-governance project (征集, 筛选, 方案, 评议, 实施, 评估, 反馈) as seven user
+tasks in a row. A stateless server keeps no workflow in memory between requests, so each of
+its steps is one transaction on the same database at the same durability: lock the
+instance's row, load (deserialise) the workflow, complete the ready user task with the
+step's fields, run the engine steps, serialise it and write it back, commit. Spiff keeps no
+ledger, no hash-chained history and no webhook outbox; Zizhi keeps all three in the same
+transaction.
+
+Zizhi's side fires the same seven actions through ``engine.fire`` (``close_collection`` …
+``close``), each one transaction at full durability (SQLite ``synchronous=FULL`` in WAL,
+PostgreSQL ``synchronous_commit=on``), including the budget reservation on ``approve``.
+
+Both sides work through projects (instances) prepared beforehand, step by step in order;
+they take turns every 100 steps within each run (``common.compare``), so the machine's load
+falls on both alike. The table gives steps per second, median of ``--runs`` (slowest and
+fastest in brackets), and Zizhi's steps/s as a multiple of Spiff's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from common import (
+    VOTE,
+    backend_of,
+    check_database,
+    clean_up_when_terminated,
+    compare,
+    describe_environment,
+    open_projects,
+    open_site,
+    pg_url,
+    sqlite_url,
+)
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.parser import BpmnParser
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.util.task import TaskState
+
+import engine
+
+BPMN = Path(__file__).resolve().parent / "peer" / "seven_steps.bpmn"
+
+# The seven actions of the self-governance workflow's happy path, with their fields; the
+# peer's user tasks take the same fields as their data.
+STEPS: list[tuple[str, dict[str, Any]]] = [
+    ("close_collection", {}),
+    ("accept", {"note": "属于房前屋后急难事"}),
+    ("submit_plan", {"budget_fen": 100, "plan": "更换楼道灯具"}),
+    ("approve", VOTE),
+    ("complete_implementation", {"report": "灯具已更换"}),
+    ("evaluate", {"score": 5, "report": "居民满意"}),
+    ("close", {"notice": "项目已办结", "satisfied": 40, "unsatisfied": 2}),
+]
+
+
+class SpiffServer:
+    """Spiff as a stateless server would run it: every step loads and saves the instance."""
+
+    def __init__(self, url: str) -> None:
+        parser = BpmnParser()
+        parser.add_bpmn_file(str(BPMN))
+        self.spec = parser.get_spec("self_governance")
+        self.serializer = BpmnWorkflowSerializer()
+        self.postgresql = backend_of(url) == "postgresql"
+        if self.postgresql:
+            self.conn: Any = psycopg.connect(url)
+        else:
+            self.conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+            # What the engine's connections set (engine/store/db.py).
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS spiff_instances (id INTEGER PRIMARY KEY, state TEXT)"
+        )
+        if self.postgresql:
+            self.conn.commit()
+
+    def create(self, instance_id: int) -> None:
+        workflow = BpmnWorkflow(self.spec)
+        workflow.do_engine_steps()
+        self._run(
+            "INSERT INTO spiff_instances (id, state) VALUES (?, ?)",
+            (instance_id, self.serializer.serialize_json(workflow)),
+        )
+        self._commit()
+
+    def step(self, item: tuple[int, dict[str, Any]]) -> None:
+        instance_id, data = item
+        self._begin()
+        (state,) = self._run(
+            "SELECT state FROM spiff_instances WHERE id = ?"
+            + (" FOR UPDATE" if self.postgresql else ""),
+            (instance_id,),
+        ).fetchone()
+        workflow = self.serializer.deserialize_json(state)
+        (task,) = workflow.get_tasks(state=TaskState.READY)
+        task.data.update(data)
+        task.run()
+        workflow.do_engine_steps()
+        self._run(
+            "UPDATE spiff_instances SET state = ? WHERE id = ?",
+            (self.serializer.serialize_json(workflow), instance_id),
+        )
+        self._commit()
+
+    def completed(self) -> int:
+        rows = self._run("SELECT state FROM spiff_instances", ()).fetchall()
+        self._commit()
+        return sum(self.serializer.deserialize_json(r[0]).is_completed() for r in rows)
+
+    def _begin(self) -> None:
+        if not self.postgresql:
+            self.conn.execute("BEGIN IMMEDIATE")
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
+        return self.conn.execute(sql.replace("?", "%s") if self.postgresql else sql, params)
+
+    def _commit(self) -> None:
+        self.conn.commit()  # on SQLite: ends the BEGIN IMMEDIATE, if one is open
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def bench_database(url: str, args: argparse.Namespace) -> tuple[str, list[float], list[float]]:
+    site = open_site(url)
+    needed = args.warmup + args.runs * args.n
+    count = -(-needed // len(STEPS))  # projects (instances) enough for every step timed
+    print(f"  preparing {count} projects and {count} Spiff instances…", file=sys.stderr)
+    ids = open_projects(site, "c1", count)
+    for project_id in ids:
+        engine.add_to_project(
+            site.prep, site.committee, project_id, {"content": "楼道照明", "resident": "张三"}
+        )
+    spiff = SpiffServer(url)
+    for instance_id in range(1, count + 1):
+        spiff.create(instance_id)
+    zizhi_items = [(p, action, data) for p in ids for action, data in STEPS]
+    spiff_items = [(i, data) for i in range(1, count + 1) for _, data in STEPS]
+
+    def zizhi_step(item: tuple[int, str, dict[str, Any]]) -> None:
+        engine.fire(site.z, site.committee, *item)
+
+    result = compare(
+        "seven steps",
+        zizhi_step,
+        spiff.step,
+        zizhi_items,
+        spiff_items,
+        runs=args.runs,
+        n=args.n,
+        warmup=args.warmup,
+    )
+    # Whatever was timed really happened: every chain verifies and every fund adds up; the
+    # instances and projects worked right through are finished on both sides.
+    print(f"  {check_database(site)}", file=sys.stderr)
+    done = needed // len(STEPS)
+    closed = sum(engine.get_project(site.z, site.committee, p).state == "completed" for p in ids)
+    finished = spiff.completed()
+    assert closed >= done and finished >= done, (closed, finished, done)
+    spiff.close()
+    site.close()
+    label = f"{backend_of(url)}{' FULL' if backend_of(url) == 'sqlite' else ''}"
+    return label, result.engine_us, result.raw_us
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    with sqlite_url() if kind == "sqlite" else pg_url() as url:
+        yield url
+
+
+def main() -> None:
+    clean_up_when_terminated()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=700, help="steps a side per run")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=70)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "all"], default="all")
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgresql"] if args.db == "all" else [args.db]
+    print(f"# {describe_environment(postgresql='postgresql' in kinds)}; {vars(args)}")
+    rows = []
+    for kind in kinds:
+        with database(kind) as url:
+            rows.append(bench_database(url, args))
+    print(f"{'database':<14} {'Zizhi steps/s':>22} {'Spiff steps/s':>22} {'Zizhi/Spiff':>12}")
+    for label, zizhi_us, spiff_us in rows:
+        z, s = statistics.median(zizhi_us), statistics.median(spiff_us)
+        print(f"{label:<14} {_rate(zizhi_us):>22} {_rate(spiff_us):>22} {s / z:>11.2f}x")
+    print("steps/s: median of the runs (slowest–fastest run in brackets)")
+    print(json.dumps({"zizhi_us": [r[1] for r in rows], "spiff_us": [r[2] for r in rows]}))
+
+
+def _rate(us: list[float]) -> str:
+    rates = [1e6 / u for u in us]
+    return f"{statistics.median(rates):,.0f} ({min(rates):,.0f}–{max(rates):,.0f})"
+
+
+if __name__ == "__main__":
+    main()
