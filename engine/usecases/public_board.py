@@ -27,7 +27,7 @@ from engine.usecases.communities import CommunityView, get_community
 from engine.usecases.demands import DemandView
 from engine.usecases.funds import FundView
 from engine.usecases.overview import every
-from engine.usecases.web_sign_in import TooManyAttempts, count_attempt, recent_attempts
+from engine.usecases.web_sign_in import admit
 
 INTAKE_WINDOW = timedelta(hours=1)
 INTAKE_LIMIT = 5
@@ -119,8 +119,11 @@ def submit_demand(
     z: Zizhi, community_id: str, data: Mapping[str, Any], *, address: str
 ) -> DemandView:
     """A resident's demand into the community's pool; the answer carries no personal data."""
-    if recent_attempts(z, "public_demand", address, INTAKE_WINDOW) >= INTAKE_LIMIT:
-        raise TooManyAttempts("提交过于频繁，请稍后再试；如有急事请直接联系社区居委会")
+    admit(
+        z,
+        "提交过于频繁，请稍后再试；如有急事请直接联系社区居委会",
+        ("public_demand", address, INTAKE_WINDOW, INTAKE_LIMIT),
+    )
     with z.read() as conn:
         if (
             conn.execute(
@@ -129,7 +132,6 @@ def submit_demand(
             is None
         ):
             raise NotFound(f"社区“{community_id}”不存在")
-    count_attempt(z, ("public_demand", address))
     return demands.record_demand(z, None, community_id, data)
 
 
