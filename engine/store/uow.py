@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast
@@ -107,6 +108,10 @@ class Zizhi:
         self.workflows = workflows
         self.policy = policy or AllocationPolicy()
         self.clock = clock
+        # The read transaction a ``snapshot()`` holds open, in this thread or task.
+        self._snapshot: ContextVar[Connection | None] = ContextVar(
+            f"zizhi_snapshot_{id(self)}", default=None
+        )
 
     def change(
         self,
@@ -127,8 +132,29 @@ class Zizhi:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        """A read transaction: one consistent snapshot for all its statements (inside a
+        ``snapshot()``, that snapshot's)."""
+        held = self._snapshot.get()
+        if held is not None:
+            yield held
+            return
         with self.db.read() as conn:
             yield conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every ``read()`` within shares one read transaction, so a page or a report made of
+        several use cases (funds, projects, demands…) shows one moment, whatever writers do
+        meanwhile. Writes (``change``) are not affected."""
+        if self._snapshot.get() is not None:
+            yield
+            return
+        with self.db.read() as conn:
+            token = self._snapshot.set(conn)
+            try:
+                yield
+            finally:
+                self._snapshot.reset(token)
 
 
 class Change:

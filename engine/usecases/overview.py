@@ -49,25 +49,29 @@ class Overview:
 def overview(
     z: Zizhi, principal: Principal, *, year: int | None = None, street: str | None = None
 ) -> Overview:
-    year = check_year(year if year is not None else fiscal_year(z.clock()))
-    visible = every(
-        lambda c: communities.list_communities(z, principal, street=street, limit=500, cursor=c)
-    )
-    by_community: dict[str, list[ProjectView]] = defaultdict(list)
-    for p in every(lambda c: projects.list_projects(z, principal, year=year, limit=500, cursor=c)):
-        by_community[p.community_id].append(p)
-    return Overview(
-        year,
-        [
-            CommunityOverview(
-                community=c,
-                funds=funds.funds(z, principal, c.id, year=year),
-                steps=_steps(z, by_community[c.id]),
-                waiting=[p for p in by_community[c.id] if waits_on(z, p)],
-            )
-            for c in visible
-        ],
-    )
+    with z.snapshot():  # one moment for every read below
+        year = check_year(year if year is not None else fiscal_year(z.clock()))
+        visible = every(
+            lambda c: communities.list_communities(z, principal, street=street, limit=500, cursor=c)
+        )
+        by_community: dict[str, list[ProjectView]] = defaultdict(list)
+        listed = every(
+            lambda c: projects.list_projects(z, principal, year=year, limit=500, cursor=c)
+        )
+        for p in listed:
+            by_community[p.community_id].append(p)
+        return Overview(
+            year,
+            [
+                CommunityOverview(
+                    community=c,
+                    funds=funds.funds(z, principal, c.id, year=year),
+                    steps=_steps(z, by_community[c.id]),
+                    waiting=[p for p in by_community[c.id] if waits_on(z, p)],
+                )
+                for c in visible
+            ],
+        )
 
 
 def waits_on(z: Zizhi, project: ProjectView) -> bool:

@@ -51,34 +51,37 @@ class ProjectPage:
 
 
 def project_page(z: Zizhi, principal: Principal, project_id: int) -> ProjectPage:
-    project = projects.get_project(z, principal, project_id)
-    wf = z.workflows.get(project.workflow, project.workflow_version)
-    committee = principal.role is Role.committee
-    can_add_demand = committee and project.state in wf.demands_in
-    return ProjectPage(
-        project=project,
-        workflow=wf,
-        community=communities.get_community(z, principal, project.community_id),
-        actions=[wf.actions[a] for a in project.allowed_actions],
-        recorded=[
-            Recorded(wf.actions[name], values)
-            for name in wf.actions
-            if (values := project.details.get(name)) and wf.actions[name].fields
-        ],
-        demands=every(
-            lambda c: demands.list_demands(z, principal, project_id=project_id, limit=500, cursor=c)
-        ),
-        pool=every(
-            lambda c: demands.list_demands(
-                z, principal, community_id=project.community_id, pool=True, limit=500, cursor=c
+    with z.snapshot():  # one moment for every read below
+        project = projects.get_project(z, principal, project_id)
+        wf = z.workflows.get(project.workflow, project.workflow_version)
+        committee = principal.role is Role.committee
+        can_add_demand = committee and project.state in wf.demands_in
+        return ProjectPage(
+            project=project,
+            workflow=wf,
+            community=communities.get_community(z, principal, project.community_id),
+            actions=[wf.actions[a] for a in project.allowed_actions],
+            recorded=[
+                Recorded(wf.actions[name], values)
+                for name in wf.actions
+                if (values := project.details.get(name)) and wf.actions[name].fields
+            ],
+            demands=every(
+                lambda c: demands.list_demands(
+                    z, principal, project_id=project_id, limit=500, cursor=c
+                )
+            ),
+            pool=every(
+                lambda c: demands.list_demands(
+                    z, principal, community_id=project.community_id, pool=True, limit=500, cursor=c
+                )
             )
+            if can_add_demand
+            else [],
+            expenses=expenses.list_expenses(z, principal, project_id),
+            history=audit.project_history(z, principal, project_id),
+            can_record_expense=committee and project.state in wf.expenses_in,
+            can_add_demand=can_add_demand,
+            expense_fields=EXPENSE_FIELDS,
+            demand_fields=DEMAND_FIELDS,
         )
-        if can_add_demand
-        else [],
-        expenses=expenses.list_expenses(z, principal, project_id),
-        history=audit.project_history(z, principal, project_id),
-        can_record_expense=committee and project.state in wf.expenses_in,
-        can_add_demand=can_add_demand,
-        expense_fields=EXPENSE_FIELDS,
-        demand_fields=DEMAND_FIELDS,
-    )

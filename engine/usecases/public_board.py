@@ -102,17 +102,18 @@ def streets(z: Zizhi) -> list[PublicStreet]:
 
 
 def notice_board(z: Zizhi, community_id: str, year: int | None = None) -> NoticeBoard:
-    year = check_year(year if year is not None else fiscal_year(z.clock()))
-    community = get_community(z, CLI, community_id)
-    shown = [
-        _public(z, p)
-        for p in every(
-            lambda c: projects.list_projects(
-                z, CLI, community_id=community_id, year=year, limit=500, cursor=c
+    with z.snapshot():  # one moment for every read below
+        year = check_year(year if year is not None else fiscal_year(z.clock()))
+        community = get_community(z, CLI, community_id)
+        shown = [
+            _public(z, p)
+            for p in every(
+                lambda c: projects.list_projects(
+                    z, CLI, community_id=community_id, year=year, limit=500, cursor=c
+                )
             )
-        )
-    ]
-    return NoticeBoard(community, year, funds.funds(z, CLI, community_id, year=year), shown)
+        ]
+        return NoticeBoard(community, year, funds.funds(z, CLI, community_id, year=year), shown)
 
 
 def submit_demand(

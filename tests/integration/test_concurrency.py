@@ -211,3 +211,43 @@ def test_a_fresh_community_years_allocation_set_concurrently_ends_consistent(
     lines = engine.statement(z, CLI, community, "party_service", 2032).items
     assert sum(line.amount_fen for line in lines) == final
     assert lines[-1].allocated_fen == final
+
+
+def test_the_home_page_shows_one_moment_while_approvals_reserve(fresh_z: Zizhi) -> None:
+    """The committee's overview (funds and projects, read by several use cases) agrees with
+    itself while another thread approves projects: what the fund shows as reserved is what
+    the projects listed beside it hold."""
+    world = World(fresh_z)
+    community = world.community()
+    committee = world.committee(community)
+    waiting = [
+        world.advance(world.project(community), "review", budget_fen=1_000) for _ in range(40)
+    ]
+    done, stop = threading.Event(), threading.Event()
+
+    def approve_all() -> None:
+        try:
+            for project in waiting:
+                if not stop.is_set():
+                    engine.fire(fresh_z, committee, project.id, "approve", VOTE)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=approve_all)
+    writer.start()
+    looks = 0
+    try:
+        while not done.is_set() or looks < 3:
+            (mine,) = engine.overview(fresh_z, committee).communities
+            listed = [p for group in mine.steps for p in group.projects]
+            for fund in mine.funds:
+                held = [p for p in listed if p.fund == fund.fund]
+                assert fund.reserved_fen == sum(p.reserved_fen for p in held), looks
+                assert fund.spent_fen == sum(p.spent_fen for p in held), looks
+            looks += 1
+    finally:
+        stop.set()
+        writer.join()
+    (mine,) = engine.overview(fresh_z, committee).communities
+    assert sum(p.state == "implementation" for g in mine.steps for p in g.projects) == 40
+    assert looks > 3  # the overview was read while the approvals went on
