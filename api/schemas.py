@@ -98,7 +98,7 @@ class ProjectIn(Strict):
                     "community_id": "lihe",
                     "workflow": "self_governance",
                     "title": "老新村消防通道“最后一公里”改善",
-                    "category": "居民自治类",
+                    "menu_item": "C0101",
                 }
             ]
         }
@@ -111,7 +111,16 @@ class ProjectIn(Strict):
         description="self_governance 或 party_service（见 GET /api/v1/workflows）",
     )
     title: str = text(PROJECT["title"], "项目名称")
-    category: str = text(PROJECT["category"], "项目类别，如 居民自治类、问题焦点类、特殊人群类")
+    menu_item: str | None = text(
+        PROJECT["menu_item"],
+        "菜单式项目库的小项编号（见 GET /api/v1/menu），如 C0101；类别与子项随之确定",
+        default=None,
+    )
+    category: str | None = text(
+        PROJECT["category"],
+        "项目类别（可不填，由菜单项目确定）；只填类别时须为 特殊人群类、居民自治类、问题焦点类 之一",
+        default=None,
+    )
 
 
 class DemandIn(Strict):

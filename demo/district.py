@@ -265,7 +265,7 @@ def _run(z: Zizhi, op: Op, people: _People) -> None:
             community_id=op.place.id,
             workflow=p.workflow,
             title=p.title,
-            category=p.idea.category,
+            menu_item=p.idea.menu_item,
         ).id
     elif op.kind == "link":
         engine.add_to_project(z, committee, p.id, {"demand_id": p.pool_demand_id})

@@ -130,6 +130,10 @@ from engine.usecases.web_sign_in import sign_out as web_sign_out
 # --- end of web pages block ---------------------------------------------------------------------
 
 # isort: split
+# --- reports, the menu library and self-management (issue 12) ---
+from engine.rules.menu import UNCLASSIFIED, Category, Menu, MenuItem, SubItem, load_menu
+
+# isort: split
 # --- webhooks (issue 10): subscriptions, the outbox's claim, signing, formats, SSRF guard ---
 from engine.rules.webhooks.formats import FORMATS as WEBHOOK_FORMATS
 from engine.rules.webhooks.formats import bot_refused, wire_body
@@ -148,6 +152,13 @@ from engine.usecases.webhooks import (
 )
 
 __all__ = [
+    # reports, the menu library and self-management (issue 12)
+    "UNCLASSIFIED",
+    "Category",
+    "Menu",
+    "MenuItem",
+    "SubItem",
+    "load_menu",
     # webhooks (issue 10)
     "COMMUNITY_ID_PATTERN",
     "WEBHOOK_FORMATS",

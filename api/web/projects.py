@@ -51,7 +51,7 @@ def new_project_page(
 
 @router.post("/projects", response_class=HTMLResponse)
 def open_project(request: Request, person: Person, form: Form) -> Response:
-    data = {k: form.get(k, "") for k in ("community_id", "workflow", "title", "category")}
+    data = {k: form.get(k, "") for k in ("community_id", "workflow", "title", "menu_item")}
     try:
         project = engine.open_project(
             zizhi(request),
@@ -210,6 +210,7 @@ def _new_project(
         {
             "communities": communities,
             "workflows": workflows,
+            "menu": z.workflows.menu,
             "values": values,
             "failed": failed,
         },
