@@ -118,7 +118,8 @@ class ProjectIn(Strict):
     )
     category: str | None = text(
         PROJECT["category"],
-        "项目类别（可不填，由菜单项目确定）；只填类别时须为 特殊人群类、居民自治类、问题焦点类 之一",
+        "项目类别（可不填，由菜单项目确定）；"
+        "只填类别时须为 特殊人群类、居民自治类、问题焦点类 之一",
         default=None,
     )
 

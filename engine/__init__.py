@@ -132,6 +132,21 @@ from engine.usecases.web_sign_in import sign_out as web_sign_out
 # isort: split
 # --- reports, the menu library and self-management (issue 12) ---
 from engine.rules.menu import UNCLASSIFIED, Category, Menu, MenuItem, SubItem, load_menu
+from engine.usecases.reports import (
+    AnnualReport,
+    CommunityFigures,
+    DistrictFigures,
+    Figures,
+    FundFigures,
+    StreetFigures,
+    annual_report,
+)
+from engine.usecases.self_management import (
+    SELF_MANAGEMENT_FIELDS,
+    SelfManagementView,
+    list_self_management,
+    record_self_management,
+)
 
 # isort: split
 # --- webhooks (issue 10): subscriptions, the outbox's claim, signing, formats, SSRF guard ---
@@ -159,6 +174,17 @@ __all__ = [
     "MenuItem",
     "SubItem",
     "load_menu",
+    "AnnualReport",
+    "CommunityFigures",
+    "DistrictFigures",
+    "Figures",
+    "FundFigures",
+    "StreetFigures",
+    "annual_report",
+    "SELF_MANAGEMENT_FIELDS",
+    "SelfManagementView",
+    "list_self_management",
+    "record_self_management",
     # webhooks (issue 10)
     "COMMUNITY_ID_PATTERN",
     "WEBHOOK_FORMATS",

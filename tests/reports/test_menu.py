@@ -123,6 +123,23 @@ def test_old_free_text_projects_keep_working_after_migration(
             ),
             {"at": at},
         )
+        created = {
+            "workflow": "self_governance",
+            "workflow_version": 1,
+            "fund": "self_governance",
+            "year": 2025,
+            "state": "demand_collection",
+            "title": "老项目",
+            "category": "随便写",
+        }
+        conn.execute(
+            sa.text(
+                "INSERT INTO events (chain, seq, at, actor, role, community_id, project_id,"
+                " type, data, prev_hash, hash) VALUES ('oldc', 1, :at, 'cli', 'admin', 'oldc',"
+                " 1, 'project.created', :data, :h, :h)"
+            ),
+            {"at": at, "data": engine.canonical_json(created), "h": "0" * 64},
+        )
         conn.commit()
     db.migrate()
     z = Zizhi(db, registry)
@@ -130,4 +147,5 @@ def test_old_free_text_projects_keep_working_after_migration(
     assert (project.category, project.menu_item, project.state) == ("随便写", None, "completed")
     report = engine.annual_report(z, CLI, year=2025)
     assert report.district.categories == {"unclassified": 1}
+    assert report.district.projects_opened == 1
     db.dispose()
