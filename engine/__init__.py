@@ -140,6 +140,7 @@ from engine.usecases.reports import (
     FundFigures,
     StreetFigures,
     annual_report,
+    public_annual_report,
 )
 from engine.usecases.self_management import (
     SELF_MANAGEMENT_FIELDS,
@@ -147,6 +148,7 @@ from engine.usecases.self_management import (
     list_self_management,
     record_self_management,
 )
+from engine.usecases.users import PasswordHash, hash_password
 
 # isort: split
 # --- webhooks (issue 10): subscriptions, the outbox's claim, signing, formats, SSRF guard ---
@@ -181,6 +183,9 @@ __all__ = [
     "FundFigures",
     "StreetFigures",
     "annual_report",
+    "public_annual_report",
+    "PasswordHash",
+    "hash_password",
     "SELF_MANAGEMENT_FIELDS",
     "SelfManagementView",
     "list_self_management",

@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 from engine import text
 from engine.errors import NotFound
-from engine.model import FISCAL_TZ, Fund, Principal, check_year
+from engine.model import FISCAL_TZ, Fund, Principal, Role, check_year
 from engine.rules.menu import UNCLASSIFIED, UNCLASSIFIED_LABEL
 from engine.store.scope import scope_clause
 from engine.store.tables import communities, events, ledger_entries
@@ -241,6 +241,16 @@ def annual_report(
         step_labels=step_labels(z),
         fund_labels={f.value: f.label for f in Fund},
     )
+
+
+# The public summary reads as an auditor of the whole city would: it holds counts, money and
+# places only — never a resident's name, contact or demand.
+_PUBLIC_READER = Principal(id="public", name="公众", role=Role.auditor)
+
+
+def public_annual_report(z: Zizhi, year: int) -> AnnualReport:
+    """The district-wide report anyone may read (the public summary page)."""
+    return annual_report(z, _PUBLIC_READER, year=year)
 
 
 def step_labels(z: Zizhi) -> dict[str, str]:
