@@ -145,6 +145,7 @@ from engine.usecases.reports import (
 from engine.usecases.self_management import (
     SELF_MANAGEMENT_FIELDS,
     SelfManagementView,
+    get_self_management,
     list_self_management,
     record_self_management,
 )
@@ -189,6 +190,7 @@ __all__ = [
     "SELF_MANAGEMENT_FIELDS",
     "SelfManagementView",
     "list_self_management",
+    "get_self_management",
     "record_self_management",
     # webhooks (issue 10)
     "COMMUNITY_ID_PATTERN",

@@ -19,6 +19,7 @@ WARN = "#dd6b20"
 def _svg(width: int, height: int, title: str, body: list[str]) -> Markup:
     return Markup(
         f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'style="max-width: {width}px" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" '
         f'preserveAspectRatio="xMinYMin meet"><title>{escape(title)}</title>'
         + "".join(body)
@@ -60,9 +61,10 @@ def band_columns(
     high: int = 5,
 ) -> Markup:
     """One column per community (its completed projects) against the low–high band."""
-    left, plot_h, bottom = 34, 160, 24
-    step = max(4.0, min(24.0, 900 / max(1, len(rows))))
-    width = int(left + step * max(1, len(rows)) + 10)
+    left, plot_w, plot_h, bottom = 34, 900, 160, 24
+    step = plot_w / max(1, len(rows))
+    bar = min(step * 0.7, 28.0)
+    width = left + plot_w + 10
     top = max([high + 1] + [v for _, v in rows])
     scale = plot_h / top
 
@@ -84,7 +86,7 @@ def band_columns(
         x = left + i * step
         colour = BAR if low <= value <= high else WARN
         body.append(
-            f'<rect x="{x + step * 0.15:.1f}" y="{y(value):.1f}" width="{step * 0.7:.1f}" '
+            f'<rect x="{x + (step - bar) / 2:.1f}" y="{y(value):.1f}" width="{bar:.1f}" '
             f'height="{value * scale:.1f}" fill="{colour}"><title>{escape(label)}：{value} 件'
             "</title></rect>"
         )
@@ -96,7 +98,7 @@ def band_columns(
     body.append(
         f'<line x1="{left}" y1="{y(0):.1f}" x2="{width - 10}" y2="{y(0):.1f}" stroke="{MUTED}"/>'
     )
-    return _svg(width, 10 + plot_h + bottom, title, body)
+    return _svg(int(width), 10 + plot_h + bottom, title, body)
 
 
 def percent(value: float | None) -> str:

@@ -203,22 +203,22 @@ def annual_report(
 
     reports = []
     for r in rows:
-        figures = CommunityFigures(
+        place = CommunityFigures(
             community_id=r.id, name=r.name, street=r.street, district=r.district
         )
-        _fill(figures, by_community[r.id], demands_of[r.id], [money[r.id]])
-        reports.append(figures)
+        _fill(place, by_community[r.id], demands_of[r.id], [money[r.id]])
+        reports.append(place)
     streets = []
     for name in sorted({r.street for r in rows}, key=text.key):
         members = [r.id for r in rows if r.street == name]
-        figures = StreetFigures(street=name, communities=len(members))
+        street_figures = StreetFigures(street=name, communities=len(members))
         _fill(
-            figures,
+            street_figures,
             [p for c in members for p in by_community[c]],
             [d for c in members for d in demands_of[c]],
             [money[c] for c in members],
         )
-        streets.append(figures)
+        streets.append(street_figures)
     totals = DistrictFigures(
         districts=sorted({r.district for r in rows}, key=text.key),
         communities=len(rows),

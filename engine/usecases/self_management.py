@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.errors import ActionNotAllowed, ValidationFailed
+from engine.errors import ActionNotAllowed, NotFound, ValidationFailed
 from engine.model import FISCAL_TZ, IdempotencyKey, Principal, Role
 from engine.rules import fields
 from engine.store.scope import visible_project
@@ -120,7 +120,8 @@ def list_self_management(
 
 
 def view_of(row: Any) -> SelfManagementView:
-    data = json.loads(row.data)
+    """A ``project.self_managed`` event (a row, or an ``EventView``) as a follow-up."""
+    data = row.data if isinstance(row.data, dict) else json.loads(row.data)
     return SelfManagementView(
         event_id=row.id,
         project_id=row.project_id,
@@ -131,6 +132,16 @@ def view_of(row: Any) -> SelfManagementView:
         volunteer_team=data.get("volunteer_team"),
         recorded_at=row.at,
     )
+
+
+def get_self_management(
+    z: Zizhi, principal: Principal, project_id: int, event_id: int
+) -> SelfManagementView:
+    """One follow-up of a project (the Location of a new one)."""
+    for view in list_self_management(z, principal, project_id):
+        if view.event_id == event_id:
+            return view
+    raise NotFound(f"项目 {project_id} 没有编号为 {event_id} 的自治管理记录")
 
 
 def parse_date(typed: str) -> date:

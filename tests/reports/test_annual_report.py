@@ -303,7 +303,7 @@ def test_the_api_and_its_exports_agree(built: tuple[World, list[str], str, str])
     assert sheet is not None
     table = [list(r) for r in sheet.iter_rows(values_only=True)]
     assert table[0] == header
-    last = dict(zip(table[0], table[-1], strict=True))
+    last: dict[Any, Any] = dict(zip(table[0], table[-1], strict=True))
     assert last["层级"] == "全区合计"
     district = body["district"]
     for key, label in (
@@ -321,7 +321,9 @@ def test_the_api_and_its_exports_agree(built: tuple[World, list[str], str, str])
         assert round(last[f"{label}支出（元）"] * 100) == fund["spent_fen"]
         assert round(last[f"{label}分配（元）"] * 100) == fund["allocated_fen"]
     # Summed over the community rows, the XLSX gives the district's totals.
-    communities = [dict(zip(table[0], r, strict=True)) for r in table[1:] if r[0] == "社区"]
+    communities: list[dict[Any, Any]] = [
+        dict(zip(table[0], r, strict=True)) for r in table[1:] if r[0] == "社区"
+    ]
     assert sum(r["办结"] for r in communities) == district["projects_completed"]
 
     for bad in ("year=1999", "year=２０２５", "year=abc", ""):

@@ -73,7 +73,8 @@ def test_unknown_items_and_free_text_categories_are_refused(
             community_id=community,
             workflow="self_governance",
             title="随便",
-            **given,
+            menu_item=given.get("menu_item"),
+            category=given.get("category"),
         )
     assert field in refused.value.errors
     assert engine.list_projects(world.z, CLI, community_id=community).items == []
