@@ -587,3 +587,21 @@ MENU_ITEMS = {
     "accessibility": "A0201",
     "festival": "B0501",
 }
+
+# 自治管理: who keeps a finished project up, and what their checks find.
+KEEPERS = (
+    "楼道长团队",
+    "居民自管小组",
+    "小区物业服务中心",
+    "网格员与楼栋长",
+    "业主委员会",
+    "党员先锋岗",
+)
+VOLUNTEER_TEAMS = ("睦邻志愿服务队", "银发护绿队", "平安巡防队", "巧手妈妈志愿队", None, None)
+FOLLOW_UP_FINDINGS = (
+    "设施完好，居民按公约自觉维护。",
+    "发现少量新增堆物，已由楼道长当场劝导清理。",
+    "个别灯具损坏，已报物业更换。",
+    "使用情况良好，居民满意，继续按月巡查。",
+    "标识有褪色，已安排志愿者重新描画。",
+)

@@ -302,6 +302,9 @@ def _run(z: Zizhi, op: Op, people: _People) -> None:
         engine.add_to_project(z, committee, p.id, op.data)
     elif op.kind == "expense":
         engine.record_expense(z, committee, p.id, op.data)
+    elif op.kind == "self_manage":  # the check's date is the day it is recorded
+        checked_on = z.clock().astimezone(FISCAL_TZ).date().isoformat()
+        engine.record_self_management(z, committee, p.id, {**op.data, "checked_on": checked_on})
     else:
         actor = people.officer(op.place) if op.by_street else committee
         engine.fire(z, actor, p.id, op.action, op.data)

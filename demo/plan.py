@@ -57,6 +57,7 @@ GAP_DAYS = {
     "close": (3, 10),
     "reject": (2, 10),
     "cancel": (3, 20),
+    "self_manage": (15, 60),
 }
 WORKDAY = 540  # planned moments are office minutes, 08:30–17:30 each day
 FIRST_DAY, START_BY, LAST_DAY = 3, 200, 355  # projects start Jan 4–Jul 20, end by Dec 22
@@ -151,7 +152,7 @@ class Op:
     at: float
     place: Place
     project: ProjectPlan | None
-    kind: str  # pool | open | link | demand | expense | fire
+    kind: str  # pool | open | link | demand | expense | fire | self_manage
     action: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     by_street: bool = False
@@ -362,6 +363,20 @@ class Planner:
             by_street = rng.random() < 0.3
             reasons = content.CANCEL_BY_STREET if by_street else content.CANCEL_BY_COMMITTEE
             steps.fire("cancel", {"reason": rng.choice(reasons)}, by_street=by_street)
+        if p.outcome == "completed" and rng.random() < (0.3 if current else 0.6):
+            # 自治管理: residents keep the result up; the committee records a check.
+            steps.add(
+                "self_manage",
+                data={
+                    "keeper": rng.choice(content.KEEPERS),
+                    "findings": rng.choice(content.FOLLOW_UP_FINDINGS),
+                    **(
+                        {"volunteer_team": team}
+                        if (team := rng.choice(content.VOLUNTEER_TEAMS))
+                        else {}
+                    ),
+                },
+            )
         if not current:
             steps.fit_before(LAST_DAY * WORKDAY)
         return steps.ops

@@ -18,6 +18,7 @@ from engine import AnnualReport, Role
 router = APIRouter(include_in_schema=False)
 Year = Annotated[int, Path(ge=engine.MIN_YEAR, le=engine.MAX_YEAR)]
 StreetName = Annotated[str | None, Query(max_length=64)]
+SHORT_FUND = {"self_governance": "自治经费", "party_service": "为民服务经费"}
 
 
 @router.get("/reports", response_class=HTMLResponse)
@@ -25,6 +26,13 @@ def last_years_report(request: Request) -> Response:
     """Last year's report: the first one with a finished year behind it."""
     year = engine.fiscal_year(zizhi(request).clock()) - 1
     return RedirectResponse(f"/reports/{year}", status_code=303)
+
+
+@router.get("/public/reports", response_class=HTMLResponse)
+def last_years_public_report(request: Request) -> Response:
+    """Last year's public summary: what a newcomer opens first after the quick start."""
+    year = engine.fiscal_year(zizhi(request).clock()) - 1
+    return RedirectResponse(f"/public/reports/{year}", status_code=303)
 
 
 @router.get("/reports/{year}", response_class=HTMLResponse)
@@ -47,7 +55,7 @@ def _context(report: AnnualReport, *, public: bool) -> dict[str, Any]:
     completed = [(c.name, c.projects_completed) for c in report.communities]
     in_band = sum(3 <= n <= 5 for _, n in completed)
     utilisation = [
-        (f"{s.street} · {f.label[:4]}", f.utilisation, charts.percent(f.utilisation))
+        (f"{s.street} · {SHORT_FUND[f.fund]}", f.utilisation, charts.percent(f.utilisation))
         for s in report.streets
         for f in s.funds
         if f.allocated_fen
@@ -72,6 +80,7 @@ def _context(report: AnnualReport, *, public: bool) -> dict[str, Any]:
         "mean_completed": mean,
         "in_band": in_band,
         "percent": charts.percent,
+        "short_fund": SHORT_FUND,
         "days": charts.days,
         "charts": {
             "completed": charts.band_columns(

@@ -45,6 +45,7 @@ def test_finished_years_settle_three_to_five_matters_per_community(
         assert all(3 <= n <= 5 for n in completed), (year, completed)
         assert report.district.projects_open == 0
         assert report.district.projects_rejected + report.district.projects_cancelled > 0
+        assert 0 < report.district.projects_self_managed <= report.district.projects_completed
         for c in report.communities:
             for fund in c.funds:
                 assert fund.reserved_fen == 0  # closed: nothing is held any more
