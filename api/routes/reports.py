@@ -14,7 +14,14 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 import engine
-from api.deps import DIGITS, CommunityFilter, CurrentPrincipal, NameFilter, ZizhiDep
+from api.deps import (
+    DIGITS,
+    SINGLE_LINE,
+    CommunityFilter,
+    CurrentPrincipal,
+    NameFilter,
+    ZizhiDep,
+)
 from api.problems import responses
 from engine import MAX_YEAR, MIN_YEAR, AnnualReport, Figures
 
@@ -24,7 +31,8 @@ YearQuery = Annotated[
     int, Query(ge=MIN_YEAR, le=MAX_YEAR, description="年度", examples=[2025]), DIGITS
 ]
 DistrictFilter = Annotated[
-    str | None, Query(max_length=64, description="区（名称，全角半角与空格不计）")
+    str | None,
+    Query(max_length=64, pattern=SINGLE_LINE, description="区（名称，全角半角与空格不计）"),
 ]
 REFUSALS = responses("unauthenticated", "not_found", "validation_error")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

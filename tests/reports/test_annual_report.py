@@ -365,3 +365,29 @@ def test_exports_never_hand_a_spreadsheet_a_formula(fresh_z: Zizhi) -> None:
         c for row in sheet.iter_rows() for c in row if c.value == '=HYPERLINK("http://x","点我")'
     ]
     assert names and all(c.data_type == "s" for c in names)
+
+
+def test_report_pages_answer_for_any_year_and_only_to_whom_they_are_for(z: Zizhi) -> None:
+    from tests.api.web_client import browser, sign_in, user
+
+    world = World(z)
+    community = world.community()
+    client = browser(z)
+    this_year = fiscal_year(z.clock())
+    assert client.get("/public/reports", follow_redirects=False).headers["location"] == (
+        f"/public/reports/{this_year - 1}"
+    )
+    for year in (2001, this_year, 2100):  # no data: zeros, a page all the same
+        page = client.get(f"/public/reports/{year}")
+        assert page.status_code == 200 and page.text.count('<svg class="chart"') == 4
+    assert client.get("/public/reports/1999").status_code == 404
+    assert client.get("/reports/2025", follow_redirects=False).status_code == 303  # sign in
+    committee = user(z, new_id("u"), "committee", communities=[community])
+    assert sign_in(client, committee).status_code == 303
+    assert client.get(f"/reports/{this_year}").status_code == 403
+    street = user(z, new_id("s"), "street", streets=[world.street_of(community)])
+    officer = browser(z)
+    assert sign_in(officer, street).status_code == 303
+    mine = officer.get(f"/reports/{this_year}")
+    assert mine.status_code == 200 and f"测试社区{community}" in mine.text
+    assert officer.get(f"/reports/{this_year}?street=%00").status_code == 422
