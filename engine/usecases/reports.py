@@ -11,7 +11,9 @@ ledger entries, never from a second bookkeeping:
   are those of them that belong (recorded on, or linked by ``demand.linked``) to a project
   of the year that is completed;
 * funds sum the ledger's entries of the year's accounts: allocated (allocate), reserved
-  (reserve − spend − release), spent (spend); utilisation is spent / allocated;
+  (reserve − spend − release), spent (spend); an account the ledger never opened holds the
+  policy's default allocation (as the funds view shows it) for the years from the
+  community's creation to the current one; utilisation is spent / allocated;
 * days are calendar days between events: opening (``project.created``) to completion, and the
   time spent in each step, from the event entering it to the event leaving it (a step passed
   twice counts both stays), medians over the projects that left it;
@@ -38,7 +40,7 @@ import sqlalchemy as sa
 
 from engine import text
 from engine.errors import NotFound
-from engine.model import FISCAL_TZ, Fund, Principal, Role, check_year
+from engine.model import FISCAL_TZ, Fund, Principal, Role, check_year, fiscal_year
 from engine.rules.menu import UNCLASSIFIED, UNCLASSIFIED_LABEL
 from engine.store.scope import scope_clause
 from engine.store.tables import communities, events, ledger_entries
@@ -200,6 +202,17 @@ def annual_report(
             sums[2] += entry.amount_fen
         elif entry.kind == "release":
             sums[1] -= entry.amount_fen
+
+    # An account the ledger never opened holds the policy's default allocation (what the
+    # ledger records on its first use, and what the funds view shows) for a community that
+    # existed that year, up to the current one; earlier or later years hold nothing.
+    current = fiscal_year(z.clock())
+    for r in rows:
+        if not fiscal_year(r.created_at) <= year <= current:
+            continue
+        for fund in Fund:
+            if fund.value not in money[r.id]:
+                money[r.id][fund.value][0] = z.policy.default_fen(fund.value, r.kind)
 
     reports = []
     for r in rows:

@@ -145,6 +145,22 @@ def expected(z: Zizhi, community_ids: Iterable[str], year: int) -> dict[str, Any
                 sums["spent_fen"] += amount
             elif e.type == "ledger.released":
                 sums["reserved_fen"] -= amount
+    # Accounts the ledger never opened hold the policy's default for the years from the
+    # community's creation to now.
+    for community_id in wanted:
+        place = engine.get_community(z, CLI, community_id)
+        if not fiscal_year(place.created_at) <= year <= fiscal_year(z.clock()):
+            continue
+        opened = {
+            e.data["fund"]
+            for e in history
+            if e.community_id == community_id
+            and e.type == "ledger.allocated"
+            and e.data["year"] == year
+        }
+        for fund in Fund:
+            if fund.value not in opened:
+                money[fund.value]["allocated_fen"] += z.policy.default_fen(fund.value, place.kind)
     figures["funds"] = money
     days = []
     scores, satisfied, unsatisfied = [], 0, 0
