@@ -181,6 +181,14 @@ def summary(result: DemoResult, workflows: WorkflowRegistry) -> list[str]:
         f"（其中 {villages} 个村），{span} 年度共 {result.projects} 个项目；"
         f"历史事件 {result.events} 条，哈希链与账本校验通过。",
         f"本年度项目所处阶段：{by_state}",
+        *(
+            [
+                f"先看上一年度报表：/public/reports/{result.years[-2]}（公开摘要），"
+                f"/reports/{result.years[-2]}（审计人员、街道工作人员登录后，可下载 Excel）"
+            ]
+            if len(result.years) > 1
+            else []
+        ),
         "",
         f"网页登录用户（打开首页即转到登录页 /login），密码均为：{result.password}",
         "  管理员        admin",
