@@ -11,7 +11,17 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import openapi, problems, web
-from api.routes import actions, audit, communities, meta, projects, tokens, webhooks, years
+from api.routes import (
+    actions,
+    audit,
+    communities,
+    meta,
+    projects,
+    reports,
+    tokens,
+    webhooks,
+    years,
+)
 from api.settings import Settings
 from engine import Zizhi
 
@@ -52,6 +62,7 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
         years.router,
         tokens.router,
         webhooks.router,
+        reports.router,
         meta.router,
     ):
         app.include_router(router)

@@ -335,8 +335,13 @@ def verify() -> None:
 @app.command()
 def demo(
     years: Annotated[
-        int, typer.Option(min=1, max=10, help="年度数：1 为仅本年度，N 为含本年度的最近 N 年")
-    ] = 1,
+        int,
+        typer.Option(
+            min=1,
+            max=10,
+            help="年度数：默认 3，即已结账的前两个年度与本年度；1 为仅本年度",
+        ),
+    ] = demo_district.DEFAULT_YEARS,
     communities: Annotated[
         int, typer.Option(min=1, max=168, help="社区数量，轮流取自 8 个街道")
     ] = 168,
@@ -350,7 +355,11 @@ def demo(
 
 
 def _demo(
-    z: Zizhi, *, communities: int = 168, years: int = 1, seed: int = demo_district.DEFAULT_SEED
+    z: Zizhi,
+    *,
+    communities: int = 168,
+    years: int = demo_district.DEFAULT_YEARS,
+    seed: int = demo_district.DEFAULT_SEED,
 ) -> None:
     with Progress(
         SpinnerColumn(),

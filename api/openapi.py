@@ -27,6 +27,8 @@ TAGS = [
     {"name": "tokens", "description": "令牌与当前身份"},
     {"name": "webhooks", "description": "推送订阅：Standard Webhooks 签名推送与投递记录"},
     {"name": "workflows", "description": "流程定义"},
+    {"name": "menu", "description": "菜单式项目库：3 大类、21 个子项、85 个小项"},
+    {"name": "reports", "description": "年度报表：按社区、街道、全区汇总，含 CSV 与 XLSX 导出"},
     {"name": "operations", "description": "运维"},
 ]
 

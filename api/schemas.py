@@ -16,6 +16,7 @@ from engine import DEMAND_FIELDS as DEMAND
 from engine import EXPENSE_FIELDS as EXPENSE
 from engine import PLACE_FIELDS as PLACE
 from engine import PROJECT_FIELDS as PROJECT
+from engine import SELF_MANAGEMENT_FIELDS as SELF_MANAGEMENT
 
 T = TypeVar("T")
 
@@ -98,7 +99,7 @@ class ProjectIn(Strict):
                     "community_id": "lihe",
                     "workflow": "self_governance",
                     "title": "老新村消防通道“最后一公里”改善",
-                    "category": "居民自治类",
+                    "menu_item": "C0101",
                 }
             ]
         }
@@ -111,7 +112,17 @@ class ProjectIn(Strict):
         description="self_governance 或 party_service（见 GET /api/v1/workflows）",
     )
     title: str = text(PROJECT["title"], "项目名称")
-    category: str = text(PROJECT["category"], "项目类别，如 居民自治类、问题焦点类、特殊人群类")
+    menu_item: str | None = text(
+        PROJECT["menu_item"],
+        "菜单式项目库的小项编号（见 GET /api/v1/menu），如 C0101；类别与子项随之确定",
+        default=None,
+    )
+    category: str | None = text(
+        PROJECT["category"],
+        "项目类别（可不填，由菜单项目确定）；"
+        "只填类别时须为 特殊人群类、居民自治类、问题焦点类 之一",
+        default=None,
+    )
 
 
 class DemandIn(Strict):
@@ -152,6 +163,32 @@ class ExpenseIn(Strict):
     payee: str = text(EXPENSE["payee"], "收款方")
     invoice_no: str = text(EXPENSE["invoice_no"], "发票号；同一收款方的发票只能登记一次")
     description: str = text(EXPENSE["description"], "用途说明")
+
+
+class SelfManagementIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "keeper": "楼道长团队",
+                    "checked_on": "2026-05-01",
+                    "findings": "消防通道畅通，标线清晰，无新增堆物",
+                    "volunteer_team": "里河睦邻志愿服务队",
+                }
+            ]
+        }
+    )
+
+    keeper: str = text(
+        SELF_MANAGEMENT["keeper"], "谁负责日常管护：团队、岗位或单位（不填个人姓名）"
+    )
+    checked_on: str = text(
+        SELF_MANAGEMENT["checked_on"], "检查日期，如 2026-05-01 或 2026年5月1日；不晚于今天"
+    )
+    findings: str = text(SELF_MANAGEMENT["findings"], "检查发现的情况")
+    volunteer_team: str | None = text(
+        SELF_MANAGEMENT["volunteer_team"], "参与管护的居民志愿者队伍（可选）", default=None
+    )
 
 
 _STREET = FieldSpec("street", "text", "街道", max_length=64, single_line=True)

@@ -140,6 +140,11 @@ class Idea:
     report: str
     works: tuple[tuple[str, str], ...]  # (what was paid for, payee)
 
+    @property
+    def menu_item(self) -> str:
+        """The item of the menu project library (workflows/menu.v1.yaml) the idea is."""
+        return MENU_ITEMS[self.key]
+
 
 SELF_GOVERNANCE = [
     Idea(
@@ -550,3 +555,53 @@ def closing_notice(title: str, budget: int, spent: int, fund_label: str) -> str:
         f"“{title}”已办结。预算{yuan(budget)}，实际支出{yuan(spent)}，"
         f"结余{yuan(budget - spent)}已退回{fund_label}。感谢居民参与，欢迎监督。"
     )
+
+
+# Each idea's item in the menu project library; its category there is the idea's category.
+MENU_ITEMS = {
+    "fire_lane": "C0101",
+    "stairwell": "B0201",
+    "street_lights": "C0301",
+    "drying_racks": "B0204",
+    "ebike": "C0201",
+    "greening": "B0301",
+    "handrails": "A0103",
+    "drains": "C0304",
+    "sorting": "B0303",
+    "doors": "C0302",
+    "elderly": "A0101",
+    "crafts": "A0401",
+    "well": "B0701",
+    "roof": "C0303",
+    "bike_shed": "C0203",
+    "council_corner": "B0101",
+    "latrines": "C0501",
+    "river": "C0502",
+    "village_lights": "C0503",
+    "meals": "A0102",
+    "after_school": "A0301",
+    "fire_station": "C0102",
+    "smart_safety": "A0104",
+    "pocket_park": "B0302",
+    "cameras": "C0401",
+    "accessibility": "A0201",
+    "festival": "B0501",
+}
+
+# 自治管理: who keeps a finished project up, and what their checks find.
+KEEPERS = (
+    "楼道长团队",
+    "居民自管小组",
+    "小区物业服务中心",
+    "网格员与楼栋长",
+    "业主委员会",
+    "党员先锋岗",
+)
+VOLUNTEER_TEAMS = ("睦邻志愿服务队", "银发护绿队", "平安巡防队", "巧手妈妈志愿队", None, None)
+FOLLOW_UP_FINDINGS = (
+    "设施完好，居民按公约自觉维护。",
+    "发现少量新增堆物，已由楼道长当场劝导清理。",
+    "个别灯具损坏，已报物业更换。",
+    "使用情况良好，居民满意，继续按月巡查。",
+    "标识有褪色，已安排志愿者重新描画。",
+)

@@ -23,7 +23,7 @@ import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import engine
 from demo.plan import WORKDAY, WORKFLOWS, Op, Place, Planner, district, moment, street_username
@@ -31,6 +31,7 @@ from engine import (
     CLI,
     FISCAL_TZ,
     AlreadyExists,
+    Database,
     Principal,
     Role,
     WorkflowRegistry,
@@ -38,11 +39,13 @@ from engine import (
     create_token,
     create_user,
     fiscal_year,
+    hash_password,
     utc_now,
 )
 
 DISTRICT = "姑苏区"
 DEFAULT_SEED = 2014  # the year Gusu started 居民自治项目化
+DEFAULT_YEARS = 3  # the two previous years, finished and closed, and this one under way
 
 Progress = Callable[[str, int, int], None]  # (what is happening, done, total)
 
@@ -69,7 +72,7 @@ def generate(
     z: Zizhi,
     *,
     communities: int = 168,
-    years: int = 1,
+    years: int = DEFAULT_YEARS,
     seed: int = DEFAULT_SEED,
     progress: Progress | None = None,
 ) -> DemoResult:
@@ -89,7 +92,8 @@ def generate(
     plans = [(year, planner.year(chosen, current=year == this_year)) for year in calendar]
     people = _People(chosen)
     clock = _Clock()
-    demo_z = Zizhi(z.db, z.workflows, policy=z.policy, clock=clock)
+    fast = _BulkLoad(z.db)
+    demo_z = Zizhi(fast.db, z.workflows, policy=z.policy, clock=clock)
     done, total = 0, len(chosen) + len(people.accounts) + sum(len(ops) for _, ops in plans)
 
     def tick(description: str) -> None:
@@ -120,13 +124,14 @@ def generate(
         )
         tick("正在创建社区")
     password = "demo-" + secrets.token_hex(5)
+    hashed = hash_password(password)  # once: Argon2 is slow on purpose, the users share it
     for username, role, community_ids, streets in people.accounts:
         create_user(
             demo_z,
             CLI,
             username=username,
             role=role,
-            password=password,
+            password=hashed,
             communities=community_ids,
             streets=streets,
         )
@@ -136,6 +141,10 @@ def generate(
             clock.moment = simulated(year, op.at)
             _run(demo_z, op, people)
             tick(f"正在办理 {year} 年度的项目")
+        if year != this_year:  # closed on New Year's morning, as ``zizhi year close`` would
+            clock.moment = datetime(year + 1, 1, 1, 8, 0, tzinfo=FISCAL_TZ).astimezone(UTC)
+            engine.close_year(demo_z, CLI, year)
+    fast.close()
     sign_ins = _tokens(z, chosen)
     if progress is not None:
         progress("正在校验历史链与账本", done, total)
@@ -172,6 +181,14 @@ def summary(result: DemoResult, workflows: WorkflowRegistry) -> list[str]:
         f"（其中 {villages} 个村），{span} 年度共 {result.projects} 个项目；"
         f"历史事件 {result.events} 条，哈希链与账本校验通过。",
         f"本年度项目所处阶段：{by_state}",
+        *(
+            [
+                f"先看上一年度报表：/public/reports/{result.years[-2]}（公开摘要），"
+                f"/reports/{result.years[-2]}（审计人员、街道工作人员登录后，可下载 Excel）"
+            ]
+            if len(result.years) > 1
+            else []
+        ),
         "",
         f"网页登录用户（打开首页即转到登录页 /login），密码均为：{result.password}",
         "  管理员        admin",
@@ -200,6 +217,26 @@ def _squeeze(ops: Sequence[Op], now: datetime) -> float:
     )
     last = max((op.at for op in ops), default=0.0)
     return 1.0 if last <= passed else max(passed, 0.0) / last
+
+
+class _BulkLoad:
+    """The database the demo writes through: on SQLite a second handle on the same file that
+    does not wait for the disk at each of its thousands of commits (``synchronous=OFF``);
+    closing it takes one checkpoint that puts everything on disk. PostgreSQL as it is."""
+
+    def __init__(self, db: Database) -> None:
+        self._main = db
+        self.db = db
+        if db.is_sqlite:
+            url = db.url.render_as_string(hide_password=False)
+            self.db = Database(url, sqlite_synchronous="OFF", pool_size=1)
+
+    def close(self) -> None:
+        if self.db is self._main:
+            return
+        self.db.dispose()
+        with self._main.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class _Clock:
@@ -265,7 +302,7 @@ def _run(z: Zizhi, op: Op, people: _People) -> None:
             community_id=op.place.id,
             workflow=p.workflow,
             title=p.title,
-            category=p.idea.category,
+            menu_item=p.idea.menu_item,
         ).id
     elif op.kind == "link":
         engine.add_to_project(z, committee, p.id, {"demand_id": p.pool_demand_id})
@@ -273,6 +310,9 @@ def _run(z: Zizhi, op: Op, people: _People) -> None:
         engine.add_to_project(z, committee, p.id, op.data)
     elif op.kind == "expense":
         engine.record_expense(z, committee, p.id, op.data)
+    elif op.kind == "self_manage":  # the check's date is the day it is recorded
+        checked_on = z.clock().astimezone(FISCAL_TZ).date().isoformat()
+        engine.record_self_management(z, committee, p.id, {**op.data, "checked_on": checked_on})
     else:
         actor = people.officer(op.place) if op.by_street else committee
         engine.fire(z, actor, p.id, op.action, op.data)

@@ -35,8 +35,8 @@ CURRENT_WEIGHTS = {
     "rejected": 3,
     "cancelled": 3,
 }
-# Budget of one project, in fen: ¥3,000–¥25,000 and ¥10,000–¥100,000.
-BUDGET_RANGE = {"self_governance": (300_000, 2_500_000), "party_service": (1_000_000, 10_000_000)}
+# Budget of one project, in fen: ¥3,000–¥25,000 and ¥10,000–¥180,000.
+BUDGET_RANGE = {"self_governance": (300_000, 2_500_000), "party_service": (1_000_000, 18_000_000)}
 MIN_FUND_FEN = 1_000_000  # a fund smaller than ¥10,000 a year gets no demo projects
 # Days between a project's change and the one before it, by action or kind of change.
 GAP_DAYS = {
@@ -57,6 +57,7 @@ GAP_DAYS = {
     "close": (3, 10),
     "reject": (2, 10),
     "cancel": (3, 20),
+    "self_manage": (15, 60),
 }
 WORKDAY = 540  # planned moments are office minutes, 08:30–17:30 each day
 FIRST_DAY, START_BY, LAST_DAY = 3, 200, 355  # projects start Jan 4–Jul 20, end by Dec 22
@@ -132,6 +133,7 @@ class ProjectPlan:
     held_back: list[dict[str, Any]] = field(default_factory=list)  # paid after rectifying
     id: int = 0  # known once opened
     pool_demand_id: int = 0  # known once a resident's demand is in the pool
+    current: bool = False  # a project of the year under way (told in full detail)
 
     @property
     def final_state(self) -> str:
@@ -150,7 +152,7 @@ class Op:
     at: float
     place: Place
     project: ProjectPlan | None
-    kind: str  # pool | open | link | demand | expense | fire
+    kind: str  # pool | open | link | demand | expense | fire | self_manage
     action: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     by_street: bool = False
@@ -244,8 +246,19 @@ class Planner:
         self, place: Place, funded: dict[tuple[str, str], int], current: bool
     ) -> list[ProjectPlan]:
         rng, plans = self.rng, list[ProjectPlan]()
-        for wf, (fewest, most) in (("self_governance", (3, 5)), ("party_service", (1, 3))):
+        # A finished year closes 3–5 matters per community in all (the source's figure):
+        # most urban communities' one party-service project is among them.
+        party = funded[place.id, "party_service"] >= MIN_FUND_FEN and rng.random() < 0.7
+        for wf in ("self_governance", "party_service"):
             if funded[place.id, wf] < MIN_FUND_FEN:
+                continue
+            if current:
+                fewest, most = (3, 5) if wf == "self_governance" else (1, 3)
+            elif wf == "self_governance":
+                fewest, most = (3, 4) if party else (3, 5)
+            elif party:
+                fewest, most = 1, 1
+            else:
                 continue
             closing = rng.randint(fewest, most)
             failed = 1 if not current and rng.random() < 0.3 else 0
@@ -322,14 +335,17 @@ class Planner:
 
     def _project_ops(self, p: ProjectPlan, current: bool) -> list[Op]:
         rng = self.rng
+        p.current = current
         steps = _Steps(rng, p, rng.uniform(FIRST_DAY * WORKDAY, START_BY * WORKDAY))
-        pooled = rng.random() < 0.4
+        # Past years are told more briefly (one demand, fewer invoices): their figures are
+        # what reports read, and the demo builds in well under a minute.
+        pooled = current and rng.random() < 0.4
         if pooled:  # a resident came to the office before the project existed
             steps.add("pool", data=self._demand(p.idea, contact=True))
         steps.add("open")
         if pooled:
             steps.add("link")
-        for _ in range(rng.randint(0 if pooled else 1, 2)):
+        for _ in range(rng.randint(0 if pooled else 1, 2 if current else 1)):
             steps.add("demand", data=self._demand(p.idea, contact=rng.random() < 0.5))
         for state in p.path:
             if not p.passes(state):
@@ -347,6 +363,20 @@ class Planner:
             by_street = rng.random() < 0.3
             reasons = content.CANCEL_BY_STREET if by_street else content.CANCEL_BY_COMMITTEE
             steps.fire("cancel", {"reason": rng.choice(reasons)}, by_street=by_street)
+        if p.outcome == "completed" and rng.random() < (0.3 if current else 0.6):
+            # 自治管理: residents keep the result up; the committee records a check.
+            steps.add(
+                "self_manage",
+                data={
+                    "keeper": rng.choice(content.KEEPERS),
+                    "findings": rng.choice(content.FOLLOW_UP_FINDINGS),
+                    **(
+                        {"volunteer_team": team}
+                        if (team := rng.choice(content.VOLUNTEER_TEAMS))
+                        else {}
+                    ),
+                },
+            )
         if not current:
             steps.fit_before(LAST_DAY * WORKDAY)
         return steps.ops
@@ -378,7 +408,8 @@ class Planner:
                     "street_approve", {"note": rng.choice(content.STREET_NOTES)}, by_street=True
                 )
         elif state == "implementation":
-            expenses = self._expenses(p, rng.uniform(0.85, 1.0), rng.randint(1, 4))
+            invoices = rng.randint(1, 4) if p.current else rng.randint(1, 2)
+            expenses = self._expenses(p, rng.uniform(0.85, 1.0), invoices)
             if len(expenses) > 1 and rng.random() < 0.15:
                 p.held_back = [expenses.pop()]  # paid for after the evaluators' rectification
             for expense in expenses:

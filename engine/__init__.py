@@ -130,6 +130,28 @@ from engine.usecases.web_sign_in import sign_out as web_sign_out
 # --- end of web pages block ---------------------------------------------------------------------
 
 # isort: split
+# --- reports, the menu library and self-management (issue 12) ---
+from engine.rules.menu import UNCLASSIFIED, Category, Menu, MenuItem, SubItem, load_menu
+from engine.usecases.reports import (
+    AnnualReport,
+    CommunityFigures,
+    DistrictFigures,
+    Figures,
+    FundFigures,
+    StreetFigures,
+    annual_report,
+    public_annual_report,
+)
+from engine.usecases.self_management import (
+    SELF_MANAGEMENT_FIELDS,
+    SelfManagementView,
+    get_self_management,
+    list_self_management,
+    record_self_management,
+)
+from engine.usecases.users import PasswordHash, hash_password
+
+# isort: split
 # --- webhooks (issue 10): subscriptions, the outbox's claim, signing, formats, SSRF guard ---
 from engine.rules.webhooks.formats import FORMATS as WEBHOOK_FORMATS
 from engine.rules.webhooks.formats import bot_refused, wire_body
@@ -148,6 +170,28 @@ from engine.usecases.webhooks import (
 )
 
 __all__ = [
+    # reports, the menu library and self-management (issue 12)
+    "UNCLASSIFIED",
+    "Category",
+    "Menu",
+    "MenuItem",
+    "SubItem",
+    "load_menu",
+    "AnnualReport",
+    "CommunityFigures",
+    "DistrictFigures",
+    "Figures",
+    "FundFigures",
+    "StreetFigures",
+    "annual_report",
+    "public_annual_report",
+    "PasswordHash",
+    "hash_password",
+    "SELF_MANAGEMENT_FIELDS",
+    "SelfManagementView",
+    "list_self_management",
+    "get_self_management",
+    "record_self_management",
     # webhooks (issue 10)
     "COMMUNITY_ID_PATTERN",
     "WEBHOOK_FORMATS",

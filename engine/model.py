@@ -232,6 +232,7 @@ class ProjectRecord:
     year: int
     title: str
     category: str
+    menu_item: str | None
     state: str
     version: int
     budget_fen: int | None

@@ -135,7 +135,7 @@ class World:
             community_id=community_id,
             workflow=workflow,
             title="消防通道改善",
-            category="居民自治类",
+            menu_item="C0101",
         )
 
     def advance(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from engine import DefinitionError, Workflow, WorkflowRegistry, load_definition
+from engine import DefinitionError, Menu, Workflow, WorkflowRegistry, load_definition, load_menu
 
 DEFINITIONS_DIR = Path(__file__).parent
 
@@ -27,5 +27,33 @@ def load_file(path: Path) -> Workflow:
     return workflow
 
 
+MENU_PREFIX = "menu."  # menu.v<version>.yaml: the menu project library, not a workflow
+
+
+def load_menu_file(path: Path) -> Menu:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise DefinitionError(path.name, [f"not valid YAML: {exc}"]) from exc
+    menu = load_menu(raw, source=path.name)
+    if path.name != f"{MENU_PREFIX}v{menu.version}.yaml":
+        raise DefinitionError(path.name, [f"file must be named menu.v{menu.version}.yaml"])
+    return menu
+
+
+def latest_menu(directory: Path = DEFINITIONS_DIR) -> Menu | None:
+    """The newest version of the menu project library (projects name its items' ids, which
+    stay stable from one version to the next)."""
+    menus = [load_menu_file(p) for p in directory.glob(f"{MENU_PREFIX}v*.yaml")]
+    return max(menus, key=lambda m: m.version, default=None)
+
+
 def load_registry(directory: Path = DEFINITIONS_DIR) -> WorkflowRegistry:
-    return WorkflowRegistry(load_file(p) for p in sorted(directory.glob("*.v*.yaml")))
+    return WorkflowRegistry(
+        (
+            load_file(p)
+            for p in sorted(directory.glob("*.v*.yaml"))
+            if not p.name.startswith(MENU_PREFIX)
+        ),
+        menu=latest_menu(directory),
+    )

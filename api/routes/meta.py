@@ -83,6 +83,38 @@ def list_workflows(z: ZizhiDep, principal: CurrentPrincipal) -> list[dict[str, A
     return [wf.describe() for wf in z.workflows.all()]
 
 
+class MenuEntry(BaseModel):
+    id: str = Field(description="稳定编号")
+    label: str = Field(description="名称（中文）")
+
+
+class MenuSubItem(MenuEntry):
+    items: list[MenuEntry] = Field(description="小项")
+
+
+class MenuCategory(MenuEntry):
+    sub_items: list[MenuSubItem] = Field(description="子项")
+
+
+class MenuOut(BaseModel):
+    """The menu project library (菜单式项目库): a project names one item by its id."""
+
+    version: int
+    label: str
+    categories: list[MenuCategory]
+
+
+@router.get(
+    "/api/v1/menu",
+    response_model=MenuOut,
+    tags=["menu"],
+    summary="菜单式项目库：大类、子项与小项",
+    responses=responses("unauthenticated"),
+)
+def get_menu(z: ZizhiDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    return z.workflows.menu.as_json()
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
 

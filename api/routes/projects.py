@@ -22,7 +22,14 @@ from api.deps import (
 )
 from api.headers import ETAG, LOCATION, set_etag
 from api.problems import responses
-from api.schemas import ExpenseIn, PageOut, ProjectIn, demand_location, field_schema
+from api.schemas import (
+    ExpenseIn,
+    PageOut,
+    ProjectIn,
+    SelfManagementIn,
+    demand_location,
+    field_schema,
+)
 from engine import (
     DEMAND_FIELDS,
     DemandView,
@@ -30,6 +37,7 @@ from engine import (
     ExpenseView,
     NotFound,
     ProjectView,
+    SelfManagementView,
     ValidationFailed,
     WorkflowRegistry,
 )
@@ -220,6 +228,71 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
             if expense.id == expense_id:
                 return expense
         raise NotFound(f"项目 {project_id} 没有支出 {expense_id}")
+
+    @router.post(
+        "/{project_id}/self-management",
+        status_code=201,
+        response_model=SelfManagementView,
+        summary="登记自治管理情况（居委会，项目办结后）",
+        description=(
+            "项目办结后由居民自我管理：谁负责管护、检查日期、发现的情况、可选的志愿者队伍；"
+            "记入项目历史（project.self_managed）。应答的 ETag 为登记后项目的版本号。"
+        ),
+        responses={
+            201: {"headers": {"ETag": ETAG, "Location": LOCATION}},
+            **responses(
+                "unauthenticated",
+                "forbidden",
+                "not_found",
+                "validation_error",
+                "action_not_allowed",
+                "idempotency_conflict",
+                "payload_too_large",
+            ),
+        },
+    )
+    def record_self_management(
+        project_id: ProjectId,
+        body: SelfManagementIn,
+        z: ZizhiDep,
+        principal: CurrentPrincipal,
+        idempotency: Idempotency,
+        response: Response,
+    ) -> SelfManagementView:
+        data = body.model_dump(exclude_none=True)
+        view = engine.record_self_management(
+            z, principal, project_id, data, idempotency=idempotency
+        )
+        _etag(response, view.project_version)
+        response.headers["Location"] = (
+            f"/api/v1/projects/{project_id}/self-management/{view.event_id}"
+        )
+        return view
+
+    @router.get(
+        "/{project_id}/self-management",
+        response_model=list[SelfManagementView],
+        summary="项目的自治管理记录",
+        responses=responses("unauthenticated", "not_found", "validation_error"),
+    )
+    def list_self_management(
+        project_id: ProjectId, z: ZizhiDep, principal: CurrentPrincipal
+    ) -> list[SelfManagementView]:
+        return engine.list_self_management(z, principal, project_id)
+
+    @router.get(
+        "/{project_id}/self-management/{event_id}",
+        response_model=SelfManagementView,
+        summary="一条自治管理记录",
+        responses=responses("unauthenticated", "not_found", "validation_error"),
+    )
+    def get_self_management(
+        project_id: ProjectId,
+        event_id: Annotated[int, Path(ge=1, le=MAX_ID, description="记录（事件）编号"), DIGITS],
+        z: ZizhiDep,
+        principal: CurrentPrincipal,
+    ) -> SelfManagementView:
+        return engine.get_self_management(z, principal, project_id, event_id)
 
     @router.post(
         "/{project_id}/demands",

@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.web import audit, demands, projects, public, sign_in, street
+from api.web import audit, demands, projects, public, reports, sign_in, street
 from api.web.render import error_page, install_filters
 from api.web.session import BadForm, SignInRequired, login_url
 from engine import ZizhiError
@@ -30,6 +30,7 @@ ROUTERS = [
     demands.router,
     street.router,
     audit.router,
+    reports.router,  # before public: /public/reports/{year} is not a community's board
     public.router,
 ]
 log = logging.getLogger("zizhi.web")

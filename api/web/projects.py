@@ -51,7 +51,7 @@ def new_project_page(
 
 @router.post("/projects", response_class=HTMLResponse)
 def open_project(request: Request, person: Person, form: Form) -> Response:
-    data = {k: form.get(k, "") for k in ("community_id", "workflow", "title", "category")}
+    data = {k: form.get(k, "") for k in ("community_id", "workflow", "title", "menu_item")}
     try:
         project = engine.open_project(
             zizhi(request),
@@ -117,6 +117,26 @@ def record_expense(request: Request, person: Person, form: Form, project_id: Pro
     return RedirectResponse(f"/projects/{project_id}#expenses", status_code=303)
 
 
+@router.post("/projects/{project_id}/self-management", response_class=HTMLResponse)
+def record_self_management(
+    request: Request, person: Person, form: Form, project_id: ProjectId
+) -> Response:
+    z = zizhi(request)
+    try:
+        data = engine.read_form(engine.SELF_MANAGEMENT_FIELDS, form)
+        engine.record_self_management(
+            z,
+            person,
+            project_id,
+            data,
+            idempotency=idempotency(person, form, [project_id, "self_management", data]),
+        )
+    except engine.ZizhiError as exc:
+        failed = failure("self_management", form, exc)
+        return _project(request, person, project_id, failed, exc)
+    return RedirectResponse(f"/projects/{project_id}#self-management", status_code=303)
+
+
 @router.post("/projects/{project_id}/demands", response_class=HTMLResponse)
 def add_demand(request: Request, person: Person, form: Form, project_id: ProjectId) -> Response:
     z = zizhi(request)
@@ -171,7 +191,7 @@ def _project(
         ),
         key=lambda f: f.way_out,
     )
-    shown = {f.id for f in forms} | {"expense", "demand", "pool"}
+    shown = {f.id for f in forms} | {"expense", "demand", "pool", "self_management"}
     status = 200 if exc is None else REFUSAL_STATUS.get(exc.code, 409)
     return render(
         request,
@@ -185,6 +205,9 @@ def _project(
             "stray": failed if failed is not None and failed.form not in shown else None,
             "expense_fields": fields_of(page.expense_fields, "expense", failed),
             "demand_fields": fields_of(page.demand_fields, "demand", failed),
+            "self_management_fields": fields_of(
+                page.self_management_fields, "self_management", failed
+            ),
         },
         status_code=status,
     )
@@ -210,6 +233,7 @@ def _new_project(
         {
             "communities": communities,
             "workflows": workflows,
+            "menu": z.workflows.menu,
             "values": values,
             "failed": failed,
         },

@@ -53,6 +53,8 @@ def describe(event: EventView, wf: Workflow) -> str:
             f"登记支出 {engine.format_fen(int(d.get('amount_fen', 0)))}，"
             f"收款方 {d.get('payee', '')}，发票号 {d.get('invoice_no', '')}"
         )
+    if event.type == "project.self_managed":
+        return f"自治管理记录：{d.get('checked_on', '')} 检查，管护方 {d.get('keeper', '')}"
     amount = d.get("amount_fen")
     money = engine.format_fen(int(amount)) if isinstance(amount, int) else ""
     return {

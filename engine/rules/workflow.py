@@ -31,6 +31,7 @@ from engine.model import Fund, Role
 from engine.rules import fields
 from engine.rules.conditions import CONDITIONS, Facts
 from engine.rules.fields import FieldSpec
+from engine.rules.menu import Menu
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +224,9 @@ def _guard(check: Any) -> Any:
 class WorkflowRegistry:
     """Every loaded version of every workflow; new projects start on the latest version."""
 
-    def __init__(self, workflows: Iterable[Workflow]) -> None:
+    def __init__(self, workflows: Iterable[Workflow], menu: Menu | None = None) -> None:
+        # The menu project library every project names an item of (issue 12).
+        self.menu = menu if menu is not None else Menu.empty()
         self._versions: dict[str, dict[int, Workflow]] = {}
         for wf in workflows:
             versions = self._versions.setdefault(wf.name, {})

@@ -154,6 +154,9 @@ class Project(SQLModel, table=True):
     year: int
     title: str = Field(max_length=200)
     category: str = Field(max_length=64)
+    # The menu project library's item (issue 12); NULL for projects opened before it, whose
+    # category is free text.
+    menu_item: str | None = Field(default=None, max_length=16)
     state: str = Field(max_length=32)
     version: int
     budget_fen: int | None = Field(default=None, sa_type=Fen)

@@ -35,6 +35,7 @@ _PROJECT_CHANGES = (
     "expense.recorded",
     "demand.created",
     "demand.linked",
+    "project.self_managed",  # 自治管理 follow-ups (issue 12)
 )
 
 

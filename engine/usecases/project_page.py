@@ -23,6 +23,14 @@ from engine.usecases.demands import DEMAND_FIELDS, DemandView
 from engine.usecases.expenses import EXPENSE_FIELDS, ExpenseView
 from engine.usecases.overview import every
 from engine.usecases.projects import ProjectView
+from engine.usecases.self_management import (
+    EVENT as SELF_MANAGED,
+)
+from engine.usecases.self_management import (
+    SELF_MANAGEMENT_FIELDS,
+    SelfManagementView,
+    view_of,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,10 @@ class ProjectPage:
     can_add_demand: bool
     expense_fields: Mapping[str, FieldSpec]
     demand_fields: Mapping[str, FieldSpec]
+    # 自治管理: follow-ups after completion, read from the history shown above (issue 12)
+    self_management: list[SelfManagementView]
+    can_record_self_management: bool
+    self_management_fields: Mapping[str, FieldSpec]
 
 
 def project_page(z: Zizhi, principal: Principal, project_id: int) -> ProjectPage:
@@ -56,6 +68,7 @@ def project_page(z: Zizhi, principal: Principal, project_id: int) -> ProjectPage
         wf = z.workflows.get(project.workflow, project.workflow_version)
         committee = principal.role is Role.committee
         can_add_demand = committee and project.state in wf.demands_in
+        history = audit.project_history(z, principal, project_id)
         return ProjectPage(
             project=project,
             workflow=wf,
@@ -79,9 +92,12 @@ def project_page(z: Zizhi, principal: Principal, project_id: int) -> ProjectPage
             if can_add_demand
             else [],
             expenses=expenses.list_expenses(z, principal, project_id),
-            history=audit.project_history(z, principal, project_id),
+            history=history,
             can_record_expense=committee and project.state in wf.expenses_in,
             can_add_demand=can_add_demand,
             expense_fields=EXPENSE_FIELDS,
             demand_fields=DEMAND_FIELDS,
+            self_management=[view_of(e) for e in history if e.type == SELF_MANAGED],
+            can_record_self_management=committee and project.state == "completed",
+            self_management_fields=SELF_MANAGEMENT_FIELDS,
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.errors import NotFound, VersionConflict, YearClosed
+from engine.errors import NotFound, ValidationFailed, VersionConflict, YearClosed
 from engine.model import IdempotencyKey, Principal, ProjectRecord, Role, fiscal_year
 from engine.rules import fields
 from engine.rules.effects import EFFECTS
@@ -28,6 +28,7 @@ from engine.store.uow import Change, Zizhi
 PROJECT_FIELDS = {
     "title": fields.text("title", "项目名称", max_length=200, single_line=True),
     "category": fields.text("category", "项目类别", max_length=64, single_line=True),
+    "menu_item": fields.text("menu_item", "菜单项目", max_length=64, single_line=True),
 }
 _p = projects.c
 _READ = (
@@ -56,6 +57,7 @@ class ProjectView:
     year: int
     title: str
     category: str
+    menu_item: str | None  # the menu project library's item; None for projects opened before it
     state: str
     state_label: str
     version: int
@@ -75,12 +77,16 @@ def open_project(
     community_id: str,
     workflow: str,
     title: str,
-    category: str,
+    menu_item: str | None = None,
+    category: str | None = None,
     idempotency: IdempotencyKey | None = None,
 ) -> ProjectView:
-    """Open a project on the latest version of ``workflow`` (the community's committee)."""
+    """Open a project on the latest version of ``workflow`` (the community's committee).
+
+    The project names an item of the menu project library; its category follows. A client
+    that sends only a category (as before the library) must name one of its categories."""
     principal.require(Role.committee)
-    clean = fields.validate(PROJECT_FIELDS, {"title": title, "category": category})
+    clean = classify(z, title=title, menu_item=menu_item, category=category)
     wf = z.workflows.latest(workflow)
     with z.change(principal, idempotency, community=community_id) as change:
         if (done := change.replay(ProjectView)) is not None:
@@ -123,6 +129,31 @@ def open_project(
         view = _view(project, wf, principal)
         change.commit(view)
     return view
+
+
+def classify(
+    z: Zizhi, *, title: str, menu_item: str | None, category: str | None
+) -> dict[str, Any]:
+    """The title, the menu item and the category a new project is stored with."""
+    given = {"title": title, "menu_item": menu_item, "category": category}
+    specs = {k: v for k, v in PROJECT_FIELDS.items() if given[k] is not None or k == "title"}
+    clean = fields.validate(specs, {k: v for k, v in given.items() if v is not None})
+    menu = z.workflows.menu
+    if "menu_item" in clean:
+        item = menu.item(clean["menu_item"])
+        named = menu.category(clean["category"]) if "category" in clean else None
+        if "category" in clean and (named is None or named.id != item.category_id):
+            raise ValidationFailed.fields(
+                {"category": f"与所选菜单项目的类别（{item.category_label}）不符；可不填"}
+            )
+        return {"title": clean["title"], "menu_item": item.id, "category": item.category_label}
+    if "category" in clean and (named := menu.category(clean["category"])) is not None:
+        return {"title": clean["title"], "menu_item": None, "category": named.label}
+    errors = {"menu_item": "缺少菜单项目：请从菜单式项目库（GET /api/v1/menu）中选择一项"}
+    if "category" in clean:
+        known = "、".join(c.label for c in menu.categories)
+        errors["category"] = f"不是菜单式项目库的类别（{known}）"
+    raise ValidationFailed.fields(errors)
 
 
 def fire(

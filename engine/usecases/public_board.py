@@ -72,6 +72,8 @@ class PublicProject:
     satisfied: int | None
     unsatisfied: int | None
     updated_at: datetime
+    # 自治管理: the latest follow-up after completion (who keeps it up, when checked, found)
+    self_management: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,4 +157,5 @@ def _public(z: Zizhi, p: projects.ProjectView) -> PublicProject:
         satisfied=closing.get("satisfied"),
         unsatisfied=closing.get("unsatisfied"),
         updated_at=p.updated_at,
+        self_management=p.details.get("self_management"),
     )

@@ -96,7 +96,12 @@ ENDPOINTS: list[tuple[str, str, str, Any, dict[str, str]]] = [
         "open project",
         "POST",
         "/api/v1/projects",
-        {"community_id": "{c}", "workflow": "self_governance", "title": "新项目", "category": "类"},
+        {
+            "community_id": "{c}",
+            "workflow": "self_governance",
+            "title": "新项目",
+            "category": "居民自治类",
+        },
         {
             "committee_own": ALLOWED,
             "committee_foreign": HIDDEN,

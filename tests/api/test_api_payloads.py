@@ -79,12 +79,16 @@ def test_hostile_text_in_every_field_is_kept_verbatim_and_harmless(
                 "community_id": community,
                 "workflow": "self_governance",
                 "title": payload,
-                "category": short,
+                "menu_item": "C0101",
             },
         ),
         201,
     )
-    assert (project["title"], project["category"]) == (payload, short)
+    assert (project["title"], project["category"], project["menu_item"]) == (
+        payload,
+        "问题焦点类",
+        "C0101",
+    )
     demand = api.ok(
         api.post(
             f"/api/v1/projects/{project['id']}/demands",

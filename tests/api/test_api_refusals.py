@@ -219,7 +219,7 @@ def test_idempotent_replay_and_conflict_over_http(
         "community_id": community,
         "workflow": "self_governance",
         "title": "幂等",
-        "category": "类",
+        "category": "居民自治类",
     }
     first = api.post("/api/v1/projects", committee, body, **{"Idempotency-Key": "k-1"})
     assert first.status_code == 201
@@ -230,7 +230,7 @@ def test_idempotent_replay_and_conflict_over_http(
         headers=api.auth(
             committee, **{"Idempotency-Key": "k-1", "Content-Type": "application/json"}
         ),
-        content='{"title": "幂等", "category": "类", "workflow": "self_governance",'
+        content='{"title": "幂等", "category": "居民自治类", "workflow": "self_governance",'
         f' "community_id": "{community}"}}',
     )
     assert (again.status_code, again.json()) == (201, first.json())

@@ -154,8 +154,12 @@ BEYOND_SCHEMA: dict[str, set[str]] = {
     "*": {"cursor"},
     # as_of's fiscal year must be one the API keeps (2000–2100); the engine names as_of.
     "GET /api/v1/communities/{community_id}/funds": {"year", "as_of"},
-    # Workflows are data: GET /api/v1/workflows lists the loaded ones.
-    "POST /api/v1/projects": {"workflow"},
+    # Workflows are data: GET /api/v1/workflows lists the loaded ones. So is the menu
+    # library (GET /api/v1/menu): an item is named by its id or label as people type them,
+    # and a category given with it must be the item's.
+    "POST /api/v1/projects": {"workflow", "menu_item", "category"},
+    # A check date is a real date, typed as people type it, and not later than today.
+    "POST /api/v1/projects/{project_id}/self-management": {"checked_on"},
     # The scope a role takes (communities for a committee, streets for a street officer,
     # neither for an admin), and the communities and streets named must exist.
     "POST /api/v1/tokens": {"role", "communities", "streets"},

@@ -51,7 +51,7 @@ def test_a_committee_runs_a_project_through_every_step_in_the_browser(
     page.get_by_role("link", name="新建项目").first.click()
     page.get_by_label("项目类型").select_option("self_governance")
     page.get_by_label("项目名称").fill("消防通道清障")
-    page.get_by_label("项目类别").fill("居民自治类")
+    page.get_by_label("菜单项目").select_option("C0101")
     page.get_by_role("button", name="创建项目").click()
     expect(page.locator(".badge")).to_have_text("需求征集")
     project_id = int(page.url.rstrip("/").rsplit("/", 1)[1])

@@ -108,7 +108,7 @@ def test_eight_clients_racing_to_approve_over_http_let_exactly_five_win(fresh_z:
                         "community_id": "lihe",
                         "workflow": "self_governance",
                         "title": "重复提交",
-                        "category": "类",
+                        "category": "居民自治类",
                     },
                     **{"Idempotency-Key": "same-click"},
                 )

@@ -31,7 +31,7 @@ def test_a_committee_cannot_see_or_touch_another_communitys_project(world: World
             community_id=theirs,
             workflow="self_governance",
             title="越界",
-            category="类",
+            category="居民自治类",
         )
     assert engine.list_projects(z, intruder, community_id=theirs).items == []
     assert engine.get_project(z, CLI, project.id).state == "review"
@@ -69,7 +69,7 @@ def test_roles_may_only_do_what_the_workflow_gives_them(world: World, z: Zizhi) 
             community_id=community,
             workflow="self_governance",
             title="街道不能立项",
-            category="类",
+            category="居民自治类",
         )
     with pytest.raises(Forbidden):
         engine.set_allocation(z, world.committee(community), community, "self_governance", 2026, 1)

@@ -101,7 +101,7 @@ def test_keys_belong_to_whoever_sent_them(world: World, z: Zizhi) -> None:
         community_id=community,
         workflow="self_governance",
         title="甲",
-        category="类",
+        category="居民自治类",
         idempotency=IdempotencyKey(one.id, "x", "h"),
     )
     b = engine.open_project(
@@ -110,7 +110,7 @@ def test_keys_belong_to_whoever_sent_them(world: World, z: Zizhi) -> None:
         community_id=community,
         workflow="self_governance",
         title="甲",
-        category="类",
+        category="居民自治类",
         idempotency=IdempotencyKey(two.id, "x", "h"),
     )
     assert a.id != b.id
@@ -144,7 +144,7 @@ def test_concurrent_duplicates_do_the_work_once(world: World, z: Zizhi) -> None:
                 community_id=community,
                 workflow="self_governance",
                 title="重复提交",
-                category="类",
+                category="居民自治类",
                 idempotency=key,
             )
             for _ in range(6)

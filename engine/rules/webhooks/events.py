@@ -53,6 +53,17 @@ EVENT_TYPES: dict[str, EventType] = {
                 "state": TEXT,
                 "title": TEXT,
                 "category": TEXT,
+                "menu_item": NULLABLE_TEXT,
+            },
+        ),
+        EventType(
+            "project.self_managed",
+            "自治管理记录",
+            {
+                "keeper": TEXT,
+                "checked_on": TEXT,
+                "findings": TEXT,
+                "volunteer_team": NULLABLE_TEXT,
             },
         ),
         EventType(
