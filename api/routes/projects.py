@@ -263,7 +263,7 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         view = engine.record_self_management(
             z, principal, project_id, data, idempotency=idempotency
         )
-        _etag(response, view.project_version)
+        set_etag(response, view.project_version)
         response.headers["Location"] = (
             f"/api/v1/projects/{project_id}/self-management/{view.event_id}"
         )
