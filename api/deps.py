@@ -12,6 +12,7 @@ from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 from pydantic_core import PydanticCustomError
+from starlette.concurrency import run_in_threadpool
 
 import engine
 from engine import (
@@ -29,7 +30,7 @@ from engine import (
 MAX_ID = 2**63 - 1
 
 
-def get_zizhi(request: Request) -> Zizhi:
+async def get_zizhi(request: Request) -> Zizhi:
     zizhi: Zizhi = request.app.state.zizhi
     return zizhi
 
@@ -41,13 +42,20 @@ _bearer = HTTPBearer(
 )
 
 
-def current_principal(
+async def current_principal(
     z: ZizhiDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """On the event loop: a token seen before costs one primary-key read outside any
+    transaction (engine.authenticate_token); only a token not yet cached is looked up in a
+    transaction of its own, in the threadpool."""
     if credentials is None:
         raise Unauthenticated("请在 Authorization 请求头中提供 Bearer 令牌")
-    return engine.authenticate_token(z, credentials.credentials)
+    token = credentials.credentials
+    cached = engine.cached_principal(z, token)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(engine.authenticate_token, z, token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -147,7 +155,7 @@ IF_MATCH = r'^[ \t]*(\*|"?[0-9]{1,18}"?)[ \t]*$'
 IDEMPOTENCY_KEY = r"^[!-~]{1,255}$"
 
 
-def if_match(
+async def if_match(
     value: Annotated[
         str | None,
         Header(

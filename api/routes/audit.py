@@ -25,11 +25,12 @@ from api.deps import (
     NameFilter,
     ZizhiDep,
 )
+from api.handoff import OneHandOff
 from api.problems import responses
 from api.schemas import PageOut
 from engine import EventFilter, EventView, VerifyReport
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], route_class=OneHandOff)
 
 CSV_COLUMNS = [
     "id",
@@ -47,7 +48,7 @@ CSV_COLUMNS = [
 ]
 
 
-def event_filter(
+async def event_filter(
     community_id: CommunityFilter = None,
     street: NameFilter = None,
     project_id: Annotated[int | None, Query(ge=1, le=MAX_ID), DIGITS] = None,

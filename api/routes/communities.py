@@ -21,12 +21,13 @@ from api.deps import (
     YearFilter,
     ZizhiDep,
 )
+from api.handoff import OneHandOff
 from api.openapi import LOCATION
 from api.problems import responses
 from api.schemas import AllocationIn, CommunityIn, DemandIn, PageOut, demand_location
 from engine import CommunityView, DemandView, FundView, StatementLine
 
-router = APIRouter(prefix="/api/v1/communities", tags=["communities"])
+router = APIRouter(prefix="/api/v1/communities", tags=["communities"], route_class=OneHandOff)
 
 FundName = Annotated[Literal["self_governance", "party_service"], Path(description="经费类型")]
 

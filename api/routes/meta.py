@@ -9,9 +9,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentPrincipal, ZizhiDep
+from api.handoff import OneHandOff
 from api.problems import responses
 
-router = APIRouter()
+router = APIRouter(route_class=OneHandOff)
 
 
 class Me(BaseModel):
@@ -62,7 +63,7 @@ class WorkflowDefinition(BaseModel):
     summary="当前令牌的身份与范围",
     responses=responses("unauthenticated"),
 )
-def get_me(principal: CurrentPrincipal) -> Me:
+async def get_me(principal: CurrentPrincipal) -> Me:
     return Me(
         id=principal.id,
         name=principal.name,

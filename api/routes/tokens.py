@@ -8,12 +8,13 @@ from fastapi import APIRouter, Path, Response
 
 import engine
 from api.deps import CurrentPrincipal, Idempotency, ZizhiDep
+from api.handoff import OneHandOff
 from api.openapi import LOCATION
 from api.problems import responses
 from api.schemas import TokenIn
 from engine import TokenView
 
-router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"], route_class=OneHandOff)
 
 
 @router.post(

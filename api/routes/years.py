@@ -6,10 +6,11 @@ from fastapi import APIRouter
 
 import engine
 from api.deps import CurrentPrincipal, Idempotency, Year, ZizhiDep
+from api.handoff import OneHandOff
 from api.problems import responses
 from engine import YearView
 
-router = APIRouter(prefix="/api/v1/years", tags=["years"])
+router = APIRouter(prefix="/api/v1/years", tags=["years"], route_class=OneHandOff)
 
 
 @router.get(

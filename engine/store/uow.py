@@ -107,6 +107,9 @@ class Zizhi:
         self.workflows = workflows
         self.policy = policy or AllocationPolicy()
         self.clock = clock
+        # Token hash → (the revocation generation it was read at, its principal): see
+        # engine.usecases.tokens.authenticate_token. Bounded; emptied when full.
+        self.principals: dict[str, tuple[Any, Principal]] = {}
 
     def change(
         self,
