@@ -6,7 +6,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import alembic.util
 import typer
@@ -88,11 +88,21 @@ def serve(
         bool,
         typer.Option("--no-dispatcher", help="不在本进程推送 webhook（另行运行 zizhi worker）"),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="服务进程数（多于 1 时 webhook 推送只在主进程运行一份）",
+        ),
+    ] = 1,
 ) -> None:
     """启动 API 与网页服务（首次启动时创建并打印管理员令牌）。"""
     import uvicorn
 
     from api.app import create_app
+    from api.serving import NoDelayProtocol, log_config
 
     settings = Settings()
     z = open_zizhi(settings)
@@ -112,8 +122,22 @@ def serve(
     dispatcher = None if no_dispatcher else Dispatcher(z, settings.dispatch_config())
     if dispatcher is not None:
         dispatcher.start()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level,
+        "log_config": log_config(),
+        "http": NoDelayProtocol,
+    }
     try:
-        uvicorn.run(create_app(z, settings), host=host, port=port, log_level=settings.log_level)
+        if workers == 1:
+            uvicorn.run(create_app(z, settings), **options)
+        else:
+            # Each worker builds its own app from the same environment; the dispatcher
+            # (unless --no-dispatcher) runs once, here in the supervising process.
+            uvicorn.run(
+                "api.serving:app_from_environment", factory=True, workers=workers, **options
+            )
     finally:
         if dispatcher is not None:
             dispatcher.stop()

@@ -321,21 +321,21 @@ class Driver:
             if action == "approve":
 
                 def expense(i: int) -> None:
-                    self._post(
+                    answer = self.zc.post(
                         f"/api/v1/projects/{projects[i]['id']}/expenses",
-                        {
+                        json={
                             "amount_fen": 50_000,
                             "payee": "苏州某物业",
                             "invoice_no": f"F-{uuid.uuid4().hex[:12]}",
                             "description": "清运",
                         },
+                        headers={**self.committee, "Idempotency-Key": uuid.uuid4().hex},
                     )
-                    projects[i] = self._ok(
-                        self.zc.get(f"/api/v1/projects/{projects[i]['id']}", headers=self.committee)
-                    )
+                    self._ok(answer)
+                    # The answer's ETag is the project's version after the expense.
+                    projects[i]["version"] = int(answer.headers["ETag"].strip('"'))
 
-                # The GET that refreshes the version is counted as a GET project below.
-                self.turn("POST expense (+GET project)", expense, "write", n)
+                self.turn("POST expense", expense, "write", n)
             if position == 3:
                 self._reads(projects, reads)
 
@@ -428,9 +428,10 @@ def wrk(url: str, clients: int, duration: int, script: Path) -> tuple[float, str
     if run.stderr.strip():
         raise RuntimeError(f"wrk: {run.stderr.strip()}")
     out = run.stdout
+    latencies = out[out.index("Latency Distribution") :]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+(\S+)", latencies).group(1)  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+(\S+)", latencies).group(1)  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rate, p50, p99, int(bad.group(1)) if bad else 0
 
