@@ -10,7 +10,7 @@ import httpx2 as httpx
 import pytest
 
 import engine
-from api.serving import NoDelayProtocol, _Base
+from api.serving import NoDelayProtocol
 from engine.model import CLI
 from engine.store.uow import Zizhi
 from tests.e2e.server import serve
@@ -71,7 +71,8 @@ def test_every_connection_is_served_with_nagle_off(monkeypatch: pytest.MonkeyPat
     """The listening socket of ``--workers`` is made with protocol 0, as uvicorn binds it:
     asyncio then leaves TCP_NODELAY off on the connections it accepts, and each response
     would wait for the client's delayed ACK."""
-    monkeypatch.setattr(_Base, "connection_made", lambda self, transport: None)
+    base = NoDelayProtocol.__mro__[1]
+    monkeypatch.setattr(base, "connection_made", lambda self, transport: None)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0) as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
