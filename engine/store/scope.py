@@ -31,7 +31,7 @@ def visible_community(
     conn: Connection, principal: Principal | None, community_id: str
 ) -> sa.Row[Any]:
     """The community's row if it exists and the principal (None: the public) may see it."""
-    row = _COMMUNITY.first(conn, {"community": community_id})
+    row: sa.Row[Any] | None = _COMMUNITY.first(conn, {"community": community_id})  # a namedtuple
     if row is None or (principal is not None and not principal.covers(row.id, row.street)):
         raise NotFound(f"社区“{community_id}”不存在")
     return row
