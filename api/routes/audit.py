@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import StreamingResponse
 
 import engine
@@ -25,12 +25,12 @@ from api.deps import (
     NameFilter,
     ZizhiDep,
 )
-from api.handoff import OneHandOff
+from api.handoff import Router
 from api.problems import responses
 from api.schemas import PageOut
 from engine import EventFilter, EventView, VerifyReport
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"], route_class=OneHandOff)
+router = Router(prefix="/api/v1/audit", tags=["audit"])
 
 CSV_COLUMNS = [
     "id",

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentPrincipal, ZizhiDep
-from api.handoff import OneHandOff
+from api.handoff import Router
 from api.problems import responses
 
-router = APIRouter(route_class=OneHandOff)
+router = Router()
 
 
 class Me(BaseModel):

@@ -20,7 +20,7 @@ from api.deps import (
     YearFilter,
     ZizhiDep,
 )
-from api.handoff import OneHandOff
+from api.handoff import Router
 from api.openapi import ETAG, LOCATION
 from api.problems import responses
 from api.schemas import ExpenseIn, PageOut, ProjectIn, demand_location, field_schema
@@ -86,7 +86,7 @@ def _etag(response: Response, version: int | None) -> None:
 
 
 def build_router(workflows: WorkflowRegistry) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/projects", tags=["projects"], route_class=OneHandOff)
+    router = Router(prefix="/api/v1/projects", tags=["projects"])
     # The states of every loaded definition: any other value of ?state= is a mistake.
     states = sorted({state for wf in workflows.all() for state in wf.states})
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
 import engine
 from api.deps import CurrentPrincipal, Idempotency, ZizhiDep
-from api.handoff import OneHandOff
+from api.handoff import Router
 from api.openapi import LOCATION
 from api.problems import responses
 from api.schemas import TokenIn
 from engine import TokenView
 
-router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"], route_class=OneHandOff)
+router = Router(prefix="/api/v1/tokens", tags=["tokens"])
 
 
 @router.post(
