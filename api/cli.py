@@ -119,6 +119,12 @@ def serve(
         f"自治 Zizhi 已启动：http://{host}:{port}/ ；接口文档 http://{host}:{port}/docs\n"
         "调用接口时在请求头中加入  Authorization: Bearer <令牌>"
     )
+    if workers > 1 and z.db.is_sqlite:
+        err.print(
+            "[yellow]注意：SQLite 同一时刻只有一个写入者；多个服务进程的写请求将在 SQLite 的忙等待中"
+            "排队。多进程部署请使用 PostgreSQL（见 docs/deployment.md）。[/yellow]",
+            soft_wrap=True,
+        )
     dispatcher = None if no_dispatcher else Dispatcher(z, settings.dispatch_config())
     if dispatcher is not None:
         dispatcher.start()
