@@ -121,8 +121,9 @@ def serve(
     )
     if workers > 1 and z.db.is_sqlite:
         err.print(
-            "[yellow]注意：SQLite 同一时刻只有一个写入者；多个服务进程的写请求将在 SQLite 的忙等待中"
-            "排队。多进程部署请使用 PostgreSQL（见 docs/deployment.md）。[/yellow]",
+            "[yellow]注意：SQLite 同一时刻只有一个写入者；"
+            "多个服务进程的写请求将在 SQLite 的忙等待中排队。"
+            "多进程部署请使用 PostgreSQL（见 docs/deployment.md）。[/yellow]",
             soft_wrap=True,
         )
     dispatcher = None if no_dispatcher else Dispatcher(z, settings.dispatch_config())
