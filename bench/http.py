@@ -132,7 +132,7 @@ def serve(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240  # workers start slowly on a loaded machine
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
