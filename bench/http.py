@@ -124,7 +124,7 @@ class Server:
 
 @contextlib.contextmanager
 def serve(
-    name: str, command: list[str], env: dict[str, str], port: int, log: Path
+    name: str, command: list[str], env: dict[str, str], port: int, log: Path, ready: str
 ) -> Iterator[Server]:
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -137,11 +137,11 @@ def serve(
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
             try:
-                httpx.get(url + "/openapi.json", timeout=1)
+                httpx.get(url + ready, timeout=5).raise_for_status()
                 break
-            except httpx.TransportError:
+            except (httpx.TransportError, httpx.HTTPStatusError):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not start") from None
+                    raise RuntimeError(f"{name} did not start: {log.read_text()[-2000:]}") from None
                 time.sleep(0.2)
         yield Server(name, url, process)
     finally:
@@ -533,7 +533,14 @@ def main() -> None:
         if args.workers > 1:
             command += ["--workers", str(args.workers)]
         zizhi = stack.enter_context(
-            serve("zizhi", command, {"ZIZHI_DATABASE_URL": url}, z_port, tmp / "zizhi.log")
+            serve(
+                "zizhi",
+                command,
+                {"ZIZHI_DATABASE_URL": url},
+                z_port,
+                tmp / "zizhi.log",
+                ready="/healthz",
+            )
         )
         floor = stack.enter_context(
             serve(
@@ -549,6 +556,7 @@ def main() -> None:
                 {"FLOOR_DB": str(tmp / "floor.db")},
                 f_port,
                 tmp / "floor.log",
+                ready="/noop",
             )
         )
         print(f"Zizhi on {site.url.split(':')[0]} ({args.workers} worker(s)); floor on SQLite FULL")
