@@ -6,7 +6,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import alembic.util
 import typer
@@ -88,11 +88,21 @@ def serve(
         bool,
         typer.Option("--no-dispatcher", help="不在本进程推送 webhook（另行运行 zizhi worker）"),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="服务进程数（多于 1 时 webhook 推送只在主进程运行一份）",
+        ),
+    ] = 1,
 ) -> None:
     """启动 API 与网页服务（首次启动时创建并打印管理员令牌）。"""
     import uvicorn
 
     from api.app import create_app
+    from api.serving import NoDelayProtocol, log_config
 
     settings = Settings()
     z = open_zizhi(settings)
@@ -109,11 +119,32 @@ def serve(
         f"自治 Zizhi 已启动：http://{host}:{port}/ ；接口文档 http://{host}:{port}/docs\n"
         "调用接口时在请求头中加入  Authorization: Bearer <令牌>"
     )
+    if workers > 1 and z.db.is_sqlite:
+        err.print(
+            "[yellow]注意：SQLite 同一时刻只有一个写入者；"
+            "多个服务进程的写请求将在 SQLite 的忙等待中排队。"
+            "多进程部署请使用 PostgreSQL（见 docs/deployment.md）。[/yellow]",
+            soft_wrap=True,
+        )
     dispatcher = None if no_dispatcher else Dispatcher(z, settings.dispatch_config())
     if dispatcher is not None:
         dispatcher.start()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level,
+        "log_config": log_config(),
+        "http": NoDelayProtocol,
+    }
     try:
-        uvicorn.run(create_app(z, settings), host=host, port=port, log_level=settings.log_level)
+        if workers == 1:
+            uvicorn.run(create_app(z, settings), **options)
+        else:
+            # Each worker builds its own app from the same environment; the dispatcher
+            # (unless --no-dispatcher) runs once, here in the supervising process.
+            uvicorn.run(
+                "api.serving:app_from_environment", factory=True, workers=workers, **options
+            )
     finally:
         if dispatcher is not None:
             dispatcher.stop()

@@ -31,6 +31,7 @@ from pydantic_core import PydanticUndefined
 
 import engine
 from api.deps import CurrentPrincipal, Idempotency, IfMatch, JsonObject, ProjectId, ZizhiDep
+from api.handoff import Router
 from api.headers import ETAG, set_etag
 from api.problems import responses
 from engine import FieldSpec, ProjectView, WorkflowRegistry
@@ -287,7 +288,7 @@ def _endpoint(action: str | None) -> Fire:
 
 
 def build_router(schemas: list[ActionSchema]) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/projects", tags=["actions"])
+    router = Router(prefix="/api/v1/projects", tags=["actions"])
     for schema in schemas:
         who = "、".join(schema.workflows)
         router.add_api_route(

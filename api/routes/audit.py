@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import StreamingResponse
 
 import engine
@@ -25,11 +25,12 @@ from api.deps import (
     NameFilter,
     ZizhiDep,
 )
+from api.handoff import Router
 from api.problems import responses
 from api.schemas import PageOut
 from engine import EventFilter, EventView, VerifyReport
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = Router(prefix="/api/v1/audit", tags=["audit"])
 
 CSV_COLUMNS = [
     "id",
@@ -47,7 +48,7 @@ CSV_COLUMNS = [
 ]
 
 
-def event_filter(
+async def event_filter(
     community_id: CommunityFilter = None,
     street: NameFilter = None,
     project_id: Annotated[int | None, Query(ge=1, le=MAX_ID), DIGITS] = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 
 import engine
 from api.deps import (
@@ -21,12 +21,13 @@ from api.deps import (
     YearFilter,
     ZizhiDep,
 )
+from api.handoff import Router
 from api.headers import LOCATION
 from api.problems import responses
 from api.schemas import AllocationIn, CommunityIn, DemandIn, PageOut, demand_location
 from engine import CommunityView, DemandView, FundView, StatementLine
 
-router = APIRouter(prefix="/api/v1/communities", tags=["communities"])
+router = Router(prefix="/api/v1/communities", tags=["communities"])
 
 FundName = Annotated[Literal["self_governance", "party_service"], Path(description="经费类型")]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentPrincipal, ZizhiDep
+from api.handoff import Router
 from api.problems import responses
 
-router = APIRouter()
+router = Router()
 
 
 class Me(BaseModel):
@@ -62,7 +62,7 @@ class WorkflowDefinition(BaseModel):
     summary="当前令牌的身份与范围",
     responses=responses("unauthenticated"),
 )
-def get_me(principal: CurrentPrincipal) -> Me:
+async def get_me(principal: CurrentPrincipal) -> Me:
     return Me(
         id=principal.id,
         name=principal.name,

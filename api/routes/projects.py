@@ -20,6 +20,7 @@ from api.deps import (
     YearFilter,
     ZizhiDep,
 )
+from api.handoff import Router
 from api.headers import ETAG, LOCATION, set_etag
 from api.problems import responses
 from api.schemas import (
@@ -88,7 +89,7 @@ def _known(state: str | None, states: list[str]) -> str | None:
 
 
 def build_router(workflows: WorkflowRegistry) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+    router = Router(prefix="/api/v1/projects", tags=["projects"])
     # The states of every loaded definition: any other value of ?state= is a mistake.
     states = sorted({state for wf in workflows.all() for state in wf.states})
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import Response
 from openpyxl import Workbook
 from openpyxl.styles import Font
@@ -22,10 +22,11 @@ from api.deps import (
     NameFilter,
     ZizhiDep,
 )
+from api.handoff import Router
 from api.problems import responses
 from engine import MAX_YEAR, MIN_YEAR, AnnualReport, Figures
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+router = Router(prefix="/api/v1/reports", tags=["reports"])
 
 YearQuery = Annotated[
     int, Query(ge=MIN_YEAR, le=MAX_YEAR, description="年度", examples=[2025]), DIGITS

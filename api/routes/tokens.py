@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
 import engine
 from api.deps import CurrentPrincipal, Idempotency, ZizhiDep
+from api.handoff import Router
 from api.headers import LOCATION
 from api.problems import responses
 from api.schemas import TokenIn
 from engine import TokenView
 
-router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+router = Router(prefix="/api/v1/tokens", tags=["tokens"])
 
 
 @router.post(

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from pydantic import ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
 
 from api.deps import MAX_ID, SINGLE_LINE, CurrentPrincipal, Cursor, Idempotency, ZizhiDep
+from api.handoff import Router
 from api.headers import LOCATION
 from api.problems import responses
 from api.schemas import PageOut, Strict
 from engine import COMMUNITY_ID_PATTERN, DeliveryView, UrlGuard, WebhookView, subscriptions
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+router = Router(prefix="/api/v1/webhooks", tags=["webhooks"])
 
 
 class WebhookIdConvertor(Convertor[str]):
@@ -123,7 +124,7 @@ class WebhookPatch(Strict):
     active: bool | None = Field(default=None, description="true 启用 / false 停用")
 
 
-def url_guard(request: Request) -> UrlGuard:
+async def url_guard(request: Request) -> UrlGuard:
     guard: UrlGuard = request.app.state.webhook_guard
     return guard
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 import engine
 from api.deps import CurrentPrincipal, Idempotency, Year, ZizhiDep
+from api.handoff import Router
 from api.problems import responses
 from engine import YearView
 
-router = APIRouter(prefix="/api/v1/years", tags=["years"])
+router = Router(prefix="/api/v1/years", tags=["years"])
 
 
 @router.get(

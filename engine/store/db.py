@@ -58,6 +58,59 @@ class Database:
             )
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._writer: Connection | None = None
+        self._peek_lock = threading.Lock()
+        self._peeker: Any = None  # a DB-API connection of its own, in autocommit
+
+    def peek(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        """The first row of one tiny read, on a connection kept for such reads, outside any
+        transaction: it sees whatever was last committed, by any process.
+
+        For a per-request check that must stay cheap (the revocation generation a cached
+        token is checked against): no pool checkout, no BEGIN/COMMIT, no statement building.
+        ``sql`` uses ``?`` placeholders. A broken connection is replaced once.
+        """
+        if not self.is_sqlite:
+            sql = sql.replace("?", "%s")
+        with self._peek_lock:
+            for attempt in (1, 2):
+                if self._peeker is None:
+                    self._peeker = self._autocommit_connection()
+                try:
+                    cursor = self._peeker.cursor()
+                    try:
+                        cursor.execute(sql, params)
+                        row = cursor.fetchone()
+                    finally:
+                        cursor.close()
+                    return None if row is None else tuple(row)
+                except self.engine.dialect.loaded_dbapi.Error as exc:
+                    self._close_peeker()
+                    if attempt == 2:
+                        raise sa.exc.DBAPIError.instance(
+                            sql,
+                            None,
+                            exc,
+                            self.engine.dialect.loaded_dbapi.Error,
+                            hide_parameters=True,
+                            dialect=self.engine.dialect,
+                        ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _autocommit_connection(self) -> Any:
+        proxy = self.engine.raw_connection()  # runs the connect hooks (SQLite's pragmas)
+        connection: Any = proxy.driver_connection
+        proxy.detach()  # ours alone from now on: the pool neither resets nor reuses it
+        if not self.is_sqlite:
+            connection.autocommit = True
+        return connection
+
+    def _close_peeker(self) -> None:
+        if self._peeker is not None:
+            try:
+                self._peeker.close()
+            except Exception:  # noqa: BLE001 - already broken; dropping it is all we want
+                pass
+            self._peeker = None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -111,6 +164,8 @@ class Database:
             conn.commit()
 
     def dispose(self) -> None:
+        with self._peek_lock:
+            self._close_peeker()
         if self._writer is not None:
             self._writer.close()
             self._writer = None

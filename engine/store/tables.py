@@ -79,6 +79,8 @@ class Event(SQLModel, table=True):
         sa.Index("ix_events_community", "community_id", "id"),
         sa.Index("ix_events_project", "project_id", "id"),
         sa.Index("ix_events_at", "at"),
+        sa.Index("ix_events_type", "type", "id"),
+        sa.Index("ix_events_actor", "actor", "id"),
     )
 
     id: int | None = _id()

@@ -53,10 +53,12 @@ from engine.store.tables import chain_heads, communities, idempotency_keys, proj
 T = TypeVar("T")
 
 _k = idempotency_keys.c
-_LOOKUP = sa.select(_k.request_hash, _k.result).where(
-    _k.principal == sa.bindparam("principal"), _k.key == sa.bindparam("key")
+_LOOKUP = Prepared(
+    sa.select(_k.request_hash, _k.result).where(
+        _k.principal == sa.bindparam("principal"), _k.key == sa.bindparam("key")
+    )
 )
-_REMEMBER = sa.insert(idempotency_keys)
+_REMEMBER = Prepared(sa.insert(idempotency_keys))
 _RESERVATIONS = 0x7A7A5253  # the advisory lock key between reservations and closing a year
 _BARRIER_SHARED = sa.text("SELECT pg_advisory_xact_lock_shared(:key)")
 _BARRIER_EXCLUSIVE = sa.text("SELECT pg_advisory_xact_lock(:key)")
@@ -112,6 +114,9 @@ class Zizhi:
         self._snapshot: ContextVar[Connection | None] = ContextVar(
             f"zizhi_snapshot_{id(self)}", default=None
         )
+        # Token hash → (the revocation generation it was read at, its principal): see
+        # engine.usecases.tokens.authenticate_token. Bounded; emptied when full.
+        self.principals: dict[str, tuple[Any, Principal]] = {}
 
     def change(
         self,
@@ -243,8 +248,7 @@ class Change:
         self.ledger = Ledger(self.conn, self.history, self._zizhi.policy, self.at)
         key = self._idempotency
         if key is not None:
-            found = self.conn.execute(_LOOKUP, {"principal": key.principal, "key": key.key})
-            row = found.first()
+            row = _LOOKUP.first(self.conn, {"principal": key.principal, "key": key.key})
             if row is not None:
                 if row.request_hash != key.request_hash:
                     raise IdempotencyConflict(
@@ -306,8 +310,8 @@ class Change:
         key = self._idempotency
         if key is not None and result is not None:
             try:
-                self.conn.execute(
-                    _REMEMBER,
+                _REMEMBER.run(
+                    self.conn,
                     {
                         "principal": key.principal,
                         "key": key.key,

@@ -19,6 +19,7 @@ from engine.model import IdempotencyKey, Principal, Role
 from engine.rules import fields
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.scope import visible_community, visible_project
+from engine.store.statements import Prepared
 from engine.store.tables import demands
 from engine.store.uow import Change, Zizhi
 
@@ -27,6 +28,7 @@ DEMAND_FIELDS = {
     "resident": fields.text("resident", "居民姓名", max_length=64, single_line=True),
     "contact": fields.text("contact", "联系方式", max_length=64, single_line=True, required=False),
 }
+_INSERT = Prepared(sa.insert(demands).returning(demands))
 _LINK_FIELDS = {"demand_id": fields.FieldSpec("demand_id", "int", "需求编号", min=1, max=2**62)}
 
 
@@ -145,19 +147,18 @@ def _insert(
     clean: Mapping[str, Any],
 ) -> DemandView:
     source = "committee" if principal is not None else "public"
-    row = change.conn.execute(
-        sa.insert(demands)
-        .values(
-            community_id=community_id,
-            project_id=project_id,
-            content=clean["content"],
-            resident=clean["resident"],
-            contact=clean.get("contact"),
-            source=source,
-            created_at=change.at,
-        )
-        .returning(demands)
-    ).one()
+    row = _INSERT.one(
+        change.conn,
+        {
+            "community_id": community_id,
+            "project_id": project_id,
+            "content": clean["content"],
+            "resident": clean["resident"],
+            "contact": clean.get("contact"),
+            "source": source,
+            "created_at": change.at,
+        },
+    )
     change.history.append(
         "demand.created",
         {

@@ -126,23 +126,54 @@ def list_tokens(z: Zizhi, principal: Principal) -> list[TokenView]:
     return [_token_view(r) for r in rows]
 
 
+# Revoking a token appends ``token.revoked`` to the system chain, so the system chain's head
+# moves with every revocation: it is the generation a cached principal is checked against.
+_GENERATION = "SELECT seq FROM chain_heads WHERE chain = ?"
+_CACHED_PRINCIPALS = 10_000
+
+
+def cached_principal(z: Zizhi, token: str) -> Principal | None:
+    """The principal of a token this process has authenticated before, if it still stands
+    (see ``authenticate_token``); None: ask ``authenticate_token``."""
+    cached = z.principals.get(hash_token(token))
+    if cached is None or cached[0] != z.db.peek(_GENERATION, (SYSTEM_CHAIN,)):
+        return None
+    return cached[1]
+
+
 def authenticate_token(z: Zizhi, token: str) -> Principal:
-    """The principal a bearer token stands for; Unauthenticated if none."""
+    """The principal a bearer token stands for; Unauthenticated if none.
+
+    A token seen before is answered from a per-process cache, checked on every call against
+    the system chain's head, read fresh from the database (one primary-key read outside any
+    transaction): a revocation by any process moves that head, so a revoked token is refused
+    on the very next request everywhere.
+    """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("令牌无效")
+    digest = hash_token(token)
+    generation = z.db.peek(_GENERATION, (SYSTEM_CHAIN,))
+    cached = z.principals.get(digest)
+    if cached is not None and cached[0] == generation:
+        return cached[1]
     with z.read() as conn:
-        row = conn.execute(
-            sa.select(api_tokens).where(api_tokens.c.token_hash == hash_token(token))
-        ).first()
+        row = conn.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest)).first()
     if row is None or row.revoked_at is not None:
+        z.principals.pop(digest, None)
         raise Unauthenticated("令牌无效或已吊销")
-    return Principal(
+    principal = Principal(
         id=f"token:{row.id}",
         name=row.name,
         role=Role(row.role),
         communities=frozenset(json.loads(row.communities)),
         streets=frozenset(json.loads(row.streets)),
     )
+    if len(z.principals) >= _CACHED_PRINCIPALS:
+        z.principals.clear()
+    # Read before the token's row: a revocation committed in between moves the head past
+    # ``generation``, and the next call reads the row again.
+    z.principals[digest] = (generation, principal)
+    return principal
 
 
 def has_admin(z: Zizhi) -> bool:
