@@ -81,6 +81,7 @@ from engine.usecases.demands import (
     DEMAND_FIELDS,
     DemandView,
     add_to_project,
+    erase_personal_data,
     list_demands,
     record_demand,
 )
@@ -231,6 +232,7 @@ __all__ = [
     "create_community",
     "create_token",
     "create_user",
+    "erase_personal_data",
     "fire",
     "fiscal_year",
     "funds",

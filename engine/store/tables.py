@@ -175,11 +175,15 @@ class Demand(SQLModel, table=True):
     community_id: str = Field(max_length=64)
     project_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     content: str = Field(sa_type=sa.Text)
-    # Personal data: shown to the community's own committee and to auditors only.
-    resident: str = Field(max_length=64)
+    # Personal data: shown to the community's own committee and to auditors only; erasable
+    # on request (PIPL), which empties resident, contact and the salt and sets erased_at.
+    resident: str | None = Field(default=None, max_length=64)
     contact: str | None = Field(default=None, max_length=64)
     source: str = Field(max_length=16)  # committee | public
     created_at: datetime = _at()
+    # The random salt of the personal-data commitment in the demand.created event.
+    personal_salt: str | None = Field(default=None, max_length=64)
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Expense(SQLModel, table=True):

@@ -2,8 +2,9 @@
 
 ``verify`` checks everything the database could have been made to lie about: every chain
 link and hash, every ledger balance against the sum of its entries, every entry's running
-balances, every project's money against its own entries, and each entry against the
-``ledger.*`` event that recorded it.
+balances, every project's money against its own entries, each entry against the ``ledger.*``
+event that recorded it, and every column of every fact table (communities, projects,
+demands, expenses, closed years) against the events it came from (``engine.store.facts``).
 """
 
 from __future__ import annotations
@@ -20,22 +21,14 @@ import sqlalchemy as sa
 from engine import text
 from engine.errors import ValidationFailed
 from engine.model import ENTRY_KIND_OF_EVENT, Balance, Principal, Role
+from engine.store.facts import PROJECT_SAVES, verify_all
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.scope import scope_clause, visible_project
 from engine.store.tables import communities, events
 from engine.store.uow import Zizhi
-from engine.store.verify import verify_chains, verify_ledger
 
 # Events that change the project record itself, and so bump its version.
-_PROJECT_CHANGES = (
-    "project.year_closed",
-    "project.year_reopened",
-    "project.created",
-    "project.transitioned",
-    "expense.recorded",
-    "demand.created",
-    "demand.linked",
-)
+_PROJECT_CHANGES = PROJECT_SAVES
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,12 +203,21 @@ def replay_project(history: list[EventView]) -> ReplayedProject:
 def verify(
     z: Zizhi, principal: Principal, progress: Callable[[int], None] | None = None
 ) -> VerifyReport:
-    """Recompute every chain and re-add the ledger; the first fault, if any (auditors, admins)."""
+    """Recompute the chains, re-add the ledger and rebuild every fact table from the history;
+    the first fault, if any (auditors, admins).
+
+    An auditor scoped to communities or streets verifies, and is told about, the chains,
+    accounts and rows of those communities only; the district-wide system chain and the
+    closed years are checked for the unrestricted.
+    """
     principal.require(Role.auditor, Role.admin)
     with z.read() as conn:
-        checked, fault = verify_chains(conn, progress=progress)
-        if fault is None:
-            fault = verify_ledger(conn)
+        scope: set[str] | None = None
+        if not principal.unrestricted:
+            scope = set(
+                conn.execute(sa.select(communities.c.id).where(scope_clause(principal))).scalars()
+            )
+        checked, fault = verify_all(conn, scope, progress)
     return VerifyReport(
         ok=fault is None, checked=checked, first_bad=None if fault is None else fault.as_dict()
     )
