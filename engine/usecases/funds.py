@@ -24,7 +24,7 @@ from engine.model import (
     fiscal_year,
 )
 from engine.rules import fields
-from engine.store.ledger import balance
+from engine.store.ledger import balance, default_allocation
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.scope import visible_community
 from engine.store.tables import ledger_entries
@@ -79,9 +79,10 @@ def funds(
         visible_community(conn, principal, community_id)
         for fund in Fund:
             account = Account(community_id, fund.value, year)
-            now = balance(conn, account, z.policy)
-            then = now if as_of is None else _balance_as_of(conn, account, as_of, now)
-            views.append(_fund_view(account, then))
+            if as_of is None:
+                views.append(_fund_view(account, balance(conn, account, z.policy)))
+            else:
+                views.append(_fund_view(account, _balance_as_of(conn, account, as_of, z.policy)))
     return views
 
 
@@ -200,7 +201,13 @@ def yuan(fen: int) -> str:
     return f"{fen // 100:,}.{fen % 100:02d}"
 
 
-def _balance_as_of(conn: sa.Connection, account: Account, as_of: datetime, now: Balance) -> Balance:
+def _balance_as_of(
+    conn: sa.Connection, account: Account, as_of: datetime, policy: AllocationPolicy
+) -> Balance:
+    """The balances right after the last entry at or before ``as_of`` — what replaying the
+    history up to that moment gives. Before the account's first entry it was not yet opened:
+    it then had the default allocation and no movement, as an unopened account shows now
+    (even if the first entry set another allocation: that was a change at its own moment)."""
     e = ledger_entries.c
     row = conn.execute(
         sa.select(e.allocated_fen, e.reserved_fen, e.spent_fen)
@@ -215,16 +222,7 @@ def _balance_as_of(conn: sa.Connection, account: Account, as_of: datetime, now: 
     ).first()
     if row is not None:
         return Balance(*row)
-    # Before the account's first entry, the year had its default allocation and no movement.
-    first = conn.execute(
-        sa.select(e.amount_fen)
-        .where(
-            e.community_id == account.community_id, e.fund == account.fund, e.year == account.year
-        )
-        .order_by(e.id)
-        .limit(1)
-    ).first()
-    return Balance(first.amount_fen if first is not None else now.allocated_fen, 0, 0)
+    return Balance(default_allocation(conn, account, policy), 0, 0)
 
 
 def _fund_view(account: Account, b: Balance) -> FundView:
