@@ -56,6 +56,7 @@ from engine.rules.loader import load_definition
 from engine.rules.workflow import Workflow, WorkflowRegistry
 from engine.store.db import Database
 from engine.store.history import SYSTEM_CHAIN, canonical_json
+from engine.store.history import iso as history_time
 from engine.store.pagination import Page
 from engine.store.uow import Zizhi
 from engine.usecases.audit import (
@@ -234,6 +235,7 @@ __all__ = [
     "create_user",
     "erase_personal_data",
     "fire",
+    "history_time",
     "fiscal_year",
     "funds",
     "get_community",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 import engine
-from api.routes.audit import _csv, _json_line
+from api.routes.audit import XLSX_MEDIA_TYPE, _csv, _json_line, xlsx
 from api.web.render import render
 from api.web.session import Person, zizhi
 from engine import Role
@@ -120,6 +120,16 @@ def export_jsonl(request: Request, person: Person, search: Search) -> Response:
         (_json_line(e) for e in events),
         media_type="application/jsonl",
         headers={"Content-Disposition": 'attachment; filename="events.jsonl"'},
+    )
+
+
+@router.get("/audit/events.xlsx")
+def export_xlsx(request: Request, person: Person, search: Search) -> Response:
+    events = engine.stream_events(zizhi(request), person, _checked(search))
+    return StreamingResponse(
+        xlsx(events),
+        media_type=XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": 'attachment; filename="events.xlsx"'},
     )
 
 

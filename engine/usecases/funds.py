@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine.errors import ValidationFailed
 from engine.model import (
+    FISCAL_TZ,
     MAX_YEAR,
     MIN_YEAR,
     Account,
@@ -51,11 +52,15 @@ class StatementLine:
     kind: str
     amount_fen: int
     project_id: int | None
-    event_id: int
+    event_id: int | None  # None only on a default line
     allocated_fen: int
     reserved_fen: int
     spent_fen: int
     available_fen: int
+    # An account not used yet (opened on first use) has no entries: its statement opens with
+    # one line of the default allocation in force (id 0, no event), from the start of the
+    # year or the community's creation, whichever is later.
+    default: bool = False
 
 
 def funds(
@@ -101,7 +106,7 @@ def statement(
     check_limit(limit)
     e = ledger_entries.c
     with z.read() as conn:
-        visible_community(conn, principal, community_id)
+        community = visible_community(conn, principal, community_id)
         rows = conn.execute(
             sa.select(ledger_entries)
             .where(
@@ -128,6 +133,8 @@ def statement(
         )
         for r in rows
     ]
+    if not lines and cursor is None:
+        lines = [_default_line(community, account, z.policy)]
     return page_of(lines, limit, lambda line: line.id)
 
 
@@ -223,6 +230,24 @@ def _balance_as_of(
     if row is not None:
         return Balance(*row)
     return Balance(default_allocation(conn, account, policy), 0, 0)
+
+
+def _default_line(community: Any, account: Account, policy: AllocationPolicy) -> StatementLine:
+    allocated = policy.default_fen(account.fund, community.kind)
+    year_start = datetime(account.year, 1, 1, tzinfo=FISCAL_TZ).astimezone(UTC)
+    return StatementLine(
+        id=0,
+        at=max(year_start, community.created_at),
+        kind="allocate",
+        amount_fen=allocated,
+        project_id=None,
+        event_id=None,
+        allocated_fen=allocated,
+        reserved_fen=0,
+        spent_fen=0,
+        available_fen=allocated,
+        default=True,
+    )
 
 
 def _fund_view(account: Account, b: Balance) -> FundView:
