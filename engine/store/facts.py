@@ -297,10 +297,13 @@ class _Replay:
                 **made,
                 extra={"personal": data.get("personal"), "has_contact": data["has_contact"]},
             )
-        elif kind == "demand.linked":
-            self.demands[data["demand_id"]].values["project_id"] = project_id
-        elif kind == "demand.erased":
-            self.demands[data["demand_id"]].values["erased_at"] = at
+        elif kind in ("demand.linked", "demand.erased"):
+            # A project's own events alone (as_of) hold a pooled demand's link, not its making.
+            if (demand := self.demands.get(data["demand_id"])) is not None:
+                if kind == "demand.linked":
+                    demand.values["project_id"] = project_id
+                else:
+                    demand.values["erased_at"] = at
         elif kind == "expense.recorded":
             self.expenses[data["expense_id"]] = _Expected(
                 {
@@ -327,6 +330,20 @@ class _Replay:
             project = self.projects[project_id]
             project.values["version"] += 1
             project.values["updated_at"] = at
+
+
+def project_as_recorded(
+    rows: Iterable[Any], project_id: int
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A project's row as its events (``rows``, in chain order) leave it: (columns, details),
+    or None if they do not create it. What ``GET /projects/{id}?as_of=`` answers."""
+    replay = _Replay("")
+    for event in rows:
+        replay.apply(event)
+    found = replay.projects.get(project_id)
+    if found is None:
+        return None
+    return dict(found.values), dict(found.extra["details"])
 
 
 def _check_closed_years(conn: Connection) -> ChainFault | None:
