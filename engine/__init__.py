@@ -59,6 +59,7 @@ from engine.store.history import SYSTEM_CHAIN, canonical_json
 from engine.store.history import iso as history_time
 from engine.store.pagination import Page
 from engine.store.uow import Zizhi
+from engine.usecases.access_log import AccessView, access_records
 from engine.usecases.audit import (
     EventFilter,
     EventView,
@@ -235,6 +236,8 @@ __all__ = [
     "create_user",
     "erase_personal_data",
     "fire",
+    "AccessView",
+    "access_records",
     "history_time",
     "fiscal_year",
     "funds",

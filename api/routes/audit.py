@@ -29,7 +29,7 @@ from api.deps import (
 )
 from api.problems import responses
 from api.schemas import PageOut
-from engine import EventFilter, EventView, VerifyReport
+from engine import AccessView, EventFilter, EventView, VerifyReport
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -170,6 +170,24 @@ def export_events_xlsx(
         media_type=XLSX_MEDIA_TYPE,
         headers={"Content-Disposition": 'attachment; filename="events.xlsx"'},
     )
+
+
+@router.get(
+    "/access-log",
+    response_model=PageOut[AccessView],
+    summary="查阅记录：审计人员和街道对历史、对账单和导出的每次查询（管理员、审计人员）",
+    responses=responses("unauthenticated", "forbidden", "validation_error"),
+)
+def list_access_log(
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    actor: Annotated[
+        str | None, Query(max_length=128, pattern=SINGLE_LINE, examples=["token:3f9a1c2b4d5e"])
+    ] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> object:
+    return engine.access_records(z, principal, actor=actor, limit=limit, cursor=cursor)
 
 
 @router.get(

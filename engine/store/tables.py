@@ -258,6 +258,23 @@ class ClosedYear(SQLModel, table=True):
     event_id: int = Field(sa_type=sa.BigInteger)
 
 
+class AccessRecord(SQLModel, table=True):
+    """Who looked at what: one auditor's or street officer's query of the history, a
+    statement or an export. Its own table, never a hash chain, so readers never hold up the
+    writers' chains; append-only like the history (triggers, migration 0006)."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (sa.Index("ix_access_log_actor", "actor", "id"),)
+
+    id: int | None = _id()
+    at: datetime = _at()
+    actor: str = Field(max_length=128)
+    role: str = Field(max_length=16)
+    what: str = Field(max_length=32)  # events | export | project_history | statement | verify
+    query: str = Field(sa_type=sa.Text)  # canonical JSON of what was asked
+    rows: int = Field(sa_type=sa.BigInteger)  # how many rows the answer held
+
+
 metadata = SQLModel.metadata
 
 communities = metadata.tables["communities"]
@@ -272,6 +289,7 @@ api_tokens = metadata.tables["api_tokens"]
 users = metadata.tables["users"]
 idempotency_keys = metadata.tables["idempotency_keys"]
 closed_years = metadata.tables["closed_years"]
+access_log = metadata.tables["access_log"]
 
 # Tables that only ever grow: the database refuses UPDATE and DELETE on them.
 APPEND_ONLY = ("events", "ledger_entries")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.scope import scope_clause, visible_project
 from engine.store.tables import communities, events
 from engine.store.uow import Zizhi
+from engine.usecases.access_log import record_access
 
 # Events that change the project record itself, and so bump its version.
 _PROJECT_CHANGES = PROJECT_SAVES
@@ -117,7 +118,10 @@ def query_events(
     )
     with z.read() as conn:
         rows = conn.execute(query).all()
-    return page_of([event_view(r) for r in rows], limit, lambda e: e.id)
+    page = page_of([event_view(r) for r in rows], limit, lambda e: e.id)
+    asked = {**asdict(where), "limit": limit, "cursor": cursor}
+    record_access(z, principal, "events", asked, len(page.items))
+    return page
 
 
 def stream_events(
@@ -148,12 +152,18 @@ def stream_events(
         stack.close()
 
     def events_from(rows: Sequence[Any]) -> Iterator[EventView]:
-        with stack:
-            while rows:
-                yield from (event_view(row) for row in rows)
-                if len(rows) < batch:
-                    return
-                rows = batch_after(rows[-1].id)
+        sent = 0
+        try:
+            with stack:
+                while rows:
+                    for row in rows:
+                        yield event_view(row)
+                        sent += 1
+                    if len(rows) < batch:
+                        return
+                    rows = batch_after(rows[-1].id)
+        finally:  # finished or abandoned: the rows actually handed out
+            record_access(z, principal, "export", asdict(where), sent)
 
     return events_from(first)
 
@@ -165,6 +175,7 @@ def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[Eve
         rows = conn.execute(
             sa.select(events).where(events.c.project_id == project_id).order_by(events.c.id)
         ).all()
+    record_access(z, principal, "project_history", {"project_id": project_id}, len(rows))
     return [event_view(r) for r in rows]
 
 
@@ -218,6 +229,7 @@ def verify(
                 conn.execute(sa.select(communities.c.id).where(scope_clause(principal))).scalars()
             )
         checked, fault = verify_all(conn, scope, progress)
+    record_access(z, principal, "verify", {"ok": fault is None}, checked)
     return VerifyReport(
         ok=fault is None, checked=checked, first_bad=None if fault is None else fault.as_dict()
     )

@@ -30,6 +30,7 @@ from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.scope import visible_community
 from engine.store.tables import ledger_entries
 from engine.store.uow import Zizhi
+from engine.usecases.access_log import record_access
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,10 @@ def statement(
     ]
     if not lines and cursor is None:
         lines = [_default_line(community, account, z.policy)]
-    return page_of(lines, limit, lambda line: line.id)
+    page = page_of(lines, limit, lambda line: line.id)
+    asked = {"community_id": community_id, "fund": fund, "year": year, "cursor": cursor}
+    record_access(z, principal, "statement", {**asked, "limit": limit}, len(page.items))
+    return page
 
 
 def set_allocation(
