@@ -335,7 +335,10 @@ def verify() -> None:
             ),
         )
     if report.ok:
-        print(f"校验通过：{report.checked} 条事件，哈希链完整，账本余额与分录一致")
+        print(
+            f"校验通过：{report.checked} 条事件，哈希链完整，账本余额与分录一致，"
+            "各业务表与历史记录一致"
+        )
         return
     bad = report.first_bad or {}
     print(

@@ -10,8 +10,8 @@ row added by hand is named as the first fault:
 
 * a community from its ``community.created`` event (the name keys recomputed);
 * a project from ``project.created``, its transitions (state, the fields each action last
-  recorded, the budget), its version (one per change that saved it) and updated time, and
-  its money from its ``ledger.*`` events;
+  recorded, the budget), its version (one per change that saved it) and updated time (its
+  reserved and spent are ``verify_ledger``'s: against its entries, each against its event);
 * a demand from ``demand.created``, ``demand.linked`` and ``demand.erased``; the resident's
   name and contact, which the history never holds, against the salted commitment the
   ``demand.created`` event carries (``engine.rules.personal``);
@@ -111,13 +111,19 @@ def _communities(conn: Connection, scope: Collection[str] | None) -> list[str]:
 
 def _check_community(conn: Connection, community_id: str) -> ChainFault | None:
     replay = _Replay(community_id)
+    # Ledger events are left to verify_ledger, which checks every entry against its event and
+    # every project's reserved and spent against its entries; here they would only cost time.
     rows = conn.execute(
-        sa.select(events).where(events.c.chain == community_id).order_by(events.c.seq)
+        sa.select(*_REPLAYED)
+        .where(events.c.chain == community_id, events.c.type.not_like("ledger.%"))
+        .order_by(events.c.seq)
     )
     for event in rows:
         fault = replay.apply(event)
         if fault is not None:
             return fault
+    for project in replay.projects.values():
+        del project.values["reserved_fen"], project.values["spent_fen"]
     e = replay
     checks: list[tuple[sa.Table, str, dict[Any, _Expected], Callable[..., str | None]]] = [
         (communities, "社区", e.communities, _same_community),
@@ -132,6 +138,18 @@ def _check_community(conn: Connection, community_id: str) -> ChainFault | None:
         if fault is not None:
             return fault
     return None
+
+
+# What the replay reads of an event (its hashes are verify_chains' business).
+_REPLAYED = (
+    events.c.id,
+    events.c.seq,
+    events.c.at,
+    events.c.community_id,
+    events.c.project_id,
+    events.c.type,
+    events.c.data,
+)
 
 
 def _compare(
