@@ -37,6 +37,7 @@ from engine.model import ENTRY_KIND_OF_EVENT, Balance
 from engine.rules import personal
 from engine.store.history import SYSTEM_CHAIN
 from engine.store.tables import (
+    api_tokens,
     chain_heads,
     closed_years,
     communities,
@@ -44,6 +45,7 @@ from engine.store.tables import (
     events,
     expenses,
     projects,
+    users,
 )
 from engine.store.verify import ChainFault, verify_chains, verify_ledger
 
@@ -93,7 +95,7 @@ def verify_facts(conn: Connection, scope: Collection[str] | None = None) -> Chai
         if fault is not None:
             return fault
     if scope is None:
-        return _check_closed_years(conn)
+        return _check_closed_years(conn) or _check_grants(conn)
     return None
 
 
@@ -399,4 +401,59 @@ def _check_closed_years(conn: Connection) -> ChainFault | None:
         want = closed[year]
         reason = f"历史中已结账的 {year} 年度记录缺失"
         return ChainFault(SYSTEM_CHAIN, want.seq, want.event_id, reason)
+    return None
+
+
+def _check_grants(conn: Connection) -> ChainFault | None:
+    """API tokens and web users against ``token.*`` and ``user.created`` on the system chain:
+    name, role, scope and times (not the secrets' hashes, which the history never holds)."""
+    tokens: dict[Any, _Expected] = {}
+    people: dict[Any, _Expected] = {}
+    rows = conn.execute(
+        sa.select(*_REPLAYED)
+        .where(
+            events.c.chain == SYSTEM_CHAIN,
+            events.c.type.in_(["token.created", "token.revoked", "user.created"]),
+        )
+        .order_by(events.c.seq)
+    )
+    for event in rows:
+        data = json.loads(event.data)
+        made = {"seq": event.seq, "event_id": event.id}
+        grant = {k: data.get(k) for k in ("role", "communities", "streets")}
+        if event.type == "token.created":
+            values = {"id": data["token_id"], "name": data["name"], **grant}
+            tokens[data["token_id"]] = _Expected(
+                {**values, "created_at": event.at, "revoked_at": None}, **made
+            )
+        elif event.type == "token.revoked" and data["token_id"] in tokens:
+            tokens[data["token_id"]].values["revoked_at"] = event.at
+        elif event.type == "user.created":
+            values = {"id": data["user_id"], "username": data["username"], **grant}
+            people[data["user_id"]] = _Expected(
+                {**values, "created_at": event.at, "disabled_at": None}, **made
+            )
+    fault = _compare(
+        SYSTEM_CHAIN,
+        "令牌",
+        conn.execute(sa.select(api_tokens).order_by(api_tokens.c.id)),
+        tokens,
+        _same_grant,
+    )
+    if fault is not None:
+        return fault
+    people_rows = conn.execute(sa.select(users).order_by(users.c.id))
+    return _compare(SYSTEM_CHAIN, "用户", people_rows, people, _same_grant)
+
+
+def _same_grant(row: Any, want: _Expected) -> str | None:
+    for name, value in want.values.items():
+        found = getattr(row, name)
+        if name in ("communities", "streets"):
+            try:
+                found = json.loads(found)
+            except (TypeError, ValueError):
+                return name
+        if found != value:
+            return name
     return None
