@@ -133,6 +133,16 @@ def export_xlsx(request: Request, person: Person, search: Search) -> Response:
     )
 
 
+@router.get("/audit/access", response_class=HTMLResponse)
+def access_page(
+    request: Request,
+    person: Person,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    page = engine.access_records(zizhi(request), person, limit=100, cursor=cursor)
+    return render(request, "access_log.html", {"page": page})
+
+
 @router.get("/audit/verify", response_class=HTMLResponse)
 def verify_page(request: Request, person: Person) -> Response:
     report = engine.verify(zizhi(request), person)
