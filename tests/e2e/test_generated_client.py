@@ -25,10 +25,15 @@ from tests.e2e.server import serve
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 # The generator's own knobs: no formatter hooks (the venv's ruff is not the point here), and
-# JSON Lines exports read as bytes, the one media type it has no reader for.
+# JSON Lines and XLSX exports read as bytes, the media types it has no reader for.
 CONFIG = {
     "post_hooks": [],
-    "content_type_overrides": {"application/jsonl": "application/octet-stream"},
+    "content_type_overrides": {
+        "application/jsonl": "application/octet-stream",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": (
+            "application/octet-stream"
+        ),
+    },
 }
 
 
