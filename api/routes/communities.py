@@ -226,6 +226,7 @@ def get_demand(
         "validation_error",
         "already_exists",
         "idempotency_conflict",
+        "payload_too_large",
     ),
 )
 def erase_demand_personal_data(
