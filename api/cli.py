@@ -36,11 +36,13 @@ token_app = typer.Typer(help="API 令牌", no_args_is_help=True)
 user_app = typer.Typer(help="网页登录用户", no_args_is_help=True)
 community_app = typer.Typer(help="社区", no_args_is_help=True)
 year_app = typer.Typer(help="年度结账", no_args_is_help=True)
+demand_app = typer.Typer(help="居民需求", no_args_is_help=True)
 webhook_app = typer.Typer(help="推送订阅（webhook）", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
 app.add_typer(community_app, name="community")
 app.add_typer(year_app, name="year")
+app.add_typer(demand_app, name="demand")
 app.add_typer(webhook_app, name="webhook")
 
 err = Console(stderr=True)
@@ -337,6 +339,17 @@ def year_reopen(year: Annotated[int, typer.Argument(help="要撤销结账的年�
     )
 
 
+@demand_app.command("erase")
+def demand_erase(
+    community: Annotated[str, typer.Argument(help="社区编号")],
+    demand_id: Annotated[int, typer.Argument(help="需求编号")],
+) -> None:
+    """应居民申请删除一条需求中的姓名和联系方式；删除本身记入历史，历史校验仍然通过。"""
+    with zizhi() as z:
+        erased = engine.erase_personal_data(z, CLI, community, demand_id)
+    print(f"已删除社区 {erased.community_id} 需求 {erased.id} 中的居民姓名和联系方式")
+
+
 @app.command()
 def verify() -> None:
     """校验历史哈希链与账本；发现问题时以状态 1 退出并指出第一处。"""
@@ -353,7 +366,10 @@ def verify() -> None:
             ),
         )
     if report.ok:
-        print(f"校验通过：{report.checked} 条事件，哈希链完整，账本余额与分录一致")
+        print(
+            f"校验通过：{report.checked} 条事件，哈希链完整，账本余额与分录一致，"
+            "各业务表与历史记录一致"
+        )
         return
     bad = report.first_bad or {}
     print(

@@ -56,8 +56,10 @@ from engine.rules.loader import load_definition
 from engine.rules.workflow import Workflow, WorkflowRegistry
 from engine.store.db import Database
 from engine.store.history import SYSTEM_CHAIN, canonical_json
+from engine.store.history import iso as history_time
 from engine.store.pagination import Page
 from engine.store.uow import Zizhi
+from engine.usecases.access_log import AccessView, access_records
 from engine.usecases.audit import (
     EventFilter,
     EventView,
@@ -81,6 +83,7 @@ from engine.usecases.demands import (
     DEMAND_FIELDS,
     DemandView,
     add_to_project,
+    erase_personal_data,
     list_demands,
     record_demand,
 )
@@ -277,7 +280,11 @@ __all__ = [
     "create_community",
     "create_token",
     "create_user",
+    "erase_personal_data",
     "fire",
+    "AccessView",
+    "access_records",
+    "history_time",
     "fiscal_year",
     "funds",
     "get_community",

@@ -214,3 +214,29 @@ def get_demand(
     principal: CurrentPrincipal,
 ) -> DemandView:
     return engine.get_demand(z, principal, community_id, demand_id)
+
+
+@router.post(
+    "/{community_id}/demands/{demand_id}/erase-personal-data",
+    response_model=DemandView,
+    summary="应居民申请删除需求中的姓名和联系方式（管理员；删除本身记入历史）",
+    responses=responses(
+        "unauthenticated",
+        "forbidden",
+        "not_found",
+        "validation_error",
+        "already_exists",
+        "idempotency_conflict",
+        "payload_too_large",
+    ),
+)
+def erase_demand_personal_data(
+    community_id: CommunityId,
+    demand_id: Annotated[int, Path(ge=1, le=MAX_ID, description="需求编号"), DIGITS],
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    idempotency: Idempotency,
+) -> DemandView:
+    return engine.erase_personal_data(
+        z, principal, community_id, demand_id, idempotency=idempotency
+    )

@@ -16,6 +16,7 @@ from api.deps import (
     Idempotency,
     JsonObject,
     Limit,
+    Moment,
     ProjectId,
     YearFilter,
     ZizhiDep,
@@ -160,9 +161,16 @@ def build_router(workflows: WorkflowRegistry) -> APIRouter:
         },
     )
     def get_project(
-        project_id: ProjectId, z: ZizhiDep, principal: CurrentPrincipal, response: Response
+        project_id: ProjectId,
+        z: ZizhiDep,
+        principal: CurrentPrincipal,
+        response: Response,
+        as_of: Annotated[
+            Moment | None,
+            Query(description="ISO 8601 时刻（须带时区）；给出时返回该时刻的项目，由历史重建"),
+        ] = None,
     ) -> ProjectView:
-        view = engine.get_project(z, principal, project_id)
+        view = engine.get_project(z, principal, project_id, as_of=as_of)
         set_etag(response, view.version)
         return view
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 import engine
-from api.routes.audit import _csv, _json_line
+from api.routes.audit import XLSX_MEDIA_TYPE, _csv, _json_line, xlsx
 from api.web.render import render
 from api.web.session import Person, zizhi
 from engine import Role
@@ -121,6 +121,26 @@ def export_jsonl(request: Request, person: Person, search: Search) -> Response:
         media_type="application/jsonl",
         headers={"Content-Disposition": 'attachment; filename="events.jsonl"'},
     )
+
+
+@router.get("/audit/events.xlsx")
+def export_xlsx(request: Request, person: Person, search: Search) -> Response:
+    events = engine.stream_events(zizhi(request), person, _checked(search))
+    return StreamingResponse(
+        xlsx(events),
+        media_type=XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": 'attachment; filename="events.xlsx"'},
+    )
+
+
+@router.get("/audit/access", response_class=HTMLResponse)
+def access_page(
+    request: Request,
+    person: Person,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    page = engine.access_records(zizhi(request), person, limit=100, cursor=cursor)
+    return render(request, "access_log.html", {"page": page})
 
 
 @router.get("/audit/verify", response_class=HTMLResponse)

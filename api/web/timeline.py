@@ -48,6 +48,8 @@ def describe(event: EventView, wf: Workflow) -> str:
         return f"记录居民需求：{short}"
     if event.type == "demand.linked":
         return f"从需求池纳入需求（编号 {d.get('demand_id')}）"
+    if event.type == "demand.erased":
+        return f"应居民申请删除其姓名和联系方式（需求编号 {d.get('demand_id')}）"
     if event.type == "expense.recorded":
         return (
             f"登记支出 {engine.format_fen(int(d.get('amount_fen', 0)))}，"

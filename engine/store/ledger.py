@@ -95,10 +95,10 @@ def balance(conn: Connection, account: Account, policy: AllocationPolicy) -> Bal
     row = _BALANCE.first(conn, account.params())
     if row is not None:
         return Balance(*row)
-    return Balance(_default_allocation(conn, account, policy), 0, 0)
+    return Balance(default_allocation(conn, account, policy), 0, 0)
 
 
-def _default_allocation(conn: Connection, account: Account, policy: AllocationPolicy) -> int:
+def default_allocation(conn: Connection, account: Account, policy: AllocationPolicy) -> int:
     found = _KIND.first(conn, {"community": account.community_id})
     if found is None:
         raise NotFound(f"社区“{account.community_id}”不存在")
@@ -182,7 +182,7 @@ class Ledger:
         if allocated is None:
             if _EXISTS.first(self._conn, account.params()) is not None:
                 return False
-            allocated = _default_allocation(self._conn, account, self._policy)
+            allocated = default_allocation(self._conn, account, self._policy)
         created = self._conn.execute(
             insert_ignore(self._conn.dialect.name, fund_accounts, fund_accounts.c.year),
             {

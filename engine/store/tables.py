@@ -180,11 +180,15 @@ class Demand(SQLModel, table=True):
     community_id: str = Field(max_length=64)
     project_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     content: str = Field(sa_type=sa.Text)
-    # Personal data: shown to the community's own committee and to auditors only.
-    resident: str = Field(max_length=64)
+    # Personal data: shown to the community's own committee and to auditors only; erasable
+    # on request (PIPL), which empties resident, contact and the salt and sets erased_at.
+    resident: str | None = Field(default=None, max_length=64)
     contact: str | None = Field(default=None, max_length=64)
     source: str = Field(max_length=16)  # committee | public
     created_at: datetime = _at()
+    # The random salt of the personal-data commitment in the demand.created event.
+    personal_salt: str | None = Field(default=None, max_length=64)
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Expense(SQLModel, table=True):
@@ -259,6 +263,23 @@ class ClosedYear(SQLModel, table=True):
     event_id: int = Field(sa_type=sa.BigInteger)
 
 
+class AccessRecord(SQLModel, table=True):
+    """Who looked at what: one auditor's or street officer's query of the history, a
+    statement or an export. Its own table, never a hash chain, so readers never hold up the
+    writers' chains; append-only like the history (triggers, migration 0006)."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (sa.Index("ix_access_log_actor", "actor", "id"),)
+
+    id: int | None = _id()
+    at: datetime = _at()
+    actor: str = Field(max_length=128)
+    role: str = Field(max_length=16)
+    what: str = Field(max_length=32)  # events | export | project_history | statement | verify
+    query: str = Field(sa_type=sa.Text)  # canonical JSON of what was asked
+    rows: int = Field(sa_type=sa.BigInteger)  # how many rows the answer held
+
+
 metadata = SQLModel.metadata
 
 communities = metadata.tables["communities"]
@@ -273,6 +294,7 @@ api_tokens = metadata.tables["api_tokens"]
 users = metadata.tables["users"]
 idempotency_keys = metadata.tables["idempotency_keys"]
 closed_years = metadata.tables["closed_years"]
+access_log = metadata.tables["access_log"]
 
 # Tables that only ever grow: the database refuses UPDATE and DELETE on them.
 APPEND_ONLY = ("events", "ledger_entries")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,17 +41,25 @@ class ChainFault:
 
 
 def verify_chains(
-    conn: Connection, *, batch: int = 2000, progress: Any = None
+    conn: Connection,
+    *,
+    batch: int = 2000,
+    progress: Any = None,
+    chains: Collection[str] | None = None,
 ) -> tuple[int, ChainFault | None]:
-    """Recompute every chain; return (events checked, first fault or None).
+    """Recompute every chain (or only ``chains``); return (events checked, first fault or None).
 
     ``progress``, if given, is called with the number of events checked so far.
     """
-    heads = {row.chain: (row.seq, row.hash) for row in conn.execute(sa.select(chain_heads)).all()}
+    heads = {
+        row.chain: (row.seq, row.hash)
+        for row in conn.execute(sa.select(chain_heads)).all()
+        if chains is None or row.chain in chains
+    }
     checked = 0
     chain: str | None = None
     expected_seq, prev = 0, ""
-    for row in _stream_events(conn, batch):
+    for row in _stream_events(conn, batch, chains):
         if row.chain != chain:
             if chain is not None and (fault := _check_head(chain, expected_seq, prev, heads)):
                 return checked, fault
@@ -67,6 +75,8 @@ def verify_chains(
     if chain is not None and (fault := _check_head(chain, expected_seq, prev, heads)):
         return checked, fault
     seen = {r.chain for r in conn.execute(sa.select(events.c.chain).distinct()).all()}
+    if chains is not None:
+        seen &= set(chains)
     for name, (seq, _) in sorted(heads.items()):
         if name not in seen and seq != 0:
             return checked, ChainFault(name, 1, None, "链头记录存在，但该链的事件全部缺失")
@@ -75,17 +85,21 @@ def verify_chains(
     return checked, None
 
 
-def _stream_events(conn: Connection, batch: int) -> Iterator[Any]:
+def _stream_events(
+    conn: Connection, batch: int, chains: Collection[str] | None = None
+) -> Iterator[Any]:
     # Keyset pagination on (chain, seq): bounded memory on any database, any size.
     last_chain, last_seq = "", 0
     cols = events.c
+    only = sa.true() if chains is None else cols.chain.in_(sorted(chains))
     while True:
         rows = conn.execute(
             sa.select(events)
             .where(
+                only,
                 sa.or_(
                     cols.chain > last_chain, sa.and_(cols.chain == last_chain, cols.seq > last_seq)
-                )
+                ),
             )
             .order_by(cols.chain, cols.seq)
             .limit(batch)
@@ -139,48 +153,93 @@ def _check_head(
     return None
 
 
-def verify_ledger(conn: Connection) -> ChainFault | None:
+def verify_ledger(conn: Connection, scope: Collection[str] | None = None) -> ChainFault | None:
+    """Re-add every account (of the communities in ``scope``, if given) from its entries, and
+    compare every column of every entry with the ``ledger.*`` event that recorded it."""
     e = ledger_entries.c
+
+    def only(column: Any) -> Any:
+        return sa.true() if scope is None else column.in_(sorted(scope))
+
     sums: dict[tuple[str, str, int], Balance] = defaultdict(lambda: _ZERO)
     by_project: dict[int, Balance] = defaultdict(lambda: _ZERO)
-    recorded = _ledger_events(conn)
-    for row in conn.execute(sa.select(ledger_entries).order_by(e.id)):
+    recorded = _ledger_events(conn, only(events.c.community_id))
+    for row in conn.execute(sa.select(ledger_entries).where(only(e.community_id)).order_by(e.id)):
         key = (row.community_id, row.fund, row.year)
-        kind = ENTRY_KINDS[row.kind]
+        kind = ENTRY_KINDS.get(row.kind)
+        if kind is None:
+            return _ledger_fault(key, f"分录 {row.id} 的类型未知")
         totals = sums[key] = kind.apply(sums[key], row.amount_fen)
         if row.project_id is not None:
             by_project[row.project_id] = kind.apply(by_project[row.project_id], row.amount_fen)
         if totals != Balance(row.allocated_fen, row.reserved_fen, row.spent_fen):
             return _ledger_fault(key, f"分录 {row.id} 记载的余额与此前分录累计不符")
         event = recorded.pop(row.id, None)
-        if event is None or event != (row.kind, row.amount_fen, row.project_id):
+        if event is None or event != tuple(getattr(row, c) for c in _ENTRY_AS_RECORDED):
             return _ledger_fault(key, f"分录 {row.id} 与历史中记录它的事件不符")
     if recorded:
         entry_id = min(recorded)
         return ChainFault("ledger", 0, None, f"历史中记录的分录 {entry_id} 在账本中缺失")
-    for row in conn.execute(sa.select(fund_accounts)):
+    accounts = set()
+    for row in conn.execute(sa.select(fund_accounts).where(only(fund_accounts.c.community_id))):
         key = (row.community_id, row.fund, row.year)
-        if sums.get(key, _ZERO) != Balance(row.allocated_fen, row.reserved_fen, row.spent_fen):
+        accounts.add(key)
+        if key not in sums:
+            return _ledger_fault(key, "账户没有任何分录（被人为添加）")
+        if sums[key] != Balance(row.allocated_fen, row.reserved_fen, row.spent_fen):
             return _ledger_fault(key, "账户余额不等于其分录之和")
+    if missing := sorted(set(sums) - accounts):
+        return _ledger_fault(missing[0], "账户有分录，但账户记录缺失")
     for row in conn.execute(
-        sa.select(projects.c.id, projects.c.reserved_fen, projects.c.spent_fen)
+        sa.select(projects.c.id, projects.c.reserved_fen, projects.c.spent_fen).where(
+            only(projects.c.community_id)
+        )
     ):
         if by_project.get(row.id, _ZERO) != Balance(0, row.reserved_fen, row.spent_fen):
             return ChainFault("ledger", 0, None, f"项目 {row.id} 的预留或支出金额与分录不符")
     return None
 
 
-def _ledger_events(conn: Connection) -> dict[int, tuple[str, int, int | None]]:
+# An entry's columns, in the order ``_ledger_events`` reads them from its event.
+_ENTRY_AS_RECORDED = (
+    "kind",
+    "amount_fen",
+    "project_id",
+    "community_id",
+    "fund",
+    "year",
+    "event_id",
+    "at",
+    "allocated_fen",
+    "reserved_fen",
+    "spent_fen",
+)
+
+
+def _ledger_events(conn: Connection, where: Any) -> dict[int, tuple[Any, ...]]:
     recorded = {}
+    c = events.c
     rows = conn.execute(
-        sa.select(events.c.type, events.c.data, events.c.project_id).where(
-            events.c.type.in_(list(ENTRY_KIND_OF_EVENT))
+        sa.select(c.type, c.data, c.project_id, c.community_id, c.at).where(
+            c.type.in_(list(ENTRY_KIND_OF_EVENT)), where
         )
     )
     for row in rows:
         data = json.loads(row.data)
         kind = ENTRY_KIND_OF_EVENT[row.type].name
-        recorded[data["entry_id"]] = (kind, data["amount_fen"], row.project_id)
+        recorded[data["entry_id"]] = (
+            kind,
+            data["amount_fen"],
+            row.project_id,
+            row.community_id,
+            data["fund"],
+            data["year"],
+            data["cause_event_id"],
+            row.at,
+            data["allocated_fen"],
+            data["reserved_fen"],
+            data["spent_fen"],
+        )
     return recorded
 
 

@@ -2,8 +2,9 @@
 
 ``verify`` checks everything the database could have been made to lie about: every chain
 link and hash, every ledger balance against the sum of its entries, every entry's running
-balances, every project's money against its own entries, and each entry against the
-``ledger.*`` event that recorded it.
+balances, every project's money against its own entries, each entry against the ``ledger.*``
+event that recorded it, and every column of every fact table (communities, projects,
+demands, expenses, closed years) against the events it came from (``engine.store.facts``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,23 +21,15 @@ import sqlalchemy as sa
 from engine import text
 from engine.errors import ValidationFailed
 from engine.model import ENTRY_KIND_OF_EVENT, Balance, Principal, Role
+from engine.store.facts import PROJECT_SAVES, verify_all
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.scope import scope_clause, visible_project
 from engine.store.tables import communities, events
 from engine.store.uow import Zizhi
-from engine.store.verify import verify_chains, verify_ledger
+from engine.usecases.access_log import record_access
 
 # Events that change the project record itself, and so bump its version.
-_PROJECT_CHANGES = (
-    "project.year_closed",
-    "project.year_reopened",
-    "project.created",
-    "project.transitioned",
-    "expense.recorded",
-    "demand.created",
-    "demand.linked",
-    "project.self_managed",  # 自治管理 follow-ups (issue 12)
-)
+_PROJECT_CHANGES = PROJECT_SAVES
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +118,10 @@ def query_events(
     )
     with z.read() as conn:
         rows = conn.execute(query).all()
-    return page_of([event_view(r) for r in rows], limit, lambda e: e.id)
+    page = page_of([event_view(r) for r in rows], limit, lambda e: e.id)
+    asked = {**asdict(where), "limit": limit, "cursor": cursor}
+    record_access(z, principal, "events", asked, len(page.items))
+    return page
 
 
 def stream_events(
@@ -156,12 +152,18 @@ def stream_events(
         stack.close()
 
     def events_from(rows: Sequence[Any]) -> Iterator[EventView]:
-        with stack:
-            while rows:
-                yield from (event_view(row) for row in rows)
-                if len(rows) < batch:
-                    return
-                rows = batch_after(rows[-1].id)
+        sent = 0
+        try:
+            with stack:
+                while rows:
+                    for row in rows:
+                        yield event_view(row)
+                        sent += 1
+                    if len(rows) < batch:
+                        return
+                    rows = batch_after(rows[-1].id)
+        finally:  # finished or abandoned: the rows actually handed out
+            record_access(z, principal, "export", asdict(where), sent)
 
     return events_from(first)
 
@@ -173,6 +175,7 @@ def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[Eve
         rows = conn.execute(
             sa.select(events).where(events.c.project_id == project_id).order_by(events.c.id)
         ).all()
+    record_access(z, principal, "project_history", {"project_id": project_id}, len(rows))
     return [event_view(r) for r in rows]
 
 
@@ -211,12 +214,22 @@ def replay_project(history: list[EventView]) -> ReplayedProject:
 def verify(
     z: Zizhi, principal: Principal, progress: Callable[[int], None] | None = None
 ) -> VerifyReport:
-    """Recompute every chain and re-add the ledger; the first fault, if any (auditors, admins)."""
+    """Recompute the chains, re-add the ledger and rebuild every fact table from the history;
+    the first fault, if any (auditors, admins).
+
+    An auditor scoped to communities or streets verifies, and is told about, the chains,
+    accounts and rows of those communities only; the district-wide system chain and the
+    closed years are checked for the unrestricted.
+    """
     principal.require(Role.auditor, Role.admin)
     with z.read() as conn:
-        checked, fault = verify_chains(conn, progress=progress)
-        if fault is None:
-            fault = verify_ledger(conn)
+        scope: set[str] | None = None
+        if not principal.unrestricted:
+            scope = set(
+                conn.execute(sa.select(communities.c.id).where(scope_clause(principal))).scalars()
+            )
+        checked, fault = verify_all(conn, scope, progress)
+    record_access(z, principal, "verify", {"ok": fault is None}, checked)
     return VerifyReport(
         ok=fault is None, checked=checked, first_bad=None if fault is None else fault.as_dict()
     )

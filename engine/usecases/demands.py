@@ -2,7 +2,10 @@
 
 A resident's name and contact are personal data: stored in the demands table only, shown to
 the community's own committee and to auditors, and never written into history events (which
-street officers, webhooks and exports see).
+street officers, webhooks and exports see). The ``demand.created`` event commits to them by a
+salted hash (``engine.rules.personal``), so ``verify`` catches an edit of either, and an admin
+can erase them on a resident's request (PIPL): ``erase_personal_data``, itself a
+``demand.erased`` event, after which the history still verifies.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.errors import ActionNotAllowed, GuardFailed, NotFound
+from engine.errors import ActionNotAllowed, AlreadyExists, GuardFailed, NotFound
 from engine.model import IdempotencyKey, Principal, Role
-from engine.rules import fields
+from engine.rules import fields, personal
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.scope import visible_community, visible_project
 from engine.store.statements import Prepared
@@ -42,6 +45,7 @@ class DemandView:
     created_at: datetime
     resident: str | None = None  # personal data: None unless the reader may see it
     contact: str | None = None
+    erased_at: datetime | None = None  # when the resident's name and contact were erased
     # The project's version after the demand was added to it, in that answer (its ETag).
     project_version: int | None = None
 
@@ -147,6 +151,7 @@ def _insert(
     clean: Mapping[str, Any],
 ) -> DemandView:
     source = "committee" if principal is not None else "public"
+    salt = personal.new_salt()
     row = _INSERT.one(
         change.conn,
         {
@@ -157,6 +162,7 @@ def _insert(
             "contact": clean.get("contact"),
             "source": source,
             "created_at": change.at,
+            "personal_salt": salt,
         },
     )
     change.history.append(
@@ -166,6 +172,7 @@ def _insert(
             "source": source,
             "content": row.content,
             "has_contact": row.contact is not None,
+            "personal": personal.commitment(salt, row.resident, row.contact),
         },
         community_id=community_id,
         project_id=project_id,
@@ -196,8 +203,51 @@ def _link(
     return _view(row, principal)
 
 
+def erase_personal_data(
+    z: Zizhi,
+    principal: Principal,
+    community_id: str,
+    demand_id: int,
+    *,
+    idempotency: IdempotencyKey | None = None,
+) -> DemandView:
+    """Erase a resident's name and contact from a demand on request (admin; PIPL).
+
+    The name, the contact and the salt of their commitment are emptied in the demand's row;
+    the content and the demand's place in the history stay. The erasure is itself recorded
+    (``demand.erased``), so the history still verifies and shows that it happened.
+    """
+    principal.require(Role.admin)
+    d = demands.c
+    with z.change(principal, idempotency, community=community_id) as change:
+        if (done := change.replay(DemandView)) is not None:
+            return done
+        row = change.conn.execute(
+            sa.update(demands)
+            .where(d.id == demand_id, d.community_id == community_id, d.erased_at.is_(None))
+            .values(resident=None, contact=None, personal_salt=None, erased_at=change.at)
+            .returning(demands)
+        ).first()
+        if row is None:
+            found = change.conn.execute(
+                sa.select(d.erased_at).where(d.id == demand_id, d.community_id == community_id)
+            ).first()
+            if found is None:
+                raise NotFound(f"社区 {community_id} 没有需求 {demand_id}")
+            raise AlreadyExists(f"需求 {demand_id} 的居民姓名和联系方式已经删除")
+        change.history.append(
+            "demand.erased",
+            {"demand_id": demand_id},
+            community_id=community_id,
+            project_id=row.project_id,
+        )
+        view = _view(row, principal)
+        change.commit(view)
+    return view
+
+
 def _view(row: Any, principal: Principal | None) -> DemandView:
-    personal = principal is not None and principal.sees_personal_data(row.community_id)
+    sees = principal is not None and principal.sees_personal_data(row.community_id)
     return DemandView(
         id=row.id,
         community_id=row.community_id,
@@ -205,6 +255,7 @@ def _view(row: Any, principal: Principal | None) -> DemandView:
         content=row.content,
         source=row.source,
         created_at=row.created_at,
-        resident=row.resident if personal else None,
-        contact=row.contact if personal else None,
+        resident=row.resident if sees else None,
+        contact=row.contact if sees else None,
+        erased_at=row.erased_at,
     )

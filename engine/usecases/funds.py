@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine.errors import ValidationFailed
 from engine.model import (
+    FISCAL_TZ,
     MAX_YEAR,
     MIN_YEAR,
     Account,
@@ -24,11 +25,12 @@ from engine.model import (
     fiscal_year,
 )
 from engine.rules import fields
-from engine.store.ledger import balance
+from engine.store.ledger import balance, default_allocation
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.scope import visible_community
 from engine.store.tables import ledger_entries
 from engine.store.uow import Zizhi
+from engine.usecases.access_log import record_access
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +53,15 @@ class StatementLine:
     kind: str
     amount_fen: int
     project_id: int | None
-    event_id: int
+    event_id: int | None  # None only on a default line
     allocated_fen: int
     reserved_fen: int
     spent_fen: int
     available_fen: int
+    # An account not used yet (opened on first use) has no entries: its statement opens with
+    # one line of the default allocation in force (id 0, no event), from the start of the
+    # year or the community's creation, whichever is later.
+    default: bool = False
 
 
 def funds(
@@ -79,9 +85,10 @@ def funds(
         visible_community(conn, principal, community_id)
         for fund in Fund:
             account = Account(community_id, fund.value, year)
-            now = balance(conn, account, z.policy)
-            then = now if as_of is None else _balance_as_of(conn, account, as_of, now)
-            views.append(_fund_view(account, then))
+            if as_of is None:
+                views.append(_fund_view(account, balance(conn, account, z.policy)))
+            else:
+                views.append(_fund_view(account, _balance_as_of(conn, account, as_of, z.policy)))
     return views
 
 
@@ -100,7 +107,7 @@ def statement(
     check_limit(limit)
     e = ledger_entries.c
     with z.read() as conn:
-        visible_community(conn, principal, community_id)
+        community = visible_community(conn, principal, community_id)
         rows = conn.execute(
             sa.select(ledger_entries)
             .where(
@@ -127,7 +134,12 @@ def statement(
         )
         for r in rows
     ]
-    return page_of(lines, limit, lambda line: line.id)
+    if not lines and cursor is None:
+        lines = [_default_line(community, account, z.policy)]
+    page = page_of(lines, limit, lambda line: line.id)
+    asked = {"community_id": community_id, "fund": fund, "year": year, "cursor": cursor}
+    record_access(z, principal, "statement", {**asked, "limit": limit}, len(page.items))
+    return page
 
 
 def set_allocation(
@@ -200,7 +212,13 @@ def yuan(fen: int) -> str:
     return f"{fen // 100:,}.{fen % 100:02d}"
 
 
-def _balance_as_of(conn: sa.Connection, account: Account, as_of: datetime, now: Balance) -> Balance:
+def _balance_as_of(
+    conn: sa.Connection, account: Account, as_of: datetime, policy: AllocationPolicy
+) -> Balance:
+    """The balances right after the last entry at or before ``as_of`` — what replaying the
+    history up to that moment gives. Before the account's first entry it was not yet opened:
+    it then had the default allocation and no movement, as an unopened account shows now
+    (even if the first entry set another allocation: that was a change at its own moment)."""
     e = ledger_entries.c
     row = conn.execute(
         sa.select(e.allocated_fen, e.reserved_fen, e.spent_fen)
@@ -215,16 +233,25 @@ def _balance_as_of(conn: sa.Connection, account: Account, as_of: datetime, now: 
     ).first()
     if row is not None:
         return Balance(*row)
-    # Before the account's first entry, the year had its default allocation and no movement.
-    first = conn.execute(
-        sa.select(e.amount_fen)
-        .where(
-            e.community_id == account.community_id, e.fund == account.fund, e.year == account.year
-        )
-        .order_by(e.id)
-        .limit(1)
-    ).first()
-    return Balance(first.amount_fen if first is not None else now.allocated_fen, 0, 0)
+    return Balance(default_allocation(conn, account, policy), 0, 0)
+
+
+def _default_line(community: Any, account: Account, policy: AllocationPolicy) -> StatementLine:
+    allocated = policy.default_fen(account.fund, community.kind)
+    year_start = datetime(account.year, 1, 1, tzinfo=FISCAL_TZ).astimezone(UTC)
+    return StatementLine(
+        id=0,
+        at=max(year_start, community.created_at),
+        kind="allocate",
+        amount_fen=allocated,
+        project_id=None,
+        event_id=None,
+        allocated_fen=allocated,
+        reserved_fen=0,
+        spent_fen=0,
+        available_fen=allocated,
+        default=True,
+    )
 
 
 def _fund_view(account: Account, b: Balance) -> FundView:

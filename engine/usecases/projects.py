@@ -8,7 +8,7 @@ the project once and commits.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,10 +19,11 @@ from engine.model import IdempotencyKey, Principal, ProjectRecord, Role, fiscal_
 from engine.rules import fields
 from engine.rules.effects import EFFECTS
 from engine.rules.workflow import Workflow
+from engine.store.facts import project_as_recorded
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
 from engine.store.scope import scope_clause
 from engine.store.statements import Prepared
-from engine.store.tables import closed_years, communities, demands, projects
+from engine.store.tables import closed_years, communities, demands, events, projects
 from engine.store.uow import Change, Zizhi
 
 PROJECT_FIELDS = {
@@ -197,14 +198,34 @@ def fire(
     return view
 
 
-def get_project(z: Zizhi, principal: Principal, project_id: int) -> ProjectView:
-    """One project, with the actions the principal may fire now."""
+def get_project(
+    z: Zizhi, principal: Principal, project_id: int, *, as_of: datetime | None = None
+) -> ProjectView:
+    """One project, with the actions the principal may fire now; or, ``as_of`` a past
+    moment, the project as it stood then, rebuilt from its history events up to that moment
+    (with no actions: nobody acts in the past)."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise ValidationFailed.fields({"as_of": "时间必须带时区，例如 2026-03-01T12:00:00+08:00"})
     with z.read() as conn:
         row = conn.execute(_READ, {"project": project_id}).first()
-    if row is None or not principal.covers(row.community_id, row.street):
-        raise NotFound(f"项目 {project_id} 不存在")
+        if row is None or not principal.covers(row.community_id, row.street):
+            raise NotFound(f"项目 {project_id} 不存在")
+        if as_of is not None:
+            history = conn.execute(
+                sa.select(events)
+                .where(events.c.project_id == project_id, events.c.at <= as_of)
+                .order_by(events.c.chain, events.c.seq)
+            ).all()
     project = ProjectRecord.from_row(row)
-    return _view(project, z.workflows.get(project.workflow, project.workflow_version), principal)
+    wf = z.workflows.get(project.workflow, project.workflow_version)
+    if as_of is None:
+        return _view(project, wf, principal)
+    then = project_as_recorded(history, project_id)
+    if then is None:
+        raise NotFound(f"项目 {project_id} 在该时刻尚未创建")
+    values, details = then
+    past = ProjectRecord(**values, details=details)
+    return replace(_view(past, wf, principal), allowed_actions=[])
 
 
 def list_projects(

@@ -182,13 +182,14 @@ PAGES = {
     "street": "/street",
     "audit": "/audit",
     "verify": "/audit/verify",
+    "access": "/audit/access",
 }
 # What each person gets: 200 a page, 303 sent on (home), 403 not their role, 404 not theirs.
-_TABLE = {  # home project foreign pool foreign statement foreign new street audit verify
-    "committee": (200, 200, 404, 200, 404, 200, 404, 200, 403, 403, 403),
-    "officer":   (303, 200, 404, 200, 404, 200, 404, 403, 200, 200, 403),
-    "stranger":  (303, 404, 200, 404, 200, 404, 200, 403, 200, 200, 403),
-    "auditor":   (303, 200, 200, 200, 200, 200, 200, 403, 403, 200, 200),
+_TABLE = {  # home project foreign pool foreign statement foreign new street audit verify access
+    "committee": (200, 200, 404, 200, 404, 200, 404, 200, 403, 403, 403, 403),
+    "officer":   (303, 200, 404, 200, 404, 200, 404, 403, 200, 200, 403, 403),
+    "stranger":  (303, 404, 200, 404, 200, 404, 200, 403, 200, 200, 403, 403),
+    "auditor":   (303, 200, 200, 200, 200, 200, 200, 403, 403, 200, 200, 200),
 }  # fmt: skip
 EXPECTED = {who: dict(zip(PAGES, row, strict=True)) for who, row in _TABLE.items()}
 
@@ -215,6 +216,19 @@ def test_every_page_for_every_role_in_its_own_and_a_foreign_community(
             path = pattern.format(**scene)
             answer = anonymous.get(path, follow_redirects=False)
             assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
+
+
+def test_an_auditor_s_search_shows_in_the_access_log_page(
+    z: Zizhi, scene: dict[str, object]
+) -> None:
+    with browser(z) as client:
+        sign_in(client, str(scene["auditor"]))
+        assert client.get(f"/audit?community_id={scene['community']}").status_code == 200
+        page = client.get("/audit/access")
+        assert page.status_code == 200
+        assert "查询历史" in page.text and f"community_id={scene['community']}" in page.text
+        refused = client.get("/audit/access?cursor=not-a-cursor")
+        assert refused.status_code == 422 and "Traceback" not in refused.text
 
 
 def test_a_script_in_a_demand_is_shown_as_text(z: Zizhi, scene: dict[str, object]) -> None:

@@ -78,6 +78,7 @@ EVENT_TYPES: dict[str, EventType] = {
             {"demand_id": INT, "source": TEXT, "has_contact": {"type": "boolean"}},
         ),
         EventType("demand.linked", "需求纳入项目", {"demand_id": INT}),
+        EventType("demand.erased", "删除居民个人信息", {"demand_id": INT}),
         EventType(
             "expense.recorded",
             "登记支出",
@@ -138,8 +139,9 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("webhook.test", "推送测试", {"webhook_id": TEXT, "message": TEXT}),
     ]
 }
-# Fields left out of a message: free text a resident wrote may hold their name or phone.
-_WITHHELD = {"demand.created": {"content"}}
+# Fields left out of a message: free text a resident wrote may hold their name or phone; the
+# salted commitment to the name and contact is for verification, not for receivers.
+_WITHHELD = {"demand.created": {"content", "personal"}}
 _PATTERN = re.compile(r"^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_]+)$")
 
 
