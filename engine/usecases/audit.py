@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from engine import text
 from engine.errors import ValidationFailed
 from engine.model import ENTRY_KIND_OF_EVENT, Balance, Principal, Role
-from engine.store.pagination import Page, check_limit, decode_cursor, page_of
+from engine.store import feed
+from engine.store.pagination import Page, check_limit
 from engine.store.scope import scope_clause, visible_project
 from engine.store.tables import communities, events
 from engine.store.uow import Zizhi
@@ -114,23 +115,30 @@ def query_events(
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[EventView]:
-    """One page of the history events the principal may see, oldest first, filtered."""
+    """One page of the history events the principal may see, in feed order, filtered.
+
+    Paging on ``next_cursor`` sees every event exactly once, however writers interleave
+    (``engine.store.feed``)."""
     check_limit(limit)
-    query = (
-        _scoped(principal, where)
-        .where(events.c.id > decode_cursor(cursor, 0))
-        .order_by(events.c.id)
-        .limit(limit + 1)
-    )
+    start = feed.decode_cursor(cursor)
     with z.read() as conn:
+        query = (
+            _scoped(principal, where)
+            .where(feed.visible(conn.dialect.name), feed.after(start))
+            .order_by(*feed.order())
+            .limit(limit + 1)
+        )
         rows = conn.execute(query).all()
-    return page_of([event_view(r) for r in rows], limit, lambda e: e.id)
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return Page([event_view(r) for r in rows], feed.encode_cursor(feed.key_of(rows[-1])))
+    return Page([event_view(r) for r in rows], None)
 
 
 def stream_events(
     z: Zizhi, principal: Principal, where: EventFilter, *, batch: int = 1000
 ) -> Iterator[EventView]:
-    """Every matching event, oldest first, read in batches (for CSV and JSON Lines export).
+    """Every matching event in feed order, read in batches (for CSV and JSON Lines export).
 
     Access, filters and the first batch are done now, before the caller starts answering,
     so a refusal or a failing database is an error answer rather than a broken download.
@@ -141,13 +149,15 @@ def stream_events(
     stack = ExitStack()
     conn = stack.enter_context(z.read())
 
-    def batch_after(after: int) -> Sequence[Any]:
+    def batch_after(after: feed.FeedKey) -> Sequence[Any]:
         return conn.execute(
-            base.where(events.c.id > after).order_by(events.c.id).limit(batch)
+            base.where(feed.visible(conn.dialect.name), feed.after(after))
+            .order_by(*feed.order())
+            .limit(batch)
         ).all()
 
     try:
-        first = batch_after(0)
+        first = batch_after(feed.START)
     except BaseException:
         stack.close()
         raise
@@ -160,7 +170,7 @@ def stream_events(
                 yield from (event_view(row) for row in rows)
                 if len(rows) < batch:
                     return
-                rows = batch_after(rows[-1].id)
+                rows = batch_after(feed.key_of(rows[-1]))
 
     return events_from(first)
 
@@ -177,7 +187,9 @@ def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[Eve
 
 def event_view(row: Any) -> EventView:
     """An ``events`` row as an ``EventView``, its data parsed."""
-    return EventView(**{**row._mapping, "data": json.loads(row.data)})
+    fields = dict(row._mapping)
+    fields.pop("xid", None)  # the feed's order, not part of the event
+    return EventView(**{**fields, "data": json.loads(row.data)})
 
 
 @dataclass(frozen=True, slots=True)

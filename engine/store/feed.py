@@ -1,0 +1,83 @@
+"""The feed: every committed event exactly once, in an order that never changes.
+
+Event ids come from a sequence, so on PostgreSQL a transaction can commit a lower id after a
+higher one is already visible; a reader paging by id would page past it. The feed instead
+orders events by ``(xid, id)`` — ``xid`` is the writing transaction's id
+(``pg_current_xact_id()``, the column's default, a 64-bit counter that never wraps) — and
+shows only events whose ``xid`` is below the *watermark*
+``pg_snapshot_xmin(pg_current_snapshot())``, the oldest transaction still running. Every
+transaction below the watermark has finished, and any transaction that has not yet written
+gets a higher id, so nothing can ever appear below the watermark again: the feed up to it
+is final and only ever grows at its end. Writers take no new lock and issue no new
+statement (the id is a column default); a long write transaction only holds back how far
+the feed reaches, never what it shows.
+
+On SQLite one transaction writes at a time (``BEGIN IMMEDIATE``) and rowids are handed out
+in commit order, so ``xid`` is 0 and id order is commit order.
+
+Events written before migration 0006 have ``xid`` 0: all committed, ordered by id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.errors import ValidationFailed
+from engine.store.tables import events
+
+FeedKey = tuple[int, int]  # (xid, id)
+START: FeedKey = (-1, 0)
+
+_WATERMARK: sa.ColumnElement[int] = sa.literal_column(
+    "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+)
+_MAX = 2**63
+
+
+def order() -> tuple[sa.Column[Any], sa.Column[Any]]:
+    return events.c.xid, events.c.id
+
+
+def visible(dialect: str) -> sa.ColumnElement[bool]:
+    """Events whose place in the feed is final (all of them on SQLite)."""
+    if dialect == "sqlite":
+        return sa.true()
+    return events.c.xid < _WATERMARK
+
+
+def after(key: FeedKey) -> sa.ColumnElement[bool]:
+    return sa.tuple_(events.c.xid, events.c.id) > sa.tuple_(
+        sa.literal(key[0], sa.BigInteger), sa.literal(key[1], sa.BigInteger)
+    )
+
+
+def key_of(row: Any) -> FeedKey:
+    return int(row.xid), int(row.id)
+
+
+def encode_cursor(key: FeedKey) -> str:
+    raw = json.dumps({"feed": list(key)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> FeedKey:
+    """The feed key after which the next page starts; a cursor is only ever a position, so
+    whatever it says, the reader's scope and filters still decide what is shown."""
+    if not cursor:
+        return START
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["feed"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise ValidationFailed.fields({"cursor": "分页游标无效"}) from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(type(part) is int and 0 <= part < _MAX for part in value)
+    ):
+        raise ValidationFailed.fields({"cursor": "分页游标无效"})
+    return value[0], value[1]
