@@ -69,6 +69,24 @@ from engine.usecases.audit import (
     stream_events,
     verify,
 )
+from engine.usecases.checkpoints import (
+    CheckpointReport,
+    CheckpointView,
+    ConsistencyProof,
+    InclusionProof,
+    PublicKeyView,
+    checkpoint,
+    checkpoint_json,
+    consistency_proof,
+    ensure_signing_key,
+    inclusion_proof,
+    latest_checkpoint,
+    parse_checkpoint,
+    public_key,
+    publish_checkpoint,
+    verify_checkpoint,
+    verify_signature,
+)
 from engine.usecases.communities import (
     COMMUNITY_ID_PATTERN,
     PLACE_FIELDS,
@@ -148,6 +166,22 @@ from engine.usecases.webhooks import (
 )
 
 __all__ = [
+    "CheckpointReport",
+    "CheckpointView",
+    "ConsistencyProof",
+    "InclusionProof",
+    "PublicKeyView",
+    "checkpoint",
+    "checkpoint_json",
+    "consistency_proof",
+    "ensure_signing_key",
+    "inclusion_proof",
+    "latest_checkpoint",
+    "parse_checkpoint",
+    "public_key",
+    "publish_checkpoint",
+    "verify_checkpoint",
+    "verify_signature",
     # webhooks (issue 10)
     "COMMUNITY_ID_PATTERN",
     "WEBHOOK_FORMATS",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -64,10 +65,22 @@ def _board(
     sent: bool = False,
     status: int = 200,
 ) -> Response:
-    board = engine.notice_board(zizhi(request), community_id, year)
+    z = zizhi(request)
+    board = engine.notice_board(z, community_id, year)
+    # The latest signed checkpoint, so copies of it live outside the server (the first
+    # page ever shown signs one).
+    checkpoint = engine.latest_checkpoint(z) or engine.checkpoint(z)
+    signed_at = datetime.fromisoformat(checkpoint.timestamp).astimezone(engine.FISCAL_TZ)
     return render(
         request,
         "public_board.html",
-        {"board": board, "failed": failed, "sent": sent, "values": failed.values if failed else {}},
+        {
+            "board": board,
+            "failed": failed,
+            "sent": sent,
+            "values": failed.values if failed else {},
+            "checkpoint": checkpoint,
+            "checkpoint_at": signed_at.strftime("%Y-%m-%d %H:%M"),
+        },
         status_code=status,
     )

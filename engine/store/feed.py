@@ -33,8 +33,19 @@ from engine.store.tables import events
 FeedKey = tuple[int, int]  # (xid, id)
 START: FeedKey = (-1, 0)
 
+# Transaction ids are server-wide, so a transaction in another database on the same server
+# would hold the feed back too, though it cannot write our events. The watermark is the
+# lowest transaction running at the snapshot (``pg_snapshot_xip``; anything from
+# ``pg_snapshot_xmax`` on counts as running) *unless* pg_stat_activity shows it running in
+# another database — one that ended meanwhile, or one the role may not see, counts as ours.
+# Below it, as below ``pg_snapshot_xmin``, every transaction that may write events is over.
 _WATERMARK: sa.ColumnElement[int] = sa.literal_column(
-    "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+    "(SELECT LEAST(pg_snapshot_xmax(s.snap)::text::bigint,"
+    " (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) AS x"
+    "  WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a"
+    "   WHERE a.datname <> current_database()"
+    "   AND a.backend_xid::text::bigint = mod(x::text::bigint, 4294967296))))"
+    " FROM (SELECT pg_current_snapshot() AS snap) AS s)"
 )
 _MAX = 2**63
 
