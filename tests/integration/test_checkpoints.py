@@ -242,3 +242,51 @@ def test_zizhi_verify_checkpoint(fresh_z: Zizhi, tmp_path: Path) -> None:
     caught = _cli(fresh_z, "verify", "--checkpoint", str(good))
     assert caught.returncode == 1, caught.stdout + caught.stderr
     assert "校验失败" in caught.stdout and "改写" in caught.stdout
+
+
+def test_the_dispatcher_records_a_checkpoint_a_day_and_webhooks_carry_it(
+    fresh_z: Zizhi,
+) -> None:
+    from datetime import timedelta
+
+    from engine import subscriptions
+    from engine.model import utc_now
+    from tests.webhooks import LOCAL, dispatching, receiving, wait_for
+
+    _grow(World(fresh_z), 1)
+    now = [utc_now()]
+    z = Zizhi(fresh_z.db, fresh_z.workflows, clock=lambda: now[0])
+    with receiving() as receiver:
+        hook = subscriptions.create_subscription(
+            z, CLI, LOCAL, url=receiver.url, events=["audit.checkpoint"]
+        )
+        with dispatching(z) as dispatcher:
+            dispatcher.checkpoint_round()
+            dispatcher.checkpoint_round()  # looked at again at once: nothing new
+            now[0] += timedelta(days=1, minutes=1)
+            dispatcher.checkpoint_round()  # not yet looked at again
+            dispatcher._next_checkpoint_look = 0.0  # the next look, a day later
+            dispatcher.checkpoint_round()
+            dispatcher.run_until_idle()
+        wait_for(lambda: len(receiver.seen) == 2)
+        receiver.verified(str(hook.secret))
+    recorded = engine.query_events(z, CLI, engine.EventFilter(type="audit.checkpoint")).items
+    assert len(recorded) == 2
+    sizes = [e.data["tree_size"] for e in recorded]
+    assert sizes[0] < sizes[1]  # the first checkpoint event is itself in the second tree
+    # What a webhook receiver kept verifies against the history later.
+    kept = {"format": "zizhi-checkpoint/1", **recorded[0].data}
+    assert engine.verify_checkpoint(z, CLI, kept).ok
+
+
+def test_zizhi_checkpoint_prints_a_checkpoint_verify_accepts(
+    fresh_z: Zizhi, tmp_path: Path
+) -> None:
+    _grow(World(fresh_z), 1)
+    made = _cli(fresh_z, "checkpoint")
+    assert made.returncode == 0, made.stderr
+    kept = tmp_path / "kept.json"
+    kept.write_text(made.stdout, encoding="utf-8")
+    assert json.loads(made.stdout)["tree_size"] > 0
+    checked = _cli(fresh_z, "verify", "--checkpoint", str(kept))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
