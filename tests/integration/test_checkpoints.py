@@ -177,6 +177,7 @@ def test_a_consistent_rewrite_before_the_checkpoint_is_caught(fresh_z: Zizhi) ->
         "community_id = NULL",
         "chain = 'elsewhere'",
         "DELETE",
+        "PLANT",  # a made-up event slipped in before the checkpoint, on a chain of its own
     ],
 )
 def test_any_single_edit_before_the_checkpoint_is_caught(fresh_z: Zizhi, edit: str) -> None:
@@ -185,11 +186,12 @@ def test_any_single_edit_before_the_checkpoint_is_caught(fresh_z: Zizhi, edit: s
     _unguard(fresh_z)
     if edit.startswith("at"):
         edit = "at = '2020-01-01 00:00:00'" if fresh_z.db.is_sqlite else "at = at - interval '1s'"
-    statement = (
-        f"DELETE FROM events WHERE id = {victim}"
-        if edit == "DELETE"
-        else f"UPDATE events SET {edit} WHERE id = {victim}"
-    )
+    columns = "seq, at, actor, role, community_id, project_id, type, data, prev_hash, hash"
+    statement = {
+        "DELETE": f"DELETE FROM events WHERE id = {victim}",
+        "PLANT": f"INSERT INTO events (chain, xid, {columns}) "
+        f"SELECT 'planted', 0, {columns} FROM events WHERE id = {victim}",
+    }.get(edit, f"UPDATE events SET {edit} WHERE id = {victim}")
     with fresh_z.db.write() as conn:
         conn.execute(sa.text(statement))
         conn.commit()
