@@ -104,16 +104,20 @@ def compute(conn: Connection, fn: Callable[[Get], T]) -> T:
 
 
 def _fetch(conn: Connection, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    keys = list(keys)
-    found: dict[tuple[int, int], bytes] = {}
+    """The stored nodes among ``keys`` (a few dozen at most: O(log² n)), in one statement;
+    per level an IN list on the primary key (a row-value IN would not use it on SQLite)."""
+    by_level: dict[int, list[int]] = {}
+    for level, idx in keys:
+        by_level.setdefault(level, []).append(idx)
+    if not by_level:
+        return {}
     n = merkle_nodes.c
-    for i in range(0, len(keys), 500):
-        chunk = keys[i : i + 500]
-        rows = conn.execute(
-            sa.select(n.level, n.idx, n.hash).where(sa.tuple_(n.level, n.idx).in_(chunk))
+    rows = conn.execute(
+        sa.select(n.level, n.idx, n.hash).where(
+            sa.or_(*(sa.and_(n.level == lv, n.idx.in_(ix)) for lv, ix in by_level.items()))
         )
-        found.update({(r.level, r.idx): bytes.fromhex(r.hash) for r in rows})
-    return found
+    )
+    return {(r.level, r.idx): bytes.fromhex(r.hash) for r in rows}
 
 
 def size(conn: Connection) -> int:

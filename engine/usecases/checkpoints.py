@@ -205,12 +205,16 @@ def inclusion_proof(
     leaves (default: the current checkpoint's)."""
     principal.require(Role.auditor, Role.admin, Role.street)
     _check_size("tree_size", tree_size)
-    current = checkpoint(z)
-    size = current.tree_size if tree_size is None else tree_size
     with z.read() as conn:
         row = conn.execute(_visible_event(principal, event_id)).first()
-        if row is None:
-            raise NotFound(f"事件 {event_id} 不存在")
+        known = merkle.position_of(conn, event_id) is not None
+        latest = _latest(conn)
+    if row is None:
+        raise NotFound(f"事件 {event_id} 不存在")
+    if not known or latest is None or (tree_size or 0) > latest.tree_size:
+        latest = checkpoint(z)  # the tree has not reached it yet: extend it, sign anew
+    size = latest.tree_size if tree_size is None else tree_size
+    with z.read() as conn:
         position = merkle.position_of(conn, event_id)
         if position is None:
             raise ValidationFailed.fields({"event_id": "该事件尚未进入检查点，请稍后再试"})
@@ -237,7 +241,12 @@ def consistency_proof(z: Zizhi, principal: Principal, first: int, second: int) -
     principal.require(Role.auditor, Role.admin, Role.street)
     _check_size("first", first)
     _check_size("second", second)
-    current = checkpoint(z).tree_size
+    if not 1 <= first <= second:
+        raise ValidationFailed.fields({"first": "first 须至少为 1，且不大于 second"})
+    with z.read() as conn:
+        current = merkle.size(conn)
+    if second > current:
+        current = checkpoint(z).tree_size  # perhaps the tree has not reached it yet
     if not 1 <= first <= second:
         raise ValidationFailed.fields({"first": "first 须至少为 1，且不大于 second"})
     if second > current:
