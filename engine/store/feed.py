@@ -26,6 +26,7 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from engine.errors import ValidationFailed
 from engine.store.tables import events
@@ -65,6 +66,32 @@ def after(key: FeedKey) -> sa.ColumnElement[bool]:
     return sa.tuple_(events.c.xid, events.c.id) > sa.tuple_(
         sa.literal(key[0], sa.BigInteger), sa.literal(key[1], sa.BigInteger)
     )
+
+
+def rows_after(
+    conn: Connection, query: sa.Select[Any], key: FeedKey, limit: int, *, final: bool = True
+) -> list[Any]:
+    """Up to ``limit`` rows of ``query`` (a SELECT on ``events``, filtered) after ``key`` in
+    feed order; only those whose place is final unless ``final`` is False.
+
+    PostgreSQL seeks its (xid, id) index with the row comparison itself. SQLite would seek
+    by xid alone and scan the rest — every xid is 0 there, so a deep page would read the
+    whole table — so it asks twice: the rest of ``key``'s xid by id, then the higher xids."""
+    if final:
+        query = query.where(visible(conn.dialect.name))
+    if conn.dialect.name != "sqlite":
+        return list(conn.execute(query.where(after(key)).order_by(*order()).limit(limit)))
+    x, i = key
+    rows = list(
+        conn.execute(
+            query.where(events.c.xid == x, events.c.id > i).order_by(events.c.id).limit(limit)
+        )
+    )
+    if len(rows) < limit:
+        rows += conn.execute(
+            query.where(events.c.xid > x).order_by(*order()).limit(limit - len(rows))
+        )
+    return rows
 
 
 def key_of(row: Any) -> FeedKey:

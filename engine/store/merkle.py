@@ -134,14 +134,7 @@ def position_of(conn: Connection, event_id: int) -> int | None:
 def pending(conn: Connection) -> bool:
     """Whether the feed has reached events the tree does not hold yet."""
     state = conn.execute(sa.select(merkle_state)).one()
-    return (
-        conn.execute(
-            sa.select(events.c.id)
-            .where(feed.visible(conn.dialect.name), feed.after((state.last_xid, state.last_id)))
-            .limit(1)
-        ).first()
-        is not None
-    )
+    return bool(feed.rows_after(conn, sa.select(events.c.id), (state.last_xid, state.last_id), 1))
 
 
 def extend(conn: Connection) -> int:
@@ -154,12 +147,9 @@ def extend(conn: Connection) -> int:
     state = conn.execute(sa.select(merkle_state)).one()
     n, last = int(state.size), (int(state.last_xid), int(state.last_id))
     while True:
-        rows = conn.execute(
-            sa.select(events.c.id, events.c.xid, events.c.hash)
-            .where(feed.visible(conn.dialect.name), feed.after(last))
-            .order_by(*feed.order())
-            .limit(_BATCH)
-        ).all()
+        rows = feed.rows_after(
+            conn, sa.select(events.c.id, events.c.xid, events.c.hash), last, _BATCH
+        )
         if not rows:
             break
         conn.execute(

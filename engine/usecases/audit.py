@@ -122,13 +122,7 @@ def query_events(
     check_limit(limit)
     start = feed.decode_cursor(cursor)
     with z.read() as conn:
-        query = (
-            _scoped(principal, where)
-            .where(feed.visible(conn.dialect.name), feed.after(start))
-            .order_by(*feed.order())
-            .limit(limit + 1)
-        )
-        rows = conn.execute(query).all()
+        rows = feed.rows_after(conn, _scoped(principal, where), start, limit + 1)
     if len(rows) > limit:
         rows = rows[:limit]
         return Page([event_view(r) for r in rows], feed.encode_cursor(feed.key_of(rows[-1])))
@@ -150,11 +144,7 @@ def stream_events(
     conn = stack.enter_context(z.read())
 
     def batch_after(after: feed.FeedKey) -> Sequence[Any]:
-        return conn.execute(
-            base.where(feed.visible(conn.dialect.name), feed.after(after))
-            .order_by(*feed.order())
-            .limit(batch)
-        ).all()
+        return feed.rows_after(conn, base, after, batch)
 
     try:
         first = batch_after(feed.START)

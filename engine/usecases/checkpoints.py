@@ -366,12 +366,13 @@ def _feed_hashes(conn: Connection, limit: int, batch: int = 5000) -> Iterator[st
     since can sort before one of them (unless someone wrote it there, which must show)."""
     after, left = feed.START, limit
     while left > 0:
-        rows = conn.execute(
-            sa.select(events.c.id, events.c.xid, events.c.hash)
-            .where(feed.after(after))
-            .order_by(*feed.order())
-            .limit(min(batch, left))
-        ).all()
+        rows = feed.rows_after(
+            conn,
+            sa.select(events.c.id, events.c.xid, events.c.hash),
+            after,
+            min(batch, left),
+            final=False,
+        )
         if not rows:
             return
         yield from (r.hash for r in rows)
