@@ -430,7 +430,7 @@ def _visible_event(principal: Principal, event_id: int) -> sa.Select[Any]:
 
 def _check_size(name: str, value: int | None) -> None:
     if value is not None and (type(value) is not int or not 0 <= value < _MAX_SIZE):
-        raise ValidationFailed.fields({name: "须为非负整数"})
+        raise ValidationFailed.fields({name: "超出范围：须为不超过当前树大小的正整数"})
 
 
 def _is_hex(value: str) -> bool:
