@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import alembic.util
@@ -113,6 +115,8 @@ def serve(
         _demo(z)
     elif demo:
         err.print("数据库中已有数据，不再生成演示辖区；沿用此前打印的令牌。")
+    engine.ensure_signing_key(z)  # the checkpoint key: made on first start, then kept
+    engine.publish_checkpoint(z)  # unless one is less than a day old; then the dispatcher's
     if not engine.has_admin(z):
         token = engine.create_token(z, CLI, name="初始管理员", role="admin")
         err.print("[bold]已创建初始管理员令牌（只显示这一次，请妥善保存）：[/bold]")
@@ -351,8 +355,19 @@ def demand_erase(
 
 
 @app.command()
-def verify() -> None:
+def verify(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="保存过的检查点 JSON 文件：核对当前历史是否延续了它（之前的事件未被改写）",
+        ),
+    ] = None,
+) -> None:
     """校验历史哈希链与账本；发现问题时以状态 1 退出并指出第一处。"""
+    if checkpoint is not None:
+        _verify_checkpoint(checkpoint)
+        return
     z = open_zizhi(Settings())
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
@@ -377,6 +392,38 @@ def verify() -> None:
         f"（事件 {bad.get('event_id')}）：{bad.get('reason')}"
     )
     raise typer.Exit(1)
+
+
+def _verify_checkpoint(path: Path) -> None:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        err.print(f"无法读取检查点文件 {path}：{exc.strerror}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        err.print(f"{path} 不是检查点文件：内容不是 JSON", soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        engine.parse_checkpoint(document)
+    except engine.ValidationFailed as exc:
+        err.print(f"{path}：{exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    z = open_zizhi(Settings())
+    report = engine.verify_checkpoint(z, CLI, document)
+    if report.ok:
+        print(f"校验通过：{report.message}")
+        return
+    print(f"校验失败：{report.message}")
+    raise typer.Exit(1)
+
+
+@app.command("checkpoint")
+def checkpoint_command() -> None:
+    """签发检查点并记入历史（audit.checkpoint 事件，可由 Webhook 送出）；打印检查点 JSON。"""
+    with zizhi() as z:
+        view = engine.publish_checkpoint(z, force=True)
+    assert view is not None
+    print(engine.checkpoint_json(view))
 
 
 @app.command()

@@ -48,6 +48,7 @@ from engine import (
     any_deliveries_due,
     bot_refused,
     claim_deliveries,
+    publish_checkpoint,
     record_attempt,
     signature_headers,
     signed_bot_url,
@@ -58,6 +59,7 @@ log = logging.getLogger("zizhi.webhooks")
 
 DEFAULT_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
 EXCERPT_CHARS = 1000
+CHECKPOINT_LOOK_EVERY = 600.0  # seconds between asking whether the daily checkpoint is due
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="webhook")
         self._thread: threading.Thread | None = None
+        self._next_checkpoint_look = 0.0
         self._client = httpx.Client(
             follow_redirects=False,
             trust_env=False,
@@ -129,6 +132,7 @@ class Dispatcher:
     def run(self) -> None:
         """Claim and send until stopped; a database outage is waited out."""
         while not self._stop.is_set():
+            self.checkpoint_round()
             try:
                 claimed = self._claim()
             except Exception as exc:  # the database may be restarting: try again later
@@ -137,6 +141,17 @@ class Dispatcher:
             if claimed == 0:
                 self._wake.wait(self.config.poll_interval)
                 self._wake.clear()
+
+    def checkpoint_round(self) -> None:
+        """Once a day, a signed checkpoint as an ``audit.checkpoint`` history event (which
+        webhooks carry out); looked at every few minutes."""
+        if time.monotonic() < self._next_checkpoint_look:
+            return
+        self._next_checkpoint_look = time.monotonic() + CHECKPOINT_LOOK_EVERY
+        try:
+            publish_checkpoint(self.z)
+        except Exception as exc:  # the database may be restarting: the next round retries
+            log.warning("checkpoint failed: %s", type(exc).__name__)
 
     def run_until_idle(self, timeout: float = 60) -> None:
         """Send everything due now (and what becomes due meanwhile), then return: for tests

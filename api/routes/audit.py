@@ -30,7 +30,16 @@ from api.deps import (
 from api.handoff import Router
 from api.problems import responses
 from api.schemas import PageOut
-from engine import AccessView, EventFilter, EventView, VerifyReport
+from engine import (
+    AccessView,
+    CheckpointView,
+    ConsistencyProof,
+    EventFilter,
+    EventView,
+    InclusionProof,
+    PublicKeyView,
+    VerifyReport,
+)
 
 router = Router(prefix="/api/v1/audit", tags=["audit"])
 
@@ -199,6 +208,62 @@ def list_access_log(
 )
 def verify_history(z: ZizhiDep, principal: CurrentPrincipal) -> VerifyReport:
     return engine.verify(z, principal)
+
+
+@router.get(
+    "/public-key",
+    response_model=PublicKeyView,
+    summary="服务器签名公钥（Ed25519，用于核对检查点签名）",
+    description="任何人均可读取，无需令牌。key_id 为原始 32 字节公钥的 SHA-256。",
+)
+def get_public_key(z: ZizhiDep) -> PublicKeyView:
+    return engine.public_key(z)
+
+
+@router.get(
+    "/checkpoint",
+    response_model=CheckpointView,
+    summary="已签名的历史检查点（树的大小、默克尔根、时间）",
+    description=(
+        "任何人均可读取，无需令牌。默克尔树按 RFC 9162 构造，叶子依次为按事件流顺序排列的"
+        "事件哈希；签名为 Ed25519，签名内容为四行 UTF-8 文本：zizhi-checkpoint/1、树的大小、"
+        "根哈希、时间，各以换行结尾。保存此 JSON，日后可用 `zizhi verify --checkpoint` 核对。"
+    ),
+)
+def get_checkpoint(z: ZizhiDep) -> CheckpointView:
+    return engine.checkpoint(z)
+
+
+@router.get(
+    "/proofs/inclusion",
+    response_model=InclusionProof,
+    summary="某事件在检查点中的包含证明（RFC 9162 审计路径）",
+    responses=responses("unauthenticated", "forbidden", "not_found", "validation_error"),
+)
+def get_inclusion_proof(
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    event_id: Annotated[int, Query(ge=1, le=MAX_ID, description="事件编号"), DIGITS],
+    tree_size: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="树的大小，默认为当前检查点"), DIGITS
+    ] = None,
+) -> InclusionProof:
+    return engine.inclusion_proof(z, principal, event_id, tree_size)
+
+
+@router.get(
+    "/proofs/consistency",
+    response_model=ConsistencyProof,
+    summary="两个树大小之间的一致性证明（RFC 9162）",
+    responses=responses("unauthenticated", "forbidden", "validation_error"),
+)
+def get_consistency_proof(
+    z: ZizhiDep,
+    principal: CurrentPrincipal,
+    first: Annotated[int, Query(ge=1, le=MAX_ID, description="较早的树大小"), DIGITS],
+    second: Annotated[int, Query(ge=1, le=MAX_ID, description="较晚的树大小"), DIGITS],
+) -> ConsistencyProof:
+    return engine.consistency_proof(z, principal, first, second)
 
 
 def _record(event: EventView) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -11,6 +12,8 @@ import engine
 from api.web.forms import Failed, failure
 from api.web.render import render
 from api.web.session import Form, zizhi
+
+_FRESH = timedelta(hours=1)  # how old a checkpoint the notice board shows at most
 
 router = APIRouter(include_in_schema=False)
 CommunityId = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -64,10 +67,24 @@ def _board(
     sent: bool = False,
     status: int = 200,
 ) -> Response:
-    board = engine.notice_board(zizhi(request), community_id, year)
+    z = zizhi(request)
+    board = engine.notice_board(z, community_id, year)
+    # The latest signed checkpoint, so copies of it live outside the server; one more than
+    # an hour old is renewed (signed only if the history has grown since).
+    checkpoint = engine.latest_checkpoint(z)
+    if checkpoint is None or z.clock() - datetime.fromisoformat(checkpoint.timestamp) > _FRESH:
+        checkpoint = engine.checkpoint(z)
+    signed_at = datetime.fromisoformat(checkpoint.timestamp).astimezone(engine.FISCAL_TZ)
     return render(
         request,
         "public_board.html",
-        {"board": board, "failed": failed, "sent": sent, "values": failed.values if failed else {}},
+        {
+            "board": board,
+            "failed": failed,
+            "sent": sent,
+            "values": failed.values if failed else {},
+            "checkpoint": checkpoint,
+            "checkpoint_at": signed_at.strftime("%Y-%m-%d %H:%M"),
+        },
         status_code=status,
     )

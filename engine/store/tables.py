@@ -76,7 +76,9 @@ class Event(SQLModel, table=True):
     __tablename__ = "events"
     __table_args__ = (
         sa.UniqueConstraint("chain", "seq", name="uq_events_chain_seq"),
-        sa.Index("ix_events_community", "community_id", "id"),
+        # The feed's order is (xid, id): see engine/store/feed.py.
+        sa.Index("ix_events_feed", "xid", "id"),
+        sa.Index("ix_events_community_feed", "community_id", "xid", "id"),
         sa.Index("ix_events_project", "project_id", "id"),
         sa.Index("ix_events_at", "at"),
         sa.Index("ix_events_type", "type", "id"),
@@ -96,6 +98,10 @@ class Event(SQLModel, table=True):
     data: str = Field(sa_type=sa.Text)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    # The writing transaction's id on PostgreSQL (the column's default there is
+    # pg_current_xact_id(), set by migration 0009); always 0 on SQLite. Not hashed.
+    # No Python default: an INSERT leaves the column to the database's default.
+    xid: int = Field(sa_type=sa.BigInteger, sa_column_kwargs={"server_default": sa.text("0")})
 
 
 class FundAccount(SQLModel, table=True):
@@ -266,7 +272,7 @@ class ClosedYear(SQLModel, table=True):
 class AccessRecord(SQLModel, table=True):
     """Who looked at what: one auditor's or street officer's query of the history, a
     statement or an export. Its own table, never a hash chain, so readers never hold up the
-    writers' chains; append-only like the history (triggers, migration 0006)."""
+    writers' chains; append-only like the history (triggers, migration 0008)."""
 
     __tablename__ = "access_log"
     __table_args__ = (sa.Index("ix_access_log_actor", "actor", "id"),)
@@ -278,6 +284,65 @@ class AccessRecord(SQLModel, table=True):
     what: str = Field(max_length=32)  # events | export | project_history | statement | verify
     query: str = Field(sa_type=sa.Text)  # canonical JSON of what was asked
     rows: int = Field(sa_type=sa.BigInteger)  # how many rows the answer held
+
+
+class MerkleState(SQLModel, table=True):
+    """How far the Merkle tree over the feed reaches: its size and the last leaf's feed key."""
+
+    __tablename__ = "merkle_state"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    size: int = Field(sa_type=sa.BigInteger)
+    last_xid: int = Field(sa_type=sa.BigInteger)
+    last_id: int = Field(sa_type=sa.BigInteger)
+
+
+class MerkleLeaf(SQLModel, table=True):
+    """An event's position (leaf index) in the feed order, once the feed reached it."""
+
+    __tablename__ = "merkle_leaves"
+
+    position: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    event_id: int = Field(sa_type=sa.BigInteger, unique=True)
+
+
+class MerkleNode(SQLModel, table=True):
+    """The hash of a complete subtree: leaves [idx * 2**level, (idx + 1) * 2**level)."""
+
+    __tablename__ = "merkle_nodes"
+
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    hash: str = Field(max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed checkpoint (tree size, root hash, time) as it was served."""
+
+    __tablename__ = "audit_checkpoints"
+
+    tree_size: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    root_hash: str = Field(max_length=64)
+    at: datetime = _at()
+    key_id: str = Field(max_length=64)
+    signature: str = Field(max_length=128)
+
+
+class AuditSigningKey(SQLModel, table=True):
+    """The server's Ed25519 key, made on first start (raw 32-byte halves, base64)."""
+
+    __tablename__ = "audit_signing_keys"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    private_key: str = Field(max_length=64)
+    public_key: str = Field(max_length=64)
+    created_at: datetime = _at()
 
 
 metadata = SQLModel.metadata
@@ -295,6 +360,11 @@ users = metadata.tables["users"]
 idempotency_keys = metadata.tables["idempotency_keys"]
 closed_years = metadata.tables["closed_years"]
 access_log = metadata.tables["access_log"]
+merkle_state = metadata.tables["merkle_state"]
+merkle_leaves = metadata.tables["merkle_leaves"]
+merkle_nodes = metadata.tables["merkle_nodes"]
+audit_checkpoints = metadata.tables["audit_checkpoints"]
+audit_signing_keys = metadata.tables["audit_signing_keys"]
 
 # Tables that only ever grow: the database refuses UPDATE and DELETE on them.
 APPEND_ONLY = ("events", "ledger_entries")

@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from engine import text
 from engine.errors import ValidationFailed
 from engine.model import ENTRY_KIND_OF_EVENT, Balance, Principal, Role
+from engine.store import feed
 from engine.store.facts import PROJECT_SAVES, verify_all
-from engine.store.pagination import Page, check_limit, decode_cursor, page_of
+from engine.store.pagination import Page, check_limit
 from engine.store.scope import scope_clause, visible_project
 from engine.store.tables import communities, events
 from engine.store.uow import Zizhi
@@ -108,17 +109,19 @@ def query_events(
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[EventView]:
-    """One page of the history events the principal may see, oldest first, filtered."""
+    """One page of the history events the principal may see, in feed order, filtered.
+
+    Paging on ``next_cursor`` sees every event exactly once, however writers interleave
+    (``engine.store.feed``)."""
     check_limit(limit)
-    query = (
-        _scoped(principal, where)
-        .where(events.c.id > decode_cursor(cursor, 0))
-        .order_by(events.c.id)
-        .limit(limit + 1)
-    )
+    start = feed.decode_cursor(cursor)
     with z.read() as conn:
-        rows = conn.execute(query).all()
-    page = page_of([event_view(r) for r in rows], limit, lambda e: e.id)
+        rows = feed.rows_after(conn, _scoped(principal, where), start, limit + 1)
+    if len(rows) > limit:
+        rows = rows[:limit]
+        page = Page([event_view(r) for r in rows], feed.encode_cursor(feed.key_of(rows[-1])))
+    else:
+        page = Page([event_view(r) for r in rows], None)
     asked = {**asdict(where), "limit": limit, "cursor": cursor}
     record_access(z, principal, "events", asked, len(page.items))
     return page
@@ -127,7 +130,7 @@ def query_events(
 def stream_events(
     z: Zizhi, principal: Principal, where: EventFilter, *, batch: int = 1000
 ) -> Iterator[EventView]:
-    """Every matching event, oldest first, read in batches (for CSV and JSON Lines export).
+    """Every matching event in feed order, read in batches (for CSV and JSON Lines export).
 
     Access, filters and the first batch are done now, before the caller starts answering,
     so a refusal or a failing database is an error answer rather than a broken download.
@@ -138,13 +141,11 @@ def stream_events(
     stack = ExitStack()
     conn = stack.enter_context(z.read())
 
-    def batch_after(after: int) -> Sequence[Any]:
-        return conn.execute(
-            base.where(events.c.id > after).order_by(events.c.id).limit(batch)
-        ).all()
+    def batch_after(after: feed.FeedKey) -> Sequence[Any]:
+        return feed.rows_after(conn, base, after, batch)
 
     try:
-        first = batch_after(0)
+        first = batch_after(feed.START)
     except BaseException:
         stack.close()
         raise
@@ -161,7 +162,7 @@ def stream_events(
                         sent += 1
                     if len(rows) < batch:
                         return
-                    rows = batch_after(rows[-1].id)
+                    rows = batch_after(feed.key_of(rows[-1]))
         finally:  # finished or abandoned: the rows actually handed out
             record_access(z, principal, "export", asdict(where), sent)
 
@@ -181,7 +182,9 @@ def project_history(z: Zizhi, principal: Principal, project_id: int) -> list[Eve
 
 def event_view(row: Any) -> EventView:
     """An ``events`` row as an ``EventView``, its data parsed."""
-    return EventView(**{**row._mapping, "data": json.loads(row.data)})
+    fields = dict(row._mapping)
+    fields.pop("xid", None)  # the feed's order, not part of the event
+    return EventView(**{**fields, "data": json.loads(row.data)})
 
 
 @dataclass(frozen=True, slots=True)

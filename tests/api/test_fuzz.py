@@ -165,6 +165,9 @@ BEYOND_SCHEMA: dict[str, set[str]] = {
     "POST /api/v1/tokens": {"role", "communities", "streets"},
     # The policy floor depends on the fund and on the community's kind (urban or rural).
     "PUT /api/v1/communities/{community_id}/funds/{fund}/{year}": {"allocated_fen"},
+    # A tree size must be one the Merkle tree has reached, and first <= second.
+    "GET /api/v1/audit/proofs/inclusion": {"tree_size", "event_id"},
+    "GET /api/v1/audit/proofs/consistency": {"first", "second"},
     # A year can be closed only once it has ended: that depends on today's date.
     "POST /api/v1/years/{year}/close": {"year"},
     # A webhook's URL must resolve to a public address, its events be known types, its

@@ -94,13 +94,14 @@ def test_verify_export_and_statement_agree_with_themselves_under_writers(fresh_z
             assert report.ok, report.first_bad
             checked.append(report.checked)
             exported = list(engine.stream_events(fresh_z, CLI, engine.EventFilter(), batch=7))
-            # One snapshot: ids strictly rising, and each chain's seq gap-free from 1.
+            # One snapshot: each event once, in feed order (engine.store.feed: not id order,
+            # and a chain's newest events may wait for an older transaction to finish).
             seqs: dict[str, list[int]] = {}
             for event in exported:
                 seqs.setdefault(event.chain, []).append(event.seq)
-            assert [e.id for e in exported] == sorted({e.id for e in exported})
+            assert len(exported) == len({e.id for e in exported})
             for chain, got in seqs.items():
-                assert got == list(range(1, len(got) + 1)), chain
+                assert len(got) == len(set(got)), chain
             lines = engine.statement(
                 fresh_z, CLI, communities[0], "self_governance", 2030, limit=500
             ).items

@@ -104,6 +104,17 @@ EVENT_TYPES: dict[str, EventType] = {
         ),
         EventType("year.closed", "年度结账", {"year": INT, "projects": INT, "released_fen": FEN}),
         EventType(
+            "audit.checkpoint",
+            "历史检查点",
+            {
+                "tree_size": INT,
+                "root_hash": TEXT,
+                "timestamp": TEXT,
+                "key_id": TEXT,
+                "signature": TEXT,
+            },
+        ),
+        EventType(
             "token.created",
             "创建令牌",
             {

@@ -1,0 +1,121 @@
+"""The feed: every committed event exactly once, in an order that never changes.
+
+Event ids come from a sequence, so on PostgreSQL a transaction can commit a lower id after a
+higher one is already visible; a reader paging by id would page past it. The feed instead
+orders events by ``(xid, id)`` — ``xid`` is the writing transaction's id
+(``pg_current_xact_id()``, the column's default, a 64-bit counter that never wraps) — and
+shows only events whose ``xid`` is below the *watermark*
+``pg_snapshot_xmin(pg_current_snapshot())``, the oldest transaction still running. Every
+transaction below the watermark has finished, and any transaction that has not yet written
+gets a higher id, so nothing can ever appear below the watermark again: the feed up to it
+is final and only ever grows at its end. Writers take no new lock and issue no new
+statement (the id is a column default); a long write transaction only holds back how far
+the feed reaches, never what it shows.
+
+On SQLite one transaction writes at a time (``BEGIN IMMEDIATE``) and rowids are handed out
+in commit order, so ``xid`` is 0 and id order is commit order.
+
+Events written before migration 0009 have ``xid`` 0: all committed, ordered by id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.errors import ValidationFailed
+from engine.store.tables import events
+
+FeedKey = tuple[int, int]  # (xid, id)
+START: FeedKey = (-1, 0)
+
+# Transaction ids are server-wide, so a transaction in another database on the same server
+# would hold the feed back too, though it cannot write our events. The watermark is the
+# lowest transaction running at the snapshot (``pg_snapshot_xip``; anything from
+# ``pg_snapshot_xmax`` on counts as running) *unless* pg_stat_activity shows it running in
+# another database — one that ended meanwhile, or one the role may not see, counts as ours.
+# Below it, as below ``pg_snapshot_xmin``, every transaction that may write events is over.
+_WATERMARK: sa.ColumnElement[int] = sa.literal_column(
+    "(SELECT LEAST(pg_snapshot_xmax(s.snap)::text::bigint,"
+    " (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) AS x"
+    "  WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a"
+    "   WHERE a.datname <> current_database()"
+    "   AND a.backend_xid::text::bigint = mod(x::text::bigint, 4294967296))))"
+    " FROM (SELECT pg_current_snapshot() AS snap) AS s)"
+)
+_MAX = 2**63
+
+
+def order() -> tuple[sa.Column[Any], sa.Column[Any]]:
+    return events.c.xid, events.c.id
+
+
+def visible(dialect: str) -> sa.ColumnElement[bool]:
+    """Events whose place in the feed is final (all of them on SQLite)."""
+    if dialect == "sqlite":
+        return sa.true()
+    return events.c.xid < _WATERMARK
+
+
+def after(key: FeedKey) -> sa.ColumnElement[bool]:
+    return sa.tuple_(events.c.xid, events.c.id) > sa.tuple_(
+        sa.literal(key[0], sa.BigInteger), sa.literal(key[1], sa.BigInteger)
+    )
+
+
+def rows_after(
+    conn: Connection, query: sa.Select[Any], key: FeedKey, limit: int, *, final: bool = True
+) -> list[Any]:
+    """Up to ``limit`` rows of ``query`` (a SELECT on ``events``, filtered) after ``key`` in
+    feed order; only those whose place is final unless ``final`` is False.
+
+    PostgreSQL seeks its (xid, id) index with the row comparison itself. SQLite would seek
+    by xid alone and scan the rest — every xid is 0 there, so a deep page would read the
+    whole table — so it asks twice: the rest of ``key``'s xid by id, then the higher xids."""
+    if final:
+        query = query.where(visible(conn.dialect.name))
+    if conn.dialect.name != "sqlite":
+        return list(conn.execute(query.where(after(key)).order_by(*order()).limit(limit)))
+    x, i = key
+    rows = list(
+        conn.execute(
+            query.where(events.c.xid == x, events.c.id > i).order_by(events.c.id).limit(limit)
+        )
+    )
+    if len(rows) < limit:
+        rows += conn.execute(
+            query.where(events.c.xid > x).order_by(*order()).limit(limit - len(rows))
+        )
+    return rows
+
+
+def key_of(row: Any) -> FeedKey:
+    return int(row.xid), int(row.id)
+
+
+def encode_cursor(key: FeedKey) -> str:
+    raw = json.dumps({"feed": list(key)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> FeedKey:
+    """The feed key after which the next page starts; a cursor is only ever a position, so
+    whatever it says, the reader's scope and filters still decide what is shown."""
+    if not cursor:
+        return START
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["feed"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise ValidationFailed.fields({"cursor": "分页游标无效"}) from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(type(part) is int and 0 <= part < _MAX for part in value)
+    ):
+        raise ValidationFailed.fields({"cursor": "分页游标无效"})
+    return value[0], value[1]

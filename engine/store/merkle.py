@@ -1,0 +1,215 @@
+"""A Merkle tree over the feed, as Certificate Transparency builds one (RFC 9162 §2.1).
+
+Leaf ``i`` is the ``i``-th event in feed order (``engine.store.feed``); its data is the
+event's hash (32 bytes), so the leaf hash is ``SHA-256(0x00 || event hash)`` and an interior
+node ``SHA-256(0x01 || left || right)``. The tree is the RFC's left-balanced tree: the root
+of ``n`` leaves splits them at the largest power of two below ``n``.
+
+What is stored makes proofs a handful of primary-key reads at any size: each event's
+position (``merkle_leaves``) and the hash of every *complete* subtree (``merkle_nodes``:
+level ``L``, index ``i`` covers leaves ``[i·2^L, (i+1)·2^L)``). Any range the RFC's
+definitions ask for splits into O(log n) complete subtrees, fetched in one statement.
+
+The tree grows only at its end (the feed below the watermark never changes), by
+``extend``, which one writer runs at a time (an advisory lock on PostgreSQL; SQLite has one
+writer anyway). It takes no lock any event writer takes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.store import feed
+from engine.store.tables import events, merkle_leaves, merkle_nodes, merkle_state
+
+T = TypeVar("T")
+Get = Callable[[int, int], bytes]  # (level, index) -> the complete subtree's hash
+
+_SEQUENCER = 0x7A7A4D4B  # the advisory lock that lets one process extend the tree at a time
+_BATCH = 5000
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def leaf_hash(event_hash: str) -> bytes:
+    return hashlib.sha256(b"\x00" + bytes.fromhex(event_hash)).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(size: int) -> int:
+    """The largest power of two smaller than ``size`` (``size`` ≥ 2)."""
+    return 1 << ((size - 1).bit_length() - 1)
+
+
+def subtree(start: int, end: int, get: Get) -> bytes:
+    """MTH(D[start:end]) for a range the RFC's recursion produces."""
+    size = end - start
+    if size & (size - 1) == 0 and start % size == 0:
+        return get(size.bit_length() - 1, start // size)
+    k = _split(size)
+    return node_hash(subtree(start, start + k, get), subtree(start + k, end, get))
+
+
+def root(size: int, get: Get) -> bytes:
+    return EMPTY_ROOT if size == 0 else subtree(0, size, get)
+
+
+def inclusion_path(index: int, size: int, get: Get, start: int = 0) -> list[bytes]:
+    """PATH(m, D[n]) of RFC 9162 §2.1.3.1, for leaf ``index`` of the first ``size`` leaves."""
+    if size == 1:
+        return []
+    k = _split(size)
+    if index < k:
+        return [*inclusion_path(index, k, get, start), subtree(start + k, start + size, get)]
+    return [*inclusion_path(index - k, size - k, get, start + k), subtree(start, start + k, get)]
+
+
+def consistency_path(first: int, second: int, get: Get) -> list[bytes]:
+    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1 (empty when the sizes are equal)."""
+    if first == second:
+        return []
+
+    def sub(m: int, start: int, size: int, whole: bool) -> list[bytes]:
+        if m == size:
+            return [] if whole else [subtree(start, start + size, get)]
+        k = _split(size)
+        if m <= k:
+            return [*sub(m, start, k, whole), subtree(start + k, start + size, get)]
+        return [*sub(m - k, start + k, size - k, False), subtree(start, start + k, get)]
+
+    return sub(first, 0, second, True)
+
+
+def compute(conn: Connection, fn: Callable[[Get], T]) -> T:
+    """Run ``fn`` over the stored nodes: once to learn which it needs, then with them all
+    fetched in one statement."""
+    wanted: set[tuple[int, int]] = set()
+
+    def record(level: int, idx: int) -> bytes:
+        wanted.add((level, idx))
+        return bytes(32)
+
+    fn(record)
+    found = _fetch(conn, wanted)
+    if len(found) != len(wanted):
+        raise LookupError("the Merkle tree lacks a node it should have")
+    return fn(lambda level, idx: found[(level, idx)])
+
+
+def _fetch(conn: Connection, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The stored nodes among ``keys`` (a few dozen at most: O(log² n)), in one statement;
+    per level an IN list on the primary key (a row-value IN would not use it on SQLite)."""
+    by_level: dict[int, list[int]] = {}
+    for level, idx in keys:
+        by_level.setdefault(level, []).append(idx)
+    if not by_level:
+        return {}
+    n = merkle_nodes.c
+    rows = conn.execute(
+        sa.select(n.level, n.idx, n.hash).where(
+            sa.or_(*(sa.and_(n.level == lv, n.idx.in_(ix)) for lv, ix in by_level.items()))
+        )
+    )
+    return {(r.level, r.idx): bytes.fromhex(r.hash) for r in rows}
+
+
+def size(conn: Connection) -> int:
+    return int(conn.execute(sa.select(merkle_state.c.size)).scalar_one())
+
+
+def position_of(conn: Connection, event_id: int) -> int | None:
+    row = conn.execute(
+        sa.select(merkle_leaves.c.position).where(merkle_leaves.c.event_id == event_id)
+    ).first()
+    return None if row is None else int(row.position)
+
+
+def pending(conn: Connection) -> bool:
+    """Whether the feed has reached events the tree does not hold yet."""
+    state = conn.execute(sa.select(merkle_state)).one()
+    return bool(feed.rows_after(conn, sa.select(events.c.id), (state.last_xid, state.last_id), 1))
+
+
+def extend(conn: Connection) -> int:
+    """Append every event the feed has finalised to the tree; its new size.
+
+    Runs in the caller's write transaction; each batch of events is read in one statement,
+    so the watermark and the rows come from one snapshot even at READ COMMITTED."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SEQUENCER})
+    state = conn.execute(sa.select(merkle_state)).one()
+    n, last = int(state.size), (int(state.last_xid), int(state.last_id))
+    while True:
+        rows = feed.rows_after(
+            conn, sa.select(events.c.id, events.c.xid, events.c.hash), last, _BATCH
+        )
+        if not rows:
+            break
+        conn.execute(
+            sa.insert(merkle_leaves),
+            [{"position": n + i, "event_id": r.id} for i, r in enumerate(rows)],
+        )
+        _add_nodes(conn, n, [leaf_hash(r.hash) for r in rows])
+        n, last = n + len(rows), feed.key_of(rows[-1])
+    if n != state.size:
+        conn.execute(
+            sa.update(merkle_state)
+            .where(merkle_state.c.id == 1)
+            .values(size=n, last_xid=last[0], last_id=last[1])
+        )
+    return n
+
+
+def _add_nodes(conn: Connection, old: int, leaves: list[bytes]) -> None:
+    """Store the new leaves and every subtree they complete."""
+    new = old + len(leaves)
+    made: dict[tuple[int, int], bytes] = {(0, old + i): h for i, h in enumerate(leaves)}
+    old_nodes: dict[tuple[int, int], bytes] = {}
+    level = 1
+    while (1 << level) <= new:
+        first, last = old >> level, (new >> level) - 1
+        if first <= last:
+            children = [(level - 1, c) for i in (first, last) for c in (2 * i, 2 * i + 1)]
+            missing = [k for k in children if k not in made and k not in old_nodes]
+            old_nodes.update(_fetch(conn, missing))
+            for i in range(first, last + 1):
+                left, right = (level - 1, 2 * i), (level - 1, 2 * i + 1)
+                made[(level, i)] = node_hash(
+                    made.get(left) or old_nodes[left], made.get(right) or old_nodes[right]
+                )
+        level += 1
+    rows = [{"level": lv, "idx": i, "hash": h.hex()} for (lv, i), h in made.items()]
+    for chunk in _chunks(rows, 2000):
+        conn.execute(sa.insert(merkle_nodes), chunk)
+
+
+def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def streamed_root(hashes: Iterable[str]) -> tuple[int, bytes]:
+    """(count, root) of the leaves' event hashes in order, in O(log n) memory, from the
+    definitions alone (no stored node): for ``verify --checkpoint``."""
+    stack: list[tuple[int, bytes]] = []  # (subtree size, hash), sizes strictly falling
+    count = 0
+    for h in hashes:
+        count += 1
+        item = (1, leaf_hash(h))
+        while stack and stack[-1][0] == item[0]:
+            left = stack.pop()
+            item = (left[0] * 2, node_hash(left[1], item[1]))
+        stack.append(item)
+    if not stack:
+        return 0, EMPTY_ROOT
+    acc = stack[-1][1]
+    for _, left_hash in reversed(stack[:-1]):
+        acc = node_hash(left_hash, acc)
+    return count, acc
