@@ -81,8 +81,8 @@ class Event(SQLModel, table=True):
         sa.Index("ix_events_community_feed", "community_id", "xid", "id"),
         sa.Index("ix_events_project", "project_id", "id"),
         sa.Index("ix_events_at", "at"),
-        sa.Index("ix_events_type", "type", "id"),
-        sa.Index("ix_events_actor", "actor", "id"),
+        sa.Index("ix_events_type", "type", "xid", "id"),
+        sa.Index("ix_events_actor", "actor", "xid", "id"),
     )
 
     id: int | None = _id()

@@ -40,6 +40,10 @@ def upgrade() -> None:
     op.drop_index("ix_events_community", table_name="events")
     op.create_index("ix_events_feed", "events", ["xid", "id"])
     op.create_index("ix_events_community_feed", "events", ["community_id", "xid", "id"])
+    # The exact filters (migration 0007) seek in feed order too, not in id order.
+    for name, column in (("ix_events_type", "type"), ("ix_events_actor", "actor")):
+        op.drop_index(name, table_name="events")
+        op.create_index(name, "events", [column, "xid", "id"])
 
     state = op.create_table(
         "merkle_state",
@@ -101,5 +105,8 @@ def downgrade() -> None:
     op.drop_index("ix_events_community_feed", table_name="events")
     op.drop_index("ix_events_feed", table_name="events")
     op.create_index("ix_events_community", "events", ["community_id", "id"])
+    for name, column in (("ix_events_type", "type"), ("ix_events_actor", "actor")):
+        op.drop_index(name, table_name="events")
+        op.create_index(name, "events", [column, "id"])
     with op.batch_alter_table("events") as batch_op:
         batch_op.drop_column("xid")
