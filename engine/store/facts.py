@@ -10,7 +10,7 @@ row added by hand is named as the first fault:
 
 * a community from its ``community.created`` event (the name keys recomputed);
 * a project from ``project.created``, its transitions (state, the fields each action last
-  recorded, the budget), its version (one per change that saved it) and updated time (its
+  recorded, the budget), its latest 自治管理 follow-up (``project.self_managed``), its version (one per change that saved it) and updated time (its
   reserved and spent are ``verify_ledger``'s: against its entries, each against its event);
 * a demand from ``demand.created``, ``demand.linked`` and ``demand.erased``; the resident's
   name and contact, which the history never holds, against the salted commitment the
@@ -306,6 +306,8 @@ class _Replay:
             project.extra["details"][data["action"]] = fields
             if "budget_fen" in fields:
                 project.values["budget_fen"] = fields["budget_fen"]
+        elif kind == "project.self_managed":  # 自治管理: the latest follow-up, as recorded
+            self.projects[project_id].extra["details"]["self_management"] = data
         elif kind == "demand.created":
             self.demands[data["demand_id"]] = _Expected(
                 {
