@@ -94,6 +94,18 @@ class DatabaseFactory:
         self._made.append((backend, db))
         return db
 
+    def close_since(self, mark: int) -> None:
+        """Close the pooled connections of the PostgreSQL databases made since ``mark`` (a
+        ``len(made)`` taken earlier). The databases stay, and reconnect if used again; the
+        server's connection slots (100 by default) are not held by finished tests."""
+        for backend, db in self._made[mark:]:
+            if backend == "postgresql":
+                db.dispose()
+
+    @property
+    def made(self) -> int:
+        return len(self._made)
+
     def drop_all(self) -> None:
         admin = sa.create_engine(normalize_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
         for backend, db in self._made:
@@ -111,6 +123,14 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFact
     factory = DatabaseFactory(tmp_path_factory.mktemp("db"))
     yield factory
     factory.drop_all()
+
+
+@pytest.fixture(autouse=True)
+def _close_test_databases(databases: DatabaseFactory) -> Iterator[None]:
+    """Each test's own PostgreSQL databases give their connections back when it ends."""
+    mark = databases.made
+    yield
+    databases.close_since(mark)
 
 
 @pytest.fixture(scope="session")
