@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/webhooks.py [--n 500] [--runs 5] [--path cancel|approve] [--db …]
 
-Each configuration times ``projects.fire`` one transaction per call, back to back on one
+Each configuration times ``engine.fire`` one transaction per call, back to back on one
 thread, at full durability:
 
 * ``hook off``: ``engine.store.outbox.enqueue`` replaced by a no-op — the write path as it
@@ -39,7 +39,8 @@ from common import (
     time_batch,
 )
 
-from engine import CLI, UrlGuard, parse_networks, projects, subscriptions
+import engine
+from engine import CLI, UrlGuard, parse_networks, subscriptions
 from engine.store import outbox
 
 CONFIGS = ("hook off", "0 subscriptions", "1 subscription", "10 subscriptions")
@@ -76,7 +77,7 @@ def bench_database(url: str, args: argparse.Namespace) -> list[tuple[str, list[f
         outbox.enqueue = real_enqueue if config != "hook off" else (lambda *a, **k: 0)  # type: ignore[assignment]
 
     def fire(project_id: int) -> object:
-        return projects.fire(site.z, site.committee, project_id, args.path, data)
+        return engine.fire(site.z, site.committee, project_id, args.path, data)
 
     items = {config: ids[i :: len(CONFIGS)] for i, config in enumerate(CONFIGS)}
     times: dict[str, list[float]] = {config: [] for config in CONFIGS}
