@@ -10,8 +10,9 @@ row added by hand is named as the first fault:
 
 * a community from its ``community.created`` event (the name keys recomputed);
 * a project from ``project.created``, its transitions (state, the fields each action last
-  recorded, the budget), its latest 自治管理 follow-up (``project.self_managed``), its version (one per change that saved it) and updated time (its
-  reserved and spent are ``verify_ledger``'s: against its entries, each against its event);
+  recorded, the budget), its latest 自治管理 follow-up (``project.self_managed``), its
+  version (one per change that saved it) and updated time (its reserved and spent are
+  ``verify_ledger``'s: against its entries, each against its event);
 * a demand from ``demand.created``, ``demand.linked`` and ``demand.erased``; the resident's
   name and contact, which the history never holds, against the salted commitment the
   ``demand.created`` event carries (``engine.rules.personal``);
