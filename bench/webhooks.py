@@ -5,9 +5,10 @@
 Each configuration times ``engine.fire`` one transaction per call, back to back on one
 thread, at full durability:
 
-* ``hook off``: ``engine.store.outbox.enqueue`` replaced by a no-op — the write path as it
+* ``hook off``: ``engine.store.outbox.enqueue`` replaced by a no-op and the project's lock
+  statement without its read of the active subscriptions' count — the write path as it
   was before webhooks;
-* ``0 subscriptions``: the hook reads the ``webhook_state`` row and stops;
+* ``0 subscriptions``: the lock statement reads the count (0), and the hook stops there;
 * ``1`` and ``10 subscriptions`` (each to ``*``, so every event of the change is queued for
   each): the hook reads the change's events, the project and its community, builds the
   message and inserts one delivery per subscription.
@@ -26,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from common import (
     VOTE,
     check_database,
@@ -41,8 +43,25 @@ from common import (
 
 import engine
 from engine import CLI, UrlGuard, parse_networks, subscriptions
-from engine.store import outbox
+from engine.store import outbox, uow
+from engine.store.statements import Prepared
+from engine.store.tables import chain_heads, communities, projects
 
+# The project's lock as it was before webhooks: no scalar subquery on webhook_state.
+_p = projects.c
+LOCK_BEFORE_WEBHOOKS = Prepared(
+    sa.select(
+        projects,
+        communities.c.street,
+        chain_heads.c.seq.label("head_seq"),
+        chain_heads.c.hash.label("head_hash"),
+        sa.null().label("webhooks_active"),
+    )
+    .join(communities, communities.c.id == _p.community_id)
+    .join(chain_heads, chain_heads.c.chain == _p.community_id)
+    .where(_p.id == sa.bindparam("project"))
+    .with_for_update(of=[projects, chain_heads])
+)
 CONFIGS = ("hook off", "0 subscriptions", "1 subscription", "10 subscriptions")
 GUARD = UrlGuard(allowed=parse_networks("127.0.0.0/8"))
 
@@ -66,6 +85,7 @@ def bench_database(url: str, args: argparse.Namespace) -> list[tuple[str, list[f
     ]
     enabled = set(hooks)
     real_enqueue = outbox.enqueue
+    real_lock = uow.LOCK_PROJECT
 
     def configure(config: str) -> None:
         want = {"0 subscriptions": 0, "1 subscription": 1, "10 subscriptions": 10}.get(config, 0)
@@ -74,7 +94,9 @@ def bench_database(url: str, args: argparse.Namespace) -> list[tuple[str, list[f
             if active != (hook in enabled):
                 subscriptions.update_subscription(site.prep, CLI, GUARD, hook, {"active": active})
                 (enabled.add if active else enabled.discard)(hook)
-        outbox.enqueue = real_enqueue if config != "hook off" else (lambda *a, **k: 0)  # type: ignore[assignment]
+        off = config == "hook off"
+        outbox.enqueue = real_enqueue if not off else (lambda *a, **k: 0)  # type: ignore[assignment]
+        uow.LOCK_PROJECT = real_lock if not off else LOCK_BEFORE_WEBHOOKS
 
     def fire(project_id: int) -> object:
         return engine.fire(site.z, site.committee, project_id, args.path, data)
@@ -97,6 +119,7 @@ def bench_database(url: str, args: argparse.Namespace) -> list[tuple[str, list[f
         print(f"  {check_database(site)}", file=sys.stderr)
     finally:
         outbox.enqueue = real_enqueue
+        uow.LOCK_PROJECT = real_lock
         site.close()
     label = f"{site.backend} {args.path}"
     return [(f"{label}, {config}", times[config]) for config in CONFIGS]

@@ -2,7 +2,8 @@
 
 ``enqueue`` is the one hook on the write path. A change calls it just before it commits,
 with the span of events it appended to each chain: it reads the ``webhook_state`` row (one
-primary-key read; with no active subscription that is all it costs), matches the events
+primary-key read; with no active subscription that is all it costs, and a change to a
+project does not even pay that: its lock statement read the count already), matches the events
 against the active subscriptions (cached per process under the state's generation, which
 every subscription change renews, so a change made by another process is seen at once) and
 inserts one delivery per (event, subscription), with the message's body built there and
@@ -98,12 +99,22 @@ _cache = _Cache()
 
 
 def enqueue(
-    conn: Connection, workflows: WorkflowRegistry, spans: Iterable[tuple[str, int, int]]
+    conn: Connection,
+    workflows: WorkflowRegistry,
+    spans: Iterable[tuple[str, int, int]],
+    *,
+    active: int | None = None,
 ) -> int:
     """Outbox rows for the events a change appended (``(chain, after_seq, last_seq)`` each).
 
-    Answers how many deliveries it wrote.
+    ``active`` is how many subscriptions were active when the change took its locks, if a
+    statement it sent anyway read that: 0 skips the hook's own read. A subscription
+    committed while such a change runs does not receive that change's events — as with one
+    committed just after the hook's own read; either way, subscribing takes effect for the
+    changes that start after it. Answers how many deliveries it wrote.
     """
+    if active == 0:
+        return 0
     state = _STATE.first(conn, {})
     if state is None or state.active == 0:
         return 0

@@ -49,6 +49,7 @@ from engine.store.ledger import Ledger
 from engine.store.scope import visible_community
 from engine.store.statements import Prepared
 from engine.store.tables import chain_heads, communities, idempotency_keys, projects
+from engine.store.webhook_tables import webhook_state
 
 T = TypeVar("T")
 
@@ -65,13 +66,19 @@ _BARRIER_EXCLUSIVE = sa.text("SELECT pg_advisory_xact_lock(:key)")
 
 _p = projects.c
 # A project's writer locks its row and its community's chain head in one statement (rows are
-# locked in that order, as every writer does), and reads both fresh.
+# locked in that order, as every writer does), and reads both fresh. The same statement reads
+# how many webhook subscriptions are active, so that with none the outbox hook costs no
+# round trip of its own (``outbox.enqueue``'s ``active``).
 LOCK_PROJECT = Prepared(
     sa.select(
         projects,
         communities.c.street,
         chain_heads.c.seq.label("head_seq"),
         chain_heads.c.hash.label("head_hash"),
+        sa.select(webhook_state.c.active)
+        .where(webhook_state.c.id == 1)
+        .scalar_subquery()
+        .label("webhooks_active"),
     )
     .join(communities, communities.c.id == _p.community_id)
     .join(chain_heads, chain_heads.c.chain == _p.community_id)
@@ -192,6 +199,9 @@ class Change:
         self._project: ProjectRecord | None = None
         self._community: sa.Row[Any] | None = None
         self._saved = False
+        # How many webhook subscriptions were active when the locks were taken, where the
+        # lock statement read it (None: the outbox hook reads it itself).
+        self._webhooks_active: int | None = None
         self._others: dict[str, tuple[ChainWriter, Ledger]] = {}
         # Every event this change appends, on any chain, in order: what webhook outbox rows
         # are made from, in this same transaction.
@@ -239,6 +249,7 @@ class Change:
             ):
                 raise NotFound(f"项目 {project} 不存在")
             self._project = ProjectRecord.from_row(row)
+            self._webhooks_active = row.webhooks_active
             chain, head = row.community_id, (row.head_seq, row.head_hash)
         elif community is not None:
             self._community = visible_community(self.conn, self.principal, community)
@@ -306,6 +317,7 @@ class Change:
             self.conn,
             self._zizhi.workflows,
             [self.history.appended, *(w.appended for w, _ in self._others.values())],
+            active=self._webhooks_active,
         )
         key = self._idempotency
         if key is not None and result is not None:

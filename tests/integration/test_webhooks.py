@@ -31,6 +31,7 @@ from engine import (
 )
 from engine.errors import FundCapExceeded
 from engine.rules.workflow import WorkflowRegistry
+from engine.store import outbox
 from engine.store.tables import events
 from engine.store.webhook_tables import (
     webhook_attempts,
@@ -138,6 +139,33 @@ def test_a_rolled_back_transition_writes_and_sends_nothing(hz: Zizhi) -> None:
         for b in sent
     )
     assert len(sent) == before
+
+
+def test_a_project_change_with_no_active_subscription_sends_the_outbox_no_statement(
+    hz: Zizhi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock statement reads the active count: with none, the hook reads nothing itself;
+    once a subscription is active, the hook reads the state and queues the change's events."""
+    world = World(hz)
+    community = world.community()
+    first, second = world.project(community), world.project(community)
+    reads: list[str] = []
+    real = outbox._STATE
+
+    class Counting:
+        def first(self, conn: Any, params: Any) -> Any:
+            reads.append("webhook_state")
+            return real.first(conn, params)
+
+    monkeypatch.setattr(outbox, "_STATE", Counting())
+    fire(hz, world.committee(community), first.id, "cancel", {"reason": "撤销"})
+    assert reads == [] and deliveries(hz) == []
+    with receiving() as receiver:
+        subscribe(hz, receiver.url, ["project.transitioned"])
+        reads.clear()  # subscribing is a change on the system chain: it read the state
+        fire(hz, world.committee(community), second.id, "cancel", {"reason": "撤销"})
+    assert reads == ["webhook_state"]
+    assert [d.type for d in deliveries(hz)] == ["project.transitioned"]
 
 
 def test_a_receiver_that_fails_then_is_down_then_recovers_gets_every_event_once(
