@@ -118,14 +118,16 @@ def enqueue(
     state = _STATE.first(conn, {})
     if state is None or state.active == 0:
         return 0
-    active = _cache.get(conn, state.generation)
+    subscribed = _cache.get(conn, state.generation)
     rows = [
         row
         for chain, after, last in spans
         if last > after
         for row in _EVENTS.all(conn, {"chain": chain, "after": after, "last": last})
     ]
-    wanted = [(row, [s for s in active if catalogue.matches(s.patterns, row.type)]) for row in rows]
+    wanted = [
+        (row, [s for s in subscribed if catalogue.matches(s.patterns, row.type)]) for row in rows
+    ]
     wanted = [(row, subs) for row, subs in wanted if subs]
     if not wanted:
         return 0
