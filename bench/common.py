@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,35 @@ def pg_url(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def copy_of(url: str, admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+    """A copy of the database at ``url`` as it stands, removed afterwards.
+
+    SQLite: the online backup API, page by page, into a file beside it. PostgreSQL: ``CREATE
+    DATABASE … TEMPLATE``, which needs every other session to the source closed first
+    (dispose the sites on it).
+    """
+    if backend_of(url) == "sqlite":
+        source = Path(url.removeprefix("sqlite:///"))
+        target = source.with_name(f"{source.stem}-{uuid.uuid4().hex[:8]}.db")
+        with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+            src.backup(dst)
+        try:
+            yield f"sqlite:///{target}"
+        finally:
+            for path in source.parent.glob(f"{target.name}*"):
+                path.unlink(missing_ok=True)
+        return
+    name = f"zizhi_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
+    try:
+        yield url.rsplit("/", 1)[0] + "/" + name
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -144,7 +173,10 @@ def open_site(
     communities: Sequence[str] = ("c1",),
     sqlite_synchronous: str = "FULL",
     pool_size: int = 10,
+    existing: bool = False,
 ) -> Site:
+    """A site on ``url`` with ``communities`` created (``existing``: already there, as in a
+    copy of a site's database)."""
     registry = workflows.load_registry()
     if backend_of(url) == "sqlite":
         db = Database(url, sqlite_synchronous=sqlite_synchronous, pool_size=pool_size)
@@ -164,6 +196,9 @@ def open_site(
         year=fiscal_year(utc_now()),
         committee=committee,
     )
+    if existing:
+        site.communities.extend(communities)
+        return site
     for community in communities:
         engine.create_community(
             site.prep,

@@ -1,13 +1,15 @@
 """Does a transition or a read cost more as the history grows? Figures at 10k, 100k, 1M events.
 
-    .venv/bin/python bench/growth.py [--sizes 10000,100000,1000000] [--n 200]
+    .venv/bin/python bench/growth.py [--sizes 10000,100000,1000000] [--n 200] [--runs 3]
         [--db sqlite|postgresql|all]
 
 The store is grown through the engine's own write path (durability off while growing, so
 it takes minutes, not hours): expenses of one fen on a long-running project in each of
 ``COMMUNITIES`` communities, each expense two events (``expense.recorded``,
-``ledger.spent``) on its community's chain, a ledger entry and an expense row. At each size
-the script then times, at full durability and with the filler stopped:
+``ledger.spent``) on its community's chain, a ledger entry and an expense row. When it
+reaches each size, the database is copied as it stands (SQLite's backup API; PostgreSQL's
+``CREATE DATABASE … TEMPLATE``). Then the copies take turns, ``--runs`` rounds, each timing
+at full durability with no filler running:
 
 * writes: ``cancel`` of a fresh project, ``approve`` of a project in review (which reserves);
 * reads, as the pages and the API make them: a project, a community's project list, a
@@ -15,9 +17,10 @@ the script then times, at full durability and with the filler stopped:
   pages filtered by what matches little (a type no event has, an actor, the last minute) —
   the filters that would walk the whole events table without an index.
 
-Each figure is the median µs of ``--n`` calls (fastest–slowest of ``--runs`` medians in
-brackets). Flat across the sizes is the goal; the verification at the end re-checks every
-chain, so a bench that wrote nonsense fails.
+Because the sizes take turns, whatever else loads the machine falls on every size alike.
+Each figure is the median of the rounds' medians of ``--n`` calls (µs). Flat across the
+sizes is the goal; the verification of the grown store re-checks every chain, so a bench
+that wrote nonsense fails.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +40,7 @@ from common import (
     Site,
     check_database,
     clean_up_when_terminated,
+    copy_of,
     describe_environment,
     open_projects,
     open_site,
@@ -106,8 +110,8 @@ def _median_us(call: Callable[[Any], object], items: list[Any]) -> float:
     return statistics.median(times) * 1e6
 
 
-def measure(store: Store, n: int) -> dict[str, float]:
-    site, z, committee = store.site, store.site.z, store.site.committee
+def measure(site: Site, n: int) -> dict[str, float]:
+    z, committee = site.z, site.committee
     auditor = Principal(id="token:growth-auditor", name="审计", role=Role.auditor)
     c1 = COMMUNITIES[0]
     fresh = open_projects(site, c1, n)
@@ -147,14 +151,31 @@ def measure(store: Store, n: int) -> dict[str, float]:
 def bench_database(url: str, args: argparse.Namespace) -> list[tuple[int, dict[str, float]]]:
     site = open_site(url, communities=COMMUNITIES)
     store = Store(site)
-    rows = []
-    for size in args.sizes:
-        store.grow_to(size)
-        print(f"  measuring at {store.have:,} events…", file=sys.stderr)
-        rows.append((store.have, measure(store, args.n)))
-    print(f"  {check_database(site)}", file=sys.stderr)
-    site.close()
-    return rows
+    with ExitStack() as copies:
+        grown: list[tuple[int, str]] = []
+        for size in args.sizes:
+            store.grow_to(size)
+            site.close()  # PostgreSQL copies a database no one is connected to
+            grown.append((store.have, copies.enter_context(copy_of(url))))
+            print(f"  copied at {store.have:,} events", file=sys.stderr)
+        print(f"  {check_database(site)}", file=sys.stderr)
+        site.close()
+        sites = [
+            (have, open_site(copy, communities=COMMUNITIES, existing=True)) for have, copy in grown
+        ]
+        rounds: dict[int, list[dict[str, float]]] = {have: [] for have, _ in sites}
+        try:
+            for run in range(args.runs):
+                for have, copy_site in sites if run % 2 == 0 else reversed(sites):
+                    print(f"  round {run + 1}: measuring at {have:,} events…", file=sys.stderr)
+                    rounds[have].append(measure(copy_site, args.n))
+        finally:
+            for _, copy_site in sites:
+                copy_site.close()
+    return [
+        (have, {name: statistics.median(r[name] for r in runs) for name in runs[0]})
+        for have, runs in rounds.items()
+    ]
 
 
 @contextmanager
@@ -170,6 +191,7 @@ def main() -> None:
         "--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[10_000, 100_000]
     )
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3, help="rounds of turns across the sizes")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "all"], default="sqlite")
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.db == "all" else [args.db]
