@@ -16,8 +16,10 @@ whole is repeated ``--runs`` times: medians with min–max, and the 1-minute loa
 each figure.
 
 **Throughput.** ``wrk`` (Debian: ``apt-get install wrk``) at 1, 8 and 32 connections
-against each server in turn: requests/s and p50/p99 latency, for writes (a pooled demand /
-the floor's transition) and reads (a project / the floor's row).
+against each server in turn: requests/s and p50/p99 latency, for writes (a pooled demand in
+one community / the floor's transition), spread writes (pooled demands going round 16
+communities, so that writers do not queue on one chain head) and reads (a project / the
+floor's row).
 
 Run from the repository root:
 
@@ -155,12 +157,17 @@ def serve(
 # --- the Zizhi database -------------------------------------------------------------------------
 
 
+SPREAD = 16  # communities the "spread" writes go round
+
+
 @dataclass
 class Prepared:
     url: str
     community: str
     committee: str
     admin: str
+    spread: list[str] = field(default_factory=list)  # SPREAD more communities
+    spread_committee: str = ""  # a committee token covering all of them
 
 
 def holds_data(url: str) -> bool:
@@ -173,32 +180,38 @@ def holds_data(url: str) -> bool:
 
 
 def prepare(url: str) -> Prepared:
-    """A community with a large allocation, a committee token and an admin token."""
+    """A community with a large allocation, a committee token and an admin token; and
+    ``SPREAD`` more communities with one committee token covering them all."""
     z = Zizhi(Database(url, sqlite_synchronous="OFF"), workflows.load_registry())
+    year = fiscal_year(utc_now())
     try:
         z.db.migrate()
-        community = f"hb{uuid.uuid4().hex[:8]}"
-        engine.create_community(
-            z,
-            CLI,
-            id=community,
-            name="基准社区",
-            street="金阊街道",
-            district="姑苏区",
-            kind="urban",
-        )
-        year = fiscal_year(utc_now())
-        engine.set_allocation(
-            z, CLI, community, Fund.self_governance.value, year, BIG_ALLOCATION_FEN
-        )
+        base = f"hb{uuid.uuid4().hex[:8]}"
+        community, spread = base, [f"{base}-s{i}" for i in range(SPREAD)]
+        for i, name in enumerate([community, *spread]):
+            engine.create_community(
+                z,
+                CLI,
+                id=name,
+                name=f"基准社区{i}",
+                street="金阊街道",
+                district="姑苏区",
+                kind="urban",
+            )
+            engine.set_allocation(
+                z, CLI, name, Fund.self_governance.value, year, BIG_ALLOCATION_FEN
+            )
         committee = engine.create_token(
             z, CLI, name="基准居委会", role="committee", communities=[community]
+        ).token
+        spread_committee = engine.create_token(
+            z, CLI, name="基准多社区居委会", role="committee", communities=spread
         ).token
         admin = engine.create_token(z, CLI, name="基准管理员", role="admin").token
     finally:
         z.db.dispose()
-    assert committee and admin
-    return Prepared(url, community, committee, admin)
+    assert committee and admin and spread_committee
+    return Prepared(url, community, committee, admin, spread, spread_committee)
 
 
 # --- CPU per request ------------------------------------------------------------------------------
@@ -409,6 +422,16 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
+SPREAD_LUA = """
+local paths = {{{paths}}}
+local turn = 0
+request = function()
+  turn = turn + 1
+  return wrk.format(nil, paths[(turn % #paths) + 1])
+end
+"""
+
+
 def wrk(url: str, clients: int, duration: int, script: Path) -> tuple[float, str, str, int]:
     run = subprocess.run(
         [
@@ -461,11 +484,27 @@ def throughput(
         path = tmp / f"{name}.lua"
         path.write_text(LUA.format(method=method, body=body, auth=a), encoding="utf-8")
         scripts[name] = path
+    # Demands going round SPREAD communities, one request to each in turn: writers that do
+    # not share a chain head, against "write", where every writer takes one community's turn.
+    paths = ", ".join(f'"/api/v1/communities/{c}/demands"' for c in site.spread)
+    spread_auth = f'wrk.headers["Authorization"] = "Bearer {site.spread_committee}"'
+    scripts["z_spread"] = tmp / "z_spread.lua"
+    scripts["z_spread"].write_text(
+        LUA.format(method="POST", body=demand, auth=spread_auth) + SPREAD_LUA.format(paths=paths),
+        encoding="utf-8",
+    )
     cases = [
         (
             "write",
             f"{zizhi.url}/api/v1/communities/{site.community}/demands",
             "z_write",
+            f"{floor.url}/projects/{floor_project}/act",
+            "f_write",
+        ),
+        (
+            "spread",
+            f"{zizhi.url}/api/v1/communities/{site.spread[0]}/demands",
+            "z_spread",
             f"{floor.url}/projects/{floor_project}/act",
             "f_write",
         ),
