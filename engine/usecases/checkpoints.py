@@ -181,6 +181,10 @@ def publish_checkpoint(z: Zizhi, *, force: bool = False) -> CheckpointView | Non
         return None
     view = checkpoint(z)
     with z.change(CHECKPOINTER, chain=SYSTEM_CHAIN) as change:
+        # Asked again under the system chain's lock: several dispatchers (``zizhi worker``
+        # processes) may have found it due at once, and the day's event is recorded once.
+        if not force and not _due(change.conn, change.at):
+            return None
         data = view.as_dict()
         del data["format"]
         change.history.append(CHECKPOINT_EVENT, data)
@@ -190,12 +194,16 @@ def publish_checkpoint(z: Zizhi, *, force: bool = False) -> CheckpointView | Non
 
 def checkpoint_due(z: Zizhi) -> bool:
     with z.read() as conn:
-        last = conn.execute(
-            sa.select(sa.func.max(events.c.at)).where(
-                events.c.chain == SYSTEM_CHAIN, events.c.type == CHECKPOINT_EVENT
-            )
-        ).scalar()
-    return last is None or z.clock() - last >= CHECKPOINT_EVERY
+        return _due(conn, z.clock())
+
+
+def _due(conn: Connection, now: datetime) -> bool:
+    last = conn.execute(
+        sa.select(sa.func.max(events.c.at)).where(
+            events.c.chain == SYSTEM_CHAIN, events.c.type == CHECKPOINT_EVENT
+        )
+    ).scalar()
+    return last is None or now - last >= CHECKPOINT_EVERY
 
 
 def inclusion_proof(

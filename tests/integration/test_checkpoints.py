@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from engine.store.history import event_hash
 from engine.store.tables import chain_heads, events
 from engine.store.uow import Zizhi
 from engine.store.verify import verify_chains
+from engine.usecases import checkpoints
 from tests import merkle_reference as ref
 from tests.factories import World
 
@@ -97,6 +99,35 @@ def test_the_daily_checkpoint_event_is_recorded_once_a_day(fresh_z: Zizhi) -> No
     assert event.chain == "_system"
     assert event.data == {k: v for k, v in first.as_dict().items() if k != "format"}
     assert engine.latest_checkpoint(fresh_z) == first
+
+
+def test_dispatchers_finding_the_checkpoint_due_at_once_record_it_once(
+    fresh_z: Zizhi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two ``zizhi worker`` processes look at the same moment: both find the day's checkpoint
+    due and sign one; the system chain's lock lets only the first record the event."""
+    _grow(World(fresh_z), 1)
+    both_signed = threading.Barrier(2, timeout=30)
+    sign = checkpoints.checkpoint
+
+    def sign_then_wait(z: Zizhi) -> object:
+        view = sign(z)
+        both_signed.wait()  # each has found it due and signed before either records
+        return view
+
+    monkeypatch.setattr(checkpoints, "checkpoint", sign_then_wait)
+    published: list[object] = []
+    workers = [
+        threading.Thread(target=lambda: published.append(engine.publish_checkpoint(fresh_z)))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert sorted(view is None for view in published) == [False, True]
+    recorded = engine.query_events(fresh_z, CLI, engine.EventFilter(type="audit.checkpoint"))
+    assert len(recorded.items) == 1
 
 
 def _unguard(z: Zizhi) -> None:
