@@ -19,7 +19,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,28 +341,48 @@ def compare(
     warmup: int,
     chunk: int = 100,
 ) -> Comparison:
-    """Warm both sides up, then time ``runs`` runs of ``n`` transactions a side.
+    """Warm both sides up, then time ``runs`` runs of ``n`` transactions a side, taking
+    turns (``take_turns``)."""
+    spent = take_turns(
+        {"engine": (engine, engine_items), "raw": (raw, raw_items)},
+        runs=runs,
+        n=n,
+        warmup=warmup,
+        chunk=chunk,
+    )
+    return Comparison(path, spent["engine"], spent["raw"])
 
-    Within a run the sides take turns every ``chunk`` transactions, each going first in
-    every other turn: whatever else the machine is doing (other processes, a WAL
-    checkpoint, the page cache) then lands on both sides alike, not on whichever ran
-    during it.
+
+def take_turns(
+    sides: Mapping[str, tuple[Callable[[Any], object], Sequence[Any]]],
+    *,
+    runs: int,
+    n: int,
+    warmup: int,
+    chunk: int = 100,
+) -> dict[str, list[float]]:
+    """Warm every side up, then time ``runs`` runs of ``n`` transactions a side: µs per
+    transaction of each side, one figure per run.
+
+    Within a run the sides take turns every ``chunk`` transactions, in reversed order every
+    other turn: whatever else the machine is doing (other processes, a WAL checkpoint, the
+    page cache) then lands on every side alike, not on whichever ran during it.
     """
     needed = warmup + runs * n
-    assert len(engine_items) >= needed and len(raw_items) >= needed, "prepare more items"
-    time_batch(engine, engine_items[:warmup])
-    time_batch(raw, raw_items[:warmup])
-    result = Comparison(path, [], [])
+    assert all(len(items) >= needed for _, items in sides.values()), "prepare more items"
+    for transaction, items in sides.values():
+        time_batch(transaction, items[:warmup])
+    result: dict[str, list[float]] = {name: [] for name in sides}
+    order = list(sides.items())
     for run in range(runs):
         gc.collect()
-        spent = {"engine": 0.0, "raw": 0.0}
-        turns = [("engine", engine, engine_items), ("raw", raw, raw_items)]
+        spent = dict.fromkeys(sides, 0.0)
         for turn, start in enumerate(range(warmup + run * n, warmup + (run + 1) * n, chunk)):
             batch = slice(start, min(start + chunk, warmup + (run + 1) * n))
-            for side, transaction, items in turns if turn % 2 == 0 else reversed(turns):
-                spent[side] += time_batch(transaction, items[batch])
-        result.engine_us.append(spent["engine"] / n * 1e6)
-        result.raw_us.append(spent["raw"] / n * 1e6)
+            for name, (transaction, items) in order if turn % 2 == 0 else reversed(order):
+                spent[name] += time_batch(transaction, items[batch])
+        for name in sides:
+            result[name].append(spent[name] / n * 1e6)
     return result
 
 
