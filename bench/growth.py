@@ -7,8 +7,10 @@ The store is grown through the engine's own write path (durability off while gro
 it takes minutes, not hours): expenses of one fen on a long-running project in each of
 ``COMMUNITIES`` communities, each expense two events (``expense.recorded``,
 ``ledger.spent``) on its community's chain, a ledger entry and an expense row. When it
-reaches each size, the database is copied as it stands (SQLite's backup API; PostgreSQL's
-``CREATE DATABASE … TEMPLATE``). Then the copies take turns, ``--runs`` rounds, each timing
+reaches each size, a checkpoint is signed (as the dispatcher's daily round does on a live
+server, extending the Merkle tree over every event) and the database is copied as it
+stands (SQLite's backup API; PostgreSQL's ``CREATE DATABASE … TEMPLATE``). Then the copies
+take turns, ``--runs`` rounds, each timing
 at full durability with no filler running:
 
 * writes: ``cancel`` of a fresh project, ``approve`` of a project in review (which reserves);
@@ -92,6 +94,9 @@ class Store:
             if self.invoices % 5000 < len(self.filler):
                 rate = (have - start_count) / max(time.monotonic() - started, 1e-9)
                 print(f"  {have:,} events ({rate:,.0f}/s while growing)", file=sys.stderr)
+        # What the dispatcher's daily round does on a live server: a signed checkpoint, the
+        # Merkle tree extended over everything written (``since=`` pages seek through it).
+        engine.publish_checkpoint(self.site.prep, force=True)
         self.have = self.events()
 
 
