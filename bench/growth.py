@@ -10,8 +10,7 @@ it takes minutes, not hours): expenses of one fen on a long-running project in e
 reaches each size, a checkpoint is signed (as the dispatcher's daily round does on a live
 server, extending the Merkle tree over every event) and the database is copied as it
 stands (SQLite's backup API; PostgreSQL's ``CREATE DATABASE … TEMPLATE``). Then the copies
-take turns, ``--runs`` rounds, each timing
-at full durability with no filler running:
+take turns, ``--runs`` rounds, each timing at full durability with no filler running:
 
 * writes: ``cancel`` of a fresh project, ``approve`` of a project in review (which reserves);
 * reads, as the pages and the API make them: a project, a community's project list, a
