@@ -10,6 +10,12 @@ position (``merkle_leaves``) and the hash of every *complete* subtree (``merkle_
 level ``L``, index ``i`` covers leaves ``[i·2^L, (i+1)·2^L)``). Any range the RFC's
 definitions ask for splits into O(log n) complete subtrees, fetched in one statement.
 
+Alongside, ``merkle_blocks`` keeps for every complete block of ``BLOCK`` leaves the latest
+event time among all leaves up to its end (a running maximum): every leaf before the first
+block that reaches a moment is earlier than it, so a ``since=`` page starts its feed scan
+there instead of at the start (``since_start``). Times need not follow the feed's order
+(clocks of several servers, long transactions): the running maximum makes the bound exact.
+
 The tree grows only at its end (the feed below the watermark never changes), by
 ``extend``, which one writer runs at a time (an advisory lock on PostgreSQL; SQLite has one
 writer anyway). It takes no lock any event writer takes.
@@ -19,19 +25,21 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.store import feed
-from engine.store.tables import events, merkle_leaves, merkle_nodes, merkle_state
+from engine.store.tables import events, merkle_blocks, merkle_leaves, merkle_nodes, merkle_state
 
 T = TypeVar("T")
 Get = Callable[[int, int], bytes]  # (level, index) -> the complete subtree's hash
 
 _SEQUENCER = 0x7A7A4D4B  # the advisory lock that lets one process extend the tree at a time
 _BATCH = 5000
+BLOCK = 1024  # leaves per merkle_blocks row (migration 0010 fills older trees with it)
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
@@ -157,7 +165,10 @@ def extend(conn: Connection) -> int:
             [{"position": n + i, "event_id": r.id} for i, r in enumerate(rows)],
         )
         _add_nodes(conn, n, [leaf_hash(r.hash) for r in rows])
+        _add_blocks(conn, n, n + len(rows))
         n, last = n + len(rows), feed.key_of(rows[-1])
+        if len(rows) < _BATCH:  # the feed is read to its end: no need to ask again
+            break
     if n != state.size:
         conn.execute(
             sa.update(merkle_state)
@@ -188,6 +199,45 @@ def _add_nodes(conn: Connection, old: int, leaves: list[bytes]) -> None:
     rows = [{"level": lv, "idx": i, "hash": h.hex()} for (lv, i), h in made.items()]
     for chunk in _chunks(rows, 2000):
         conn.execute(sa.insert(merkle_nodes), chunk)
+
+
+def _add_blocks(conn: Connection, old: int, new: int) -> None:
+    """Store the running maximum time of every block the leaves ``[old, new)`` complete."""
+    first, end = old // BLOCK, new // BLOCK
+    if first >= end:
+        return
+    b = merkle_blocks.c
+    top = conn.execute(sa.select(b.max_at).where(b.block == first - 1)).scalar()
+    rows = []
+    for block in range(first, end):
+        latest = conn.execute(
+            sa.select(sa.func.max(events.c.at))
+            .select_from(merkle_leaves.join(events, events.c.id == merkle_leaves.c.event_id))
+            .where(merkle_leaves.c.position.between(block * BLOCK, (block + 1) * BLOCK - 1))
+        ).scalar_one()
+        top = latest if top is None else max(top, latest)
+        rows.append({"block": block, "max_at": top})
+    conn.execute(sa.insert(merkle_blocks), rows)
+
+
+def since_start(conn: Connection, since: datetime) -> feed.FeedKey:
+    """A feed key no event at or after ``since`` comes before (or at): the last leaf before
+    the first block whose running maximum reaches ``since`` — or before the first block not
+    complete yet, if none does. ``feed.START`` when the tree offers no such leaf."""
+    b = merkle_blocks.c
+    block = conn.execute(
+        sa.select(b.block).where(b.max_at >= since).order_by(b.max_at, b.block).limit(1)
+    ).scalar()
+    if block is None:
+        block = conn.execute(sa.select(sa.func.coalesce(sa.func.max(b.block), -1) + 1)).scalar()
+    if not block:
+        return feed.START
+    row = conn.execute(
+        sa.select(events.c.xid, events.c.id)
+        .select_from(merkle_leaves.join(events, events.c.id == merkle_leaves.c.event_id))
+        .where(merkle_leaves.c.position == block * BLOCK - 1)
+    ).one()
+    return feed.key_of(row)
 
 
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:

@@ -320,6 +320,19 @@ class MerkleNode(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+class MerkleBlock(SQLModel, table=True):
+    """The latest event time among the first ``(block + 1) * merkle.BLOCK`` leaves: a running
+    maximum, so the first block at or after a moment is one index seek (``since=``)."""
+
+    __tablename__ = "merkle_blocks"
+    __table_args__ = (sa.Index("ix_merkle_blocks_max_at", "max_at", "block"),)
+
+    block: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    max_at: datetime = _at()
+
+
 class AuditCheckpoint(SQLModel, table=True):
     """A signed checkpoint (tree size, root hash, time) as it was served."""
 
@@ -363,6 +376,7 @@ access_log = metadata.tables["access_log"]
 merkle_state = metadata.tables["merkle_state"]
 merkle_leaves = metadata.tables["merkle_leaves"]
 merkle_nodes = metadata.tables["merkle_nodes"]
+merkle_blocks = metadata.tables["merkle_blocks"]
 audit_checkpoints = metadata.tables["audit_checkpoints"]
 audit_signing_keys = metadata.tables["audit_signing_keys"]
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from engine import text
 from engine.errors import ValidationFailed
 from engine.model import ENTRY_KIND_OF_EVENT, Balance, Principal, Role
-from engine.store import feed
+from engine.store import feed, merkle
 from engine.store.facts import PROJECT_SAVES, verify_all
 from engine.store.pagination import Page, check_limit
 from engine.store.scope import scope_clause, visible_project
@@ -115,8 +115,9 @@ def query_events(
     (``engine.store.feed``)."""
     check_limit(limit)
     start = feed.decode_cursor(cursor)
+    query = _scoped(principal, where)
     with z.read() as conn:
-        rows = feed.rows_after(conn, _scoped(principal, where), start, limit + 1)
+        rows = feed.rows_after(conn, query, _seek_since(conn, where, start), limit + 1)
     if len(rows) > limit:
         rows = rows[:limit]
         page = Page([event_view(r) for r in rows], feed.encode_cursor(feed.key_of(rows[-1])))
@@ -145,7 +146,7 @@ def stream_events(
         return feed.rows_after(conn, base, after, batch)
 
     try:
-        first = batch_after(feed.START)
+        first = batch_after(_seek_since(conn, where, feed.START))
     except BaseException:
         stack.close()
         raise
@@ -239,6 +240,15 @@ def verify(
 
 
 # --- internals ---------------------------------------------------------------------------------
+
+
+def _seek_since(conn: sa.Connection, where: EventFilter, start: feed.FeedKey) -> feed.FeedKey:
+    """Where a page ``since=`` a moment may start reading the feed: the feed is not in time
+    order, but the Merkle tree knows a place before which every event is earlier
+    (``merkle.since_start``); without it a recent moment would read most of the table."""
+    if where.since is None:
+        return start
+    return max(start, merkle.since_start(conn, where.since))
 
 
 def _scoped(principal: Principal, where: EventFilter) -> sa.Select[Any]:
