@@ -84,11 +84,16 @@ print(size, spent, rss)
 """
 
 
-def timed(fn: Callable[[int], object], runs: int) -> str:
-    """p50 and p95 of ``runs`` calls of ``fn(i)`` in ms, and the median CPU time this process
-    spent per call (less moved by other processes' load than the wall clock)."""
+def timed(
+    fn: Callable[[int], object], runs: int, setup: Callable[[int], object] | None = None
+) -> str:
+    """p50 and p95 of ``runs`` calls of ``fn(i)`` in ms (each after ``setup(i)``, not timed),
+    and the median CPU time this process spent per call (less moved by other processes' load
+    than the wall clock)."""
     times, cpu = [], []
     for i in range(runs):
+        if setup is not None:
+            setup(i)
         start, start_cpu = time.perf_counter(), time.process_time()
         fn(i)
         times.append((time.perf_counter() - start) * 1000)
@@ -187,7 +192,7 @@ def measure(z: Zizhi, url: str, args: argparse.Namespace) -> None:
     print(f"  a project's history, read alone (no access-log record): {unlogged}")
 
     cursors = _cursors(z, rng, max_id, runs)
-    filters = {
+    filters: dict[str, Callable[[], engine.EventFilter]] = {
         "one community": lambda: engine.EventFilter(community_id=rng.choice(COMMUNITIES)),
         "type expense.recorded": lambda: engine.EventFilter(type="expense.recorded"),
         "type prefix ledger.*": lambda: engine.EventFilter(type="ledger.*"),
@@ -204,10 +209,11 @@ def measure(z: Zizhi, url: str, args: argparse.Namespace) -> None:
 
         print(f"  page of 100, {name}, from a cursor: {timed(page, runs)}")
         if name == "one community":
-            alone = timed(
-                lambda i, w=wheres: engine.query_events(z, CLI, w[i], limit=100, cursor=cursors[i]),
-                runs,
-            )
+
+            def alone_page(i: int, wheres: list[engine.EventFilter] = wheres) -> None:
+                engine.query_events(z, CLI, wheres[i], limit=100, cursor=cursors[i])
+
+            alone = timed(alone_page, runs)
             print(f"  page of 100, {name}, read alone (no access-log record): {alone}")
     print(f"  first page of 100 since a random moment: {timed(since, runs)}")
 
@@ -233,19 +239,13 @@ def measure(z: Zizhi, url: str, args: argparse.Namespace) -> None:
     )
 
     print(f"  checkpoint, nothing new: {timed(lambda _: engine.checkpoint(z), runs)}")
-    new_times = []
-    for _ in range(runs):
-        engine.record_demand(
-            z, None, rng.choice(COMMUNITIES), {"content": "新需求", "resident": "李四"}
-        )
-        start = time.perf_counter()
-        engine.checkpoint(z)
-        new_times.append((time.perf_counter() - start) * 1000)
-    new_times.sort()
-    print(
-        f"  checkpoint after one new event: p50 {statistics.median(new_times):.1f} ms, "
-        f"p95 {new_times[min(runs - 1, int(runs * 0.95))]:.1f} ms"
-    )
+    demands = [rng.choice(COMMUNITIES) for _ in range(runs)]
+
+    def one_more(i: int) -> None:
+        engine.record_demand(z, None, demands[i], {"content": "新需求", "resident": "李四"})
+
+    after_one = timed(lambda _: engine.checkpoint(z), runs, setup=one_more)
+    print(f"  checkpoint after one new event: {after_one}")
     size_now = engine.checkpoint(z).tree_size
     events_picked = [key[1] for key in _events_at(z, rng, max_id, runs)]
     print(

@@ -41,9 +41,9 @@ import sqlalchemy as sa
 
 import engine
 import workflows
-from engine import Database, Principal, Role, Zizhi
+from engine import Database, FundCapExceeded, Principal, Role, Zizhi
 from engine.model import FISCAL_TZ, utc_now
-from engine.store.tables import chain_heads
+from engine.store.tables import chain_heads, events
 
 VOTE = {"council_size": 9, "attendees": 7, "votes_for": 6, "votes_against": 1, "abstentions": 0}
 RUNNING = 40  # projects under way at once in each process
@@ -92,7 +92,7 @@ def build_history(
     start = time.perf_counter()
     have = _count(url)
     wanted = max(events - have, 0)
-    first, last = _span(wanted)
+    first, last = _span(url)
     groups = [list(communities[i::processes]) for i in range(processes)]
     shares = [wanted * len(g) // len(communities) for g in groups]
     jobs = [
@@ -107,15 +107,26 @@ def build_history(
     return BuildReport(_count(url), sum(projects), time.perf_counter() - start)
 
 
-def _span(wanted: int) -> tuple[datetime, datetime]:
+def _span(url: str) -> tuple[datetime, datetime]:
     """From the 10th of January of this fiscal year (or the last 300 days, if the year is
-    younger) to an hour ago."""
+    younger) to an hour ago; a history grown further continues from its latest event."""
     now = utc_now()
+    last = now - timedelta(hours=1)
     year_start = datetime(now.astimezone(FISCAL_TZ).year, 1, 10, tzinfo=FISCAL_TZ)
     first = max(year_start, now - timedelta(days=300))
-    if now - first < timedelta(days=2):
-        first = now - timedelta(days=2)
-    return first, now - timedelta(hours=1)
+    db = _database(url)
+    try:
+        with db.engine.connect() as conn:
+            latest = conn.execute(
+                sa.select(sa.func.max(events.c.at)).where(events.c.at < last)
+            ).scalar()
+    finally:
+        db.dispose()
+    if latest is not None and latest > first:
+        first = latest
+    if last - first < timedelta(days=1):
+        first = last - timedelta(days=1)
+    return first, last
 
 
 def _count(url: str) -> int:
@@ -250,8 +261,17 @@ class _Builder:
             return
         fire("accept", {"note": "同意立项"})
         yield
-        budget = rng.randrange(20_000, 2_000_000, 100)
-        fire("submit_plan", {"budget_fen": budget, "plan": "方案：采购、施工、验收。"})
+        # ¥200–4,000, less when the year's fund runs low (a long history spends it).
+        funds = engine.funds(z, committee, community)
+        fund = next(f for f in funds if f.fund == "self_governance")
+        budget = min(rng.randrange(20_000, 400_000, 100), fund.available_fen // 8)
+        try:
+            if budget < 1_000:
+                raise FundCapExceeded("本年度经费已用完")
+            fire("submit_plan", {"budget_fen": budget, "plan": "方案：采购、施工、验收。"})
+        except FundCapExceeded:
+            fire("cancel", {"reason": "本年度经费不足"})
+            return
         yield
         if rng.random() < 0.15:
             fire("return_for_revision", {"reason": "预算明细不全"})
