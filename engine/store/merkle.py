@@ -10,11 +10,12 @@ position (``merkle_leaves``) and the hash of every *complete* subtree (``merkle_
 level ``L``, index ``i`` covers leaves ``[i·2^L, (i+1)·2^L)``). Any range the RFC's
 definitions ask for splits into O(log n) complete subtrees, fetched in one statement.
 
-Alongside, ``merkle_blocks`` keeps for every complete block of ``BLOCK`` leaves the latest
-event time among all leaves up to its end (a running maximum): every leaf before the first
-block that reaches a moment is earlier than it, so a ``since=`` page starts its feed scan
-there instead of at the start (``since_start``). Times need not follow the feed's order
-(clocks of several servers, long transactions): the running maximum makes the bound exact.
+Alongside, ``merkle_blocks`` keeps the latest event time of every complete block of
+``BLOCK`` leaves: a block whose latest time is before a moment holds no event at or after
+it, so a ``since=`` page reads only the blocks that reach the moment and what lies past the
+last complete block (``since_ranges``) rather than the feed from its start. Times need not
+follow the feed's order (clocks of several servers, long transactions, an odd clock): a
+stray late event only adds its own block to what is read.
 
 The tree grows only at its end (the feed below the watermark never changes), by
 ``extend``, which one writer runs at a time (an advisory lock on PostgreSQL; SQLite has one
@@ -113,19 +114,22 @@ def compute(conn: Connection, fn: Callable[[Get], T]) -> T:
 
 def _fetch(conn: Connection, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     """The stored nodes among ``keys`` (a few dozen at most: O(log² n)), in one statement;
-    per level an IN list on the primary key (a row-value IN would not use it on SQLite)."""
+    per level an IN list on the primary key (a row-value IN would not use it on SQLite).
+
+    The statement is written as text: its shape changes with every proof, and building it
+    as SQLAlchemy expressions cost more than running it (a third of a proof at a million
+    events). Every value in it is an ``int`` formatted here, never text from a caller."""
     by_level: dict[int, list[int]] = {}
     for level, idx in keys:
-        by_level.setdefault(level, []).append(idx)
+        by_level.setdefault(int(level), []).append(int(idx))
     if not by_level:
         return {}
-    n = merkle_nodes.c
-    rows = conn.execute(
-        sa.select(n.level, n.idx, n.hash).where(
-            sa.or_(*(sa.and_(n.level == lv, n.idx.in_(ix)) for lv, ix in by_level.items()))
-        )
+    where = " OR ".join(
+        f"(level = {level} AND idx IN ({','.join(map(str, sorted(ix)))}))"
+        for level, ix in sorted(by_level.items())
     )
-    return {(r.level, r.idx): bytes.fromhex(r.hash) for r in rows}
+    rows = conn.exec_driver_sql(f"SELECT level, idx, hash FROM merkle_nodes WHERE {where}")
+    return {(int(r[0]), int(r[1])): bytes.fromhex(r[2]) for r in rows}
 
 
 def size(conn: Connection) -> int:
@@ -202,42 +206,64 @@ def _add_nodes(conn: Connection, old: int, leaves: list[bytes]) -> None:
 
 
 def _add_blocks(conn: Connection, old: int, new: int) -> None:
-    """Store the running maximum time of every block the leaves ``[old, new)`` complete."""
-    first, end = old // BLOCK, new // BLOCK
-    if first >= end:
-        return
-    b = merkle_blocks.c
-    top = conn.execute(sa.select(b.max_at).where(b.block == first - 1)).scalar()
-    rows = []
-    for block in range(first, end):
-        latest = conn.execute(
-            sa.select(sa.func.max(events.c.at))
-            .select_from(merkle_leaves.join(events, events.c.id == merkle_leaves.c.event_id))
-            .where(merkle_leaves.c.position.between(block * BLOCK, (block + 1) * BLOCK - 1))
-        ).scalar_one()
-        top = latest if top is None else max(top, latest)
-        rows.append({"block": block, "max_at": top})
-    conn.execute(sa.insert(merkle_blocks), rows)
+    """Store the latest event time of every block the leaves ``[old, new)`` complete."""
+    rows = [
+        {
+            "block": block,
+            "max_at": conn.execute(
+                sa.select(sa.func.max(events.c.at))
+                .select_from(merkle_leaves.join(events, events.c.id == merkle_leaves.c.event_id))
+                .where(merkle_leaves.c.position.between(block * BLOCK, (block + 1) * BLOCK - 1))
+            ).scalar_one(),
+        }
+        for block in range(old // BLOCK, new // BLOCK)
+    ]
+    if rows:
+        conn.execute(sa.insert(merkle_blocks), rows)
 
 
-def since_start(conn: Connection, since: datetime) -> feed.FeedKey:
-    """A feed key no event at or after ``since`` comes before (or at): the last leaf before
-    the first block whose running maximum reaches ``since`` — or before the first block not
-    complete yet, if none does. ``feed.START`` when the tree offers no such leaf."""
+def since_ranges(
+    conn: Connection, since: datetime
+) -> list[tuple[feed.FeedKey, feed.FeedKey | None]]:
+    """The stretches of the feed that may hold events at or after ``since``, in feed order:
+    ``(after, up_to)`` — keys after ``after`` and at most ``up_to`` (None: to the feed's
+    end). Runs of complete blocks whose latest time reaches ``since``, then everything past
+    the last complete block; every other event is earlier than ``since``."""
+    complete = size(conn) // BLOCK  # read first: blocks and leaves only ever catch up
     b = merkle_blocks.c
-    block = conn.execute(
-        sa.select(b.block).where(b.max_at >= since).order_by(b.max_at, b.block).limit(1)
-    ).scalar()
-    if block is None:
-        block = conn.execute(sa.select(sa.func.coalesce(sa.func.max(b.block), -1) + 1)).scalar()
-    if not block:
-        return feed.START
-    row = conn.execute(
-        sa.select(events.c.xid, events.c.id)
+    hits = conn.execute(
+        sa.select(b.block).where(b.max_at >= since, b.block < complete).order_by(b.block)
+    ).scalars()
+    runs: list[list[int]] = []
+    for block in hits:
+        if runs and runs[-1][1] == block - 1:
+            runs[-1][1] = block
+        else:
+            runs.append([block, block])
+    if runs and runs[-1][1] == complete - 1:  # the last run reaches the tail: one stretch
+        tail = runs.pop()[0]
+    else:
+        tail = complete
+    edges = {p for first, last in runs for p in (first * BLOCK - 1, (last + 1) * BLOCK - 1)}
+    edges.add(tail * BLOCK - 1)
+    keys = _keys_at(conn, {p for p in edges if p >= 0})
+    keys[-1] = feed.START
+    stretches: list[tuple[feed.FeedKey, feed.FeedKey | None]] = [
+        (keys[first * BLOCK - 1], keys[(last + 1) * BLOCK - 1]) for first, last in runs
+    ]
+    stretches.append((keys[tail * BLOCK - 1], None))
+    return stretches
+
+
+def _keys_at(conn: Connection, positions: set[int]) -> dict[int, feed.FeedKey]:
+    if not positions:
+        return {}
+    rows = conn.execute(
+        sa.select(merkle_leaves.c.position, events.c.xid, events.c.id)
         .select_from(merkle_leaves.join(events, events.c.id == merkle_leaves.c.event_id))
-        .where(merkle_leaves.c.position == block * BLOCK - 1)
-    ).one()
-    return feed.key_of(row)
+        .where(merkle_leaves.c.position.in_(sorted(positions)))
+    )
+    return {int(r.position): feed.key_of(r) for r in rows}
 
 
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:

@@ -321,8 +321,8 @@ class MerkleNode(SQLModel, table=True):
 
 
 class MerkleBlock(SQLModel, table=True):
-    """The latest event time among the first ``(block + 1) * merkle.BLOCK`` leaves: a running
-    maximum, so the first block at or after a moment is one index seek (``since=``)."""
+    """The latest event time among the leaves ``[block * BLOCK, (block + 1) * BLOCK)`` of a
+    complete block (``engine.store.merkle.BLOCK``): which blocks a ``since=`` page reads."""
 
     __tablename__ = "merkle_blocks"
     __table_args__ = (sa.Index("ix_merkle_blocks_max_at", "max_at", "block"),)

@@ -117,7 +117,7 @@ def query_events(
     start = feed.decode_cursor(cursor)
     query = _scoped(principal, where)
     with z.read() as conn:
-        rows = feed.rows_after(conn, query, _seek_since(conn, where, start), limit + 1)
+        rows = _rows(conn, query, where, start, limit + 1)
     if len(rows) > limit:
         rows = rows[:limit]
         page = Page([event_view(r) for r in rows], feed.encode_cursor(feed.key_of(rows[-1])))
@@ -143,10 +143,10 @@ def stream_events(
     conn = stack.enter_context(z.read())
 
     def batch_after(after: feed.FeedKey) -> Sequence[Any]:
-        return feed.rows_after(conn, base, after, batch)
+        return _rows(conn, base, where, after, batch)
 
     try:
-        first = batch_after(_seek_since(conn, where, feed.START))
+        first = batch_after(feed.START)
     except BaseException:
         stack.close()
         raise
@@ -242,13 +242,23 @@ def verify(
 # --- internals ---------------------------------------------------------------------------------
 
 
-def _seek_since(conn: sa.Connection, where: EventFilter, start: feed.FeedKey) -> feed.FeedKey:
-    """Where a page ``since=`` a moment may start reading the feed: the feed is not in time
-    order, but the Merkle tree knows a place before which every event is earlier
-    (``merkle.since_start``); without it a recent moment would read most of the table."""
+def _rows(
+    conn: sa.Connection, query: sa.Select[Any], where: EventFilter, after: feed.FeedKey, n: int
+) -> list[Any]:
+    """Up to ``n`` rows of ``query`` after ``after`` in feed order. The feed is not in time
+    order, so ``since=`` alone would read it from its start; the Merkle tree's blocks say
+    which stretches may hold events that late (``merkle.since_ranges``), and only those are
+    read."""
     if where.since is None:
-        return start
-    return max(start, merkle.since_start(conn, where.since))
+        return feed.rows_after(conn, query, after, n)
+    rows: list[Any] = []
+    for low, high in merkle.since_ranges(conn, where.since):
+        if high is not None and high <= after:
+            continue
+        rows += feed.rows_after(conn, query, max(low, after), n - len(rows), up_to=high)
+        if len(rows) >= n:
+            break
+    return rows
 
 
 def _scoped(principal: Principal, where: EventFilter) -> sa.Select[Any]:

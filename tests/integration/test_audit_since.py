@@ -104,22 +104,29 @@ def _feed_parameters(z: Zizhi, since: datetime) -> list[Any]:
 
 
 @pytest.mark.usefixtures("small_blocks")
-def test_a_since_page_starts_reading_at_the_block_that_reaches_the_moment(
+def test_a_since_page_reads_only_the_blocks_that_reach_the_moment(
     backend: str, databases: DatabaseFactory, registry: WorkflowRegistry
 ) -> None:
     clock = Clock()
     z = Zizhi(databases.new(backend), registry, clock=clock)
-    _grow(z, clock, list(range(40)))
+    # One event early in the feed stamped late (a server's clock ahead): its block is read,
+    # the others before the moment are not.
+    _grow(z, clock, [500, *range(1, 40)])
     engine.checkpoint(z)
     since = BASE + timedelta(minutes=30)
     with z.read() as conn:
         first = conn.execute(
-            sa.select(sa.func.min(events.c.id)).where(events.c.at >= since)
+            sa.select(sa.func.min(events.c.id)).where(
+                events.c.at >= since, events.c.at < since + timedelta(minutes=60)
+            )
         ).scalar_one()
-        start = merkle.since_start(conn, since)
-    # The last leaf before the block holding the first event that late: at most a block back.
-    assert first - merkle.BLOCK <= start[1] < first
-    assert start[1] in _feed_parameters(z, since)
+        stretches = merkle.since_ranges(conn, since)
+    assert len(stretches) == 2, stretches  # the stray event's block, then the rest
+    (_, stray_end), (resume, end) = stretches
+    assert end is None
+    # Reading resumes at most a block before the first event that late.
+    assert first - merkle.BLOCK <= resume[1] < first
+    assert resume[1] in _feed_parameters(z, since)
     assert _paged(z, since) == _expected(z, since)
 
 

@@ -1,12 +1,12 @@
-"""``since=`` seeks: the running maximum of event times per block of 1,024 Merkle leaves.
+"""``since=`` pages: the latest event time of each block of 1,024 Merkle leaves.
 
 An audit page ``since=`` a moment is ordered by the feed, not by time, so without help it
 reads the feed from its start until it meets events that late — most of the table for a
-recent moment. ``merkle_blocks`` holds, for each complete block of ``engine.store.merkle.BLOCK``
-leaves, the latest ``at`` among all leaves up to the block's end; it only grows with the
-tree. Every leaf before the first block whose maximum reaches the moment is earlier than it,
-so the page starts there (``engine.store.merkle.since_start``). Filled here for a tree built
-before this migration.
+recent moment. ``merkle_blocks`` holds, for each complete block of
+``engine.store.merkle.BLOCK`` leaves, the latest ``at`` among them; it only grows with the
+tree. A block whose latest time is before the moment holds nothing to show, so the page
+reads only the blocks that reach it and what lies past the last complete block
+(``engine.store.merkle.since_ranges``). Filled here for a tree built before this migration.
 
 Revision ID: 0010
 Revises: 0009
@@ -36,10 +36,9 @@ def upgrade() -> None:
     op.create_index("ix_merkle_blocks_max_at", "merkle_blocks", ["max_at", "block"])
     op.execute(
         "INSERT INTO merkle_blocks (block, max_at)"
-        " SELECT block, max(top) OVER (ORDER BY block) FROM"
-        f" (SELECT l.position / {BLOCK} AS block, max(e.at) AS top"
-        "  FROM merkle_leaves AS l JOIN events AS e ON e.id = l.event_id"
-        f"  GROUP BY l.position / {BLOCK} HAVING count(*) = {BLOCK}) AS b"
+        f" SELECT l.position / {BLOCK}, max(e.at)"
+        " FROM merkle_leaves AS l JOIN events AS e ON e.id = l.event_id"
+        f" GROUP BY l.position / {BLOCK} HAVING count(*) = {BLOCK}"
     )
     if op.get_bind().dialect.name == "postgresql":  # zizhi_append_only() comes from 0001
         op.execute(
