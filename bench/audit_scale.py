@@ -137,7 +137,7 @@ def run(url: str, fresh: bool, args: argparse.Namespace) -> None:
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
         print(
-            f"  built {report.events:,} events ({report.projects:,} projects) in "
+            f"  built {report.built:,} events ({report.projects:,} projects) in "
             f"{report.seconds:,.0f} s: {report.rate:,.0f} events/s"
         )
     db = Database(url)

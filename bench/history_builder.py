@@ -56,12 +56,13 @@ Step = Callable[[], object]
 @dataclass(frozen=True, slots=True)
 class BuildReport:
     events: int  # events in the database afterwards (every chain)
-    projects: int
+    built: int  # of which this call wrote
+    projects: int  # this call opened
     seconds: float
 
     @property
     def rate(self) -> float:
-        return self.events / self.seconds if self.seconds else 0.0
+        return self.built / self.seconds if self.seconds else 0.0
 
 
 class SimulatedClock:
@@ -104,7 +105,8 @@ def build_history(
     else:
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
             projects = pool.starmap(_build_part, [job[:-1] + (None,) for job in jobs])
-    return BuildReport(_count(url), sum(projects), time.perf_counter() - start)
+    now = _count(url)
+    return BuildReport(now, now - have, sum(projects), time.perf_counter() - start)
 
 
 def _span(url: str) -> tuple[datetime, datetime]:
