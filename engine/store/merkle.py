@@ -144,9 +144,12 @@ def position_of(conn: Connection, event_id: int) -> int | None:
 
 
 def pending(conn: Connection) -> bool:
-    """Whether the feed has reached events the tree does not hold yet."""
+    """Whether any event lies past the tree's end in feed order — final or not yet: the
+    cheap question (an index seek, no watermark), asked before taking the write path, where
+    ``extend`` reaches only as far as the feed is final."""
     state = conn.execute(sa.select(merkle_state)).one()
-    return bool(feed.rows_after(conn, sa.select(events.c.id), (state.last_xid, state.last_id), 1))
+    last = (state.last_xid, state.last_id)
+    return bool(feed.rows_after(conn, sa.select(events.c.id), last, 1, final=False))
 
 
 def extend(conn: Connection) -> int:

@@ -153,7 +153,9 @@ def public_key(z: Zizhi) -> PublicKeyView:
 
 def checkpoint(z: Zizhi) -> CheckpointView:
     """A signed checkpoint of the whole feed as far as it is final now (a new one is signed
-    and kept when the tree has grown since the last)."""
+    and kept when the tree has grown since the last). With nothing past the tree's end one
+    read answers; otherwise the write path extends the tree as far as the feed is final
+    and signs only if it grew."""
     with z.read() as conn:
         keyed = conn.execute(sa.select(audit_signing_keys.c.id)).first() is not None
         grown = merkle.pending(conn)
