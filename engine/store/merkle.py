@@ -40,7 +40,9 @@ Get = Callable[[int, int], bytes]  # (level, index) -> the complete subtree's ha
 
 _SEQUENCER = 0x7A7A4D4B  # the advisory lock that lets one process extend the tree at a time
 _BATCH = 5000
-BLOCK = 1024  # leaves per merkle_blocks row (migration 0010 fills older trees with it)
+# Leaves per merkle_blocks row. Fixed for good: the stored rows are blocks of this size, so a
+# change needs a migration that rebuilds them (0010 fills older trees with the same number).
+BLOCK = 1024
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
