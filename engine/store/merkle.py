@@ -42,7 +42,8 @@ _SEQUENCER = 0x7A7A4D4B  # the advisory lock that lets one process extend the tr
 _BATCH = 5000
 # Leaves per merkle_blocks row. Fixed for good: the stored rows are blocks of this size, so a
 # change needs a migration that rebuilds them (0010 fills older trees with the same number).
-BLOCK = 1024
+BLOCK = 256
+_HITS = 64  # blocks a since= page asks for at most; it reads on past them unbounded
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
@@ -236,16 +237,23 @@ def since_ranges(
     the last complete block; every other event is earlier than ``since``."""
     complete = size(conn) // BLOCK  # read first: blocks and leaves only ever catch up
     b = merkle_blocks.c
-    hits = conn.execute(
-        sa.select(b.block).where(b.max_at >= since, b.block < complete).order_by(b.block)
-    ).scalars()
+    hits = list(
+        conn.execute(
+            sa.select(b.block)
+            .where(b.max_at >= since, b.block < complete)
+            .order_by(b.block)
+            .limit(_HITS)
+        ).scalars()
+    )
     runs: list[list[int]] = []
     for block in hits:
         if runs and runs[-1][1] == block - 1:
             runs[-1][1] = block
         else:
             runs.append([block, block])
-    if runs and runs[-1][1] == complete - 1:  # the last run reaches the tail: one stretch
+    if len(hits) == _HITS or (runs and runs[-1][1] == complete - 1):
+        # The last run reaches the tail, or there may be more blocks than were asked for (a
+        # moment early in the history): read on from its start to the feed's end.
         tail = runs.pop()[0]
     else:
         tail = complete

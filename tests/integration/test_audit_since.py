@@ -38,6 +38,7 @@ class Clock:
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(merkle, "BLOCK", 4)
+    monkeypatch.setattr(merkle, "_HITS", 3)  # a page asks for few blocks, then reads on
 
 
 def _grow(z: Zizhi, clock: Clock, minutes: list[int]) -> None:

@@ -1,4 +1,4 @@
-"""``since=`` pages: the latest event time of each block of 1,024 Merkle leaves.
+"""``since=`` pages: the latest event time of each block of 256 Merkle leaves.
 
 An audit page ``since=`` a moment is ordered by the feed, not by time, so without help it
 reads the feed from its start until it meets events that late — most of the table for a
@@ -23,7 +23,7 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-BLOCK = 1024  # engine.store.merkle.BLOCK when this migration was written
+BLOCK = 256  # engine.store.merkle.BLOCK when this migration was written
 
 
 def upgrade() -> None:
