@@ -1,190 +1,316 @@
-"""The audit paths at scale (issue 11 item 5) — a skeleton: build N events fast, time reads.
+"""What an auditor does, on a history of a million events (issue 11 item 5).
 
-    .venv/bin/python bench/audit_scale.py [--events 100000] [--db sqlite|postgresql|all]
+    .venv/bin/python bench/audit_scale.py [--events 1000000] [--db sqlite|postgresql|all]
+        [--runs 200] [--processes 2] [--keep DIR | --url URL] [--verify]
 
-The history is built through a bulk path that writes the rows the engine writes for a
-``demand.created`` event — same columns, same canonical JSON, same hash chain per community
-(``engine.store.history.event_hash``), chain heads moved to the last event — many events per
-transaction instead of one, so a million events take minutes rather than hours. ``zizhi
-verify`` then checks the chains as it would any history. Projects, demands and ledger rows
-are not written yet (so the per-project history and the statement are not timed here).
+The history is built through the engine's write path by ``bench.history_builder``: projects
+through their lifecycles, with demands, expenses and ledger moves, in ``COMMUNITIES``
+communities, the clock simulated from January to now. With ``--keep DIR`` the database is
+kept (SQLite: ``DIR/audit-<events>.db``; PostgreSQL: database ``zizhi_audit_<events>``) and
+a later run with the same ``--keep`` and ``--events`` measures it again without building
+(the engine's migrations are applied first, so a new index is measured too); ``--url``
+measures any database built before as it is.
 
-Timed: a filtered page of 100 events from a cursor in the middle (p50/p95), the export of
-everything in feed order (events/s, peak RSS of this process), ``verify`` (events/s),
-extending the Merkle tree from nothing, a checkpoint when one event was added, inclusion and
-consistency proofs (p50/p95).
+Timed through the engine's surface, as an unrestricted auditor (each query then also writes
+its access-log record, at full durability, as the API does), ``--runs`` samples each, p50
+and p95:
+
+* a project's history (``GET /api/v1/projects/{id}/history``), random projects;
+* a filtered page of 100 events from a cursor at a random place in the history, filtered
+  by community, by type, by type prefix, by actor, and unfiltered; and the first page
+  ``since=`` a random moment;
+* the CSV export of everything (``GET /api/v1/audit/events.csv``'s generator) in a child
+  process: events/s and the child's peak RSS;
+* first, the checkpoint that builds the Merkle tree from nothing (once; then it only
+  grows; before it, a few ``since=`` pages without the tree's time blocks); then a
+  checkpoint with nothing new, a checkpoint after one new event, inclusion proofs of random
+  events and consistency proofs from a random size to the current one;
+* ``verify`` only with ``--verify`` (an hour at a million events today; another bench
+  times it).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
-import resource
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psycopg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 import engine  # noqa: E402
+import workflows  # noqa: E402
 from bench.common import (  # noqa: E402
+    PG_ADMIN_URL,
     clean_up_when_terminated,
     describe_environment,
     open_site,
     pg_url,
     sqlite_url,
 )
-from engine.model import CLI, utc_now  # noqa: E402
-from engine.store.history import canonical_json, event_hash  # noqa: E402
-from engine.store.tables import chain_heads, events  # noqa: E402
+from bench.history_builder import build_history  # noqa: E402
+from engine import CLI, Database, Principal, Role, Zizhi  # noqa: E402
+from engine.store import feed, merkle  # noqa: E402
+from engine.store.tables import events, projects  # noqa: E402
 
-BATCH = 5000
+COMMUNITIES = [f"c{i:02d}" for i in range(1, 25)]
+AUDITOR = Principal(id="token:bench-auditor", name="审计", role=Role.auditor)
 
-
-def build(site_z: engine.Zizhi, communities: list[str], n: int) -> None:
-    """``n`` events spread over the communities' chains, in transactions of BATCH events."""
-    with site_z.read() as conn:
-        heads = {
-            r.chain: (r.seq, r.hash)
-            for r in conn.execute(
-                sa.select(chain_heads).where(chain_heads.c.chain.in_(communities))
-            )
-        }
-    rng = random.Random(11)
-    at = utc_now() - timedelta(days=3650)
-    step = timedelta(days=3650) / max(n, 1)
-    written = 0
-    while written < n:
-        rows = []
-        for _ in range(min(BATCH, n - written)):
-            community = rng.choice(communities)
-            seq, prev = heads[community]
-            seq += 1
-            data = canonical_json({"demand_id": written + 1, "source": "committee"})
-            at += step
-            digest = event_hash(
-                chain=community,
-                seq=seq,
-                at=at,
-                actor="token:bench",
-                role="committee",
-                community_id=community,
-                project_id=None,
-                type="demand.created",
-                data=data,
-                prev_hash=prev,
-            )
-            rows.append(
-                {
-                    "chain": community,
-                    "seq": seq,
-                    "at": at,
-                    "actor": "token:bench",
-                    "role": "committee",
-                    "community_id": community,
-                    "project_id": None,
-                    "type": "demand.created",
-                    "data": data,
-                    "prev_hash": prev,
-                    "hash": digest,
-                }
-            )
-            heads[community] = (seq, digest)
-            written += 1
-        with site_z.db.write() as conn:
-            conn.execute(sa.insert(events), rows)
-            for chain, (seq, digest) in heads.items():
-                conn.execute(
-                    sa.update(chain_heads)
-                    .where(chain_heads.c.chain == chain)
-                    .values(seq=seq, hash=digest)
-                )
-            conn.commit()
+EXPORT = """
+import resource, sys, time
+sys.path.insert(0, {root!r})
+import engine, workflows
+from api.routes.audit import _csv
+from engine import Database, Principal, Role, Zizhi
+z = Zizhi(Database({url!r}), workflows.load_registry())
+auditor = Principal(id="token:bench-auditor", name="审计", role=Role.auditor)
+start = time.perf_counter()
+size = count = 0
+rows = engine.stream_events(z, auditor, engine.EventFilter())
+for chunk in _csv(rows):
+    size += len(chunk)
+spent = time.perf_counter() - start
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(size, spent, rss)
+"""
 
 
-def timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
+def timed(
+    fn: Callable[[int], object], runs: int, setup: Callable[[int], object] | None = None
+) -> str:
+    """p50 and p95 of ``runs`` calls of ``fn(i)`` in ms (each after ``setup(i)``, not timed),
+    and the median CPU time this process spent per call (less moved by other processes' load
+    than the wall clock)."""
+    times, cpu = [], []
+    for i in range(runs):
+        if setup is not None:
+            setup(i)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn(i)
         times.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
     times.sort()
-    return statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)]
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    return (
+        f"p50 {statistics.median(times):.1f} ms, p95 {p95:.1f} ms "
+        f"(CPU p50 {statistics.median(cpu):.1f} ms)"
+    )
 
 
-def run(url: str, n: int, runs: int) -> None:
-    communities = [f"c{i}" for i in range(20)]
-    site = open_site(url, communities=communities)
-    z = site.z
-    try:
-        start = time.perf_counter()
-        build(site.prep, communities, n)
-        print(f"  built {n:,} events in {time.perf_counter() - start:.1f} s")
+@contextmanager
+def database(kind: str, keep: Path | None, size: int) -> Iterator[tuple[str, bool]]:
+    """(url, whether it still needs building)."""
+    if keep is None:
+        with sqlite_url() if kind == "sqlite" else pg_url() as url:
+            yield url, True
+        return
+    if kind == "sqlite":
+        keep.mkdir(parents=True, exist_ok=True)
+        path = keep / f"audit-{size}.db"
+        yield f"sqlite:///{path}", not path.exists()
+        return
+    name = f"zizhi_audit_{size}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if found is None:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, found is None
 
-        where = engine.EventFilter(community_id=communities[3])
-        middle = engine.query_events(z, CLI, where, limit=500)
-        cursor = middle.next_cursor
-        p50, p95 = timed(lambda: engine.query_events(z, CLI, where, limit=100, cursor=cursor), runs)
-        print(f"  filtered page of 100: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
 
-        start = time.perf_counter()
-        count = sum(1 for _ in engine.stream_events(z, CLI, engine.EventFilter()))
-        spent = time.perf_counter() - start
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"  export of {count:,} events: {count / spent:,.0f} events/s, peak RSS {rss:.0f} MB")
-
-        start = time.perf_counter()
-        report = engine.verify(z, CLI)
-        spent = time.perf_counter() - start
-        assert report.ok, report.first_bad
-        print(f"  verify: {report.checked / spent:,.0f} events/s")
-
-        start = time.perf_counter()
-        view = engine.checkpoint(z)
+def run(url: str, fresh: bool, args: argparse.Namespace) -> None:
+    if fresh:
+        open_site(url, communities=COMMUNITIES).close()
+        report = build_history(
+            url,
+            args.events,
+            COMMUNITIES,
+            processes=args.processes,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
         print(
-            f"  Merkle tree over {view.tree_size:,} events built in "
-            f"{time.perf_counter() - start:.1f} s"
+            f"  built {report.built:,} events ({report.projects:,} projects) in "
+            f"{report.seconds:,.0f} s: {report.rate:,.0f} events/s"
         )
-        engine.record_demand(
-            z, site.committee, communities[0], {"content": "新需求", "resident": "李四"}
-        )
-        p50, p95 = timed(lambda: engine.checkpoint(z), 1)
-        print(f"  checkpoint after one more event: {p50:.1f} ms")
-        p50, p95 = timed(lambda: engine.checkpoint(z), runs)
-        print(f"  checkpoint, nothing new: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-        with z.read() as conn:
-            ids = [r.id for r in conn.execute(sa.select(events.c.id).limit(2000))]
-        rng = random.Random(5)
-        p50, p95 = timed(lambda: engine.inclusion_proof(z, CLI, rng.choice(ids)), runs)
-        print(f"  inclusion proof: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
-        size = engine.checkpoint(z).tree_size
-        p50, p95 = timed(lambda: engine.consistency_proof(z, CLI, rng.randint(1, size), size), runs)
-        print(f"  consistency proof: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    db = Database(url)
+    db.migrate()
+    if not url.startswith("sqlite"):
+        # Statistics, as autovacuum keeps them on a production server (this test server runs
+        # with autovacuum off): without them the planner sorts a prefix filter's matches.
+        with db.engine.connect() as conn:
+            conn.execute(sa.text("ANALYZE"))
+            conn.commit()
+    z = Zizhi(db, workflows.load_registry())
+    try:
+        measure(z, url, args)
     finally:
-        site.close()
+        db.dispose()
+
+
+def measure(z: Zizhi, url: str, args: argparse.Namespace) -> None:
+    runs, rng = args.runs, random.Random(5)
+    with z.read() as conn:
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one())
+        ids = list(conn.execute(sa.select(projects.c.id)).scalars())
+        first_at, last_at = conn.execute(
+            sa.select(sa.func.min(events.c.at), sa.func.max(events.c.at))
+        ).one()
+        max_id = int(conn.execute(sa.select(sa.func.max(events.c.id))).scalar_one())
+    print(f"  {total:,} events, {len(ids):,} projects, {first_at:%Y-%m-%d} to {last_at:%Y-%m-%d}")
+    moments = [first_at + (last_at - first_at) * rng.random() for _ in range(runs)]
+
+    def since(i: int) -> None:
+        engine.query_events(z, AUDITOR, engine.EventFilter(since=moments[i]), limit=100)
+
+    with z.read() as conn:
+        tree = merkle.size(conn)
+    if tree == 0:  # what since= costs without the tree's blocks (a few samples: it is slow)
+        print(f"  first page of 100 since a random moment, no tree yet: {timed(since, 5)}")
+    # A server keeps the tree current (the daily checkpoint): every read below has it.
+    start = time.perf_counter()
+    view = engine.checkpoint(z)
+    print(
+        f"  first checkpoint (tree of {view.tree_size:,}, {view.tree_size - tree:,} new): "
+        f"{time.perf_counter() - start:,.1f} s"
+    )
+
+    picked = [rng.choice(ids) for _ in range(runs)]
+    sizes: list[int] = []
+
+    def history(i: int) -> None:
+        sizes.append(len(engine.project_history(z, AUDITOR, picked[i])))
+
+    print(
+        f"  a project's history: {timed(history, runs)} "
+        f"({statistics.mean(sizes):.0f} events on average)"
+    )
+    # The same reads by an admin, whose reads write no access-log record: what the record's
+    # own commit costs is the difference.
+    unlogged = timed(lambda i: engine.project_history(z, CLI, picked[i]), runs)
+    print(f"  a project's history, read alone (no access-log record): {unlogged}")
+
+    cursors = _cursors(z, rng, max_id, runs)
+    filters: dict[str, Callable[[], engine.EventFilter]] = {
+        "one community": lambda: engine.EventFilter(community_id=rng.choice(COMMUNITIES)),
+        "type expense.recorded": lambda: engine.EventFilter(type="expense.recorded"),
+        "type prefix ledger.*": lambda: engine.EventFilter(type="ledger.*"),
+        "one committee (actor)": lambda: engine.EventFilter(
+            actor=f"token:committee-{rng.choice(COMMUNITIES)}"
+        ),
+        "no filter": lambda: engine.EventFilter(),
+    }
+    for name, make in filters.items():
+        wheres = [make() for _ in range(runs)]
+
+        def page(i: int, wheres: list[engine.EventFilter] = wheres) -> None:
+            engine.query_events(z, AUDITOR, wheres[i], limit=100, cursor=cursors[i])
+
+        print(f"  page of 100, {name}, from a cursor: {timed(page, runs)}")
+        if name == "one community":
+
+            def alone_page(i: int, wheres: list[engine.EventFilter] = wheres) -> None:
+                engine.query_events(z, CLI, wheres[i], limit=100, cursor=cursors[i])
+
+            alone = timed(alone_page, runs)
+            print(f"  page of 100, {name}, read alone (no access-log record): {alone}")
+    print(f"  first page of 100 since a random moment: {timed(since, runs)}")
+
+    def since_community(i: int) -> None:
+        where = engine.EventFilter(community_id=COMMUNITIES[i % len(COMMUNITIES)], since=moments[i])
+        engine.query_events(z, AUDITOR, where, limit=100)
+
+    print(
+        f"  first page of 100, one community since a random moment: {timed(since_community, runs)}"
+    )
+
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", EXPORT.format(root=root, url=url)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    size, spent, rss = int(out[0]), float(out[1]), float(out[2])
+    print(
+        f"  CSV export of everything ({size / 2**20:,.0f} MiB) in a child: {spent:,.1f} s, "
+        f"{total / spent:,.0f} events/s, peak RSS {rss:,.0f} MB"
+    )
+
+    print(f"  checkpoint, nothing new: {timed(lambda _: engine.checkpoint(z), runs)}")
+    demands = [rng.choice(COMMUNITIES) for _ in range(runs)]
+
+    def one_more(i: int) -> None:
+        engine.record_demand(z, None, demands[i], {"content": "新需求", "resident": "李四"})
+
+    after_one = timed(lambda _: engine.checkpoint(z), runs, setup=one_more)
+    print(f"  checkpoint after one new event: {after_one}")
+    size_now = engine.checkpoint(z).tree_size
+    events_picked = [key[1] for key in _events_at(z, rng, max_id, runs)]
+    print(
+        f"  inclusion proof: "
+        f"{timed(lambda i: engine.inclusion_proof(z, AUDITOR, events_picked[i]), runs)}"
+    )
+    firsts = [rng.randint(1, size_now) for _ in range(runs)]
+    print(
+        f"  consistency proof: "
+        f"{timed(lambda i: engine.consistency_proof(z, AUDITOR, firsts[i], size_now), runs)}"
+    )
+    if args.verify:
+        start = time.perf_counter()
+        report = engine.verify(z, AUDITOR)
+        spent = time.perf_counter() - start
+        print(f"  verify: ok={report.ok}, {report.checked / spent:,.0f} events/s")
+
+
+def _cursors(z: Zizhi, rng: random.Random, max_id: int, runs: int) -> list[str]:
+    """Cursors at random events of the first 90 % of the history (so pages are full)."""
+    return [feed.encode_cursor(k) for k in _events_at(z, rng, int(max_id * 0.9), runs)]
+
+
+def _events_at(z: Zizhi, rng: random.Random, top: int, n: int) -> list[tuple[int, int]]:
+    """The (xid, id) of ``n`` events picked at random among the first ids up to ``top``."""
+    keys = []
+    with z.read() as conn:
+        for _ in range(n):
+            row = conn.execute(
+                sa.select(events.c.xid, events.c.id)
+                .where(events.c.id >= rng.randint(1, top))
+                .order_by(events.c.id)
+                .limit(1)
+            ).one()
+            keys.append((int(row.xid), int(row.id)))
+    return keys
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--db", choices=("sqlite", "postgresql", "all"), default="all")
+    parser.add_argument("--processes", type=int, default=2, help="builders on PostgreSQL")
+    parser.add_argument("--keep", type=Path, help="keep the database here, reuse it if built")
+    parser.add_argument("--url", help="measure this database as it is (built before)")
+    parser.add_argument("--verify", action="store_true")
     args = parser.parse_args()
     clean_up_when_terminated()
     print(describe_environment(postgresql=args.db != "sqlite"))
-    if args.db in ("sqlite", "all"):
-        print("SQLite")
-        with sqlite_url() as url:
-            run(url, args.events, args.runs)
-    if args.db in ("postgresql", "all"):
-        print("PostgreSQL")
-        with pg_url() as url:
-            run(url, args.events, args.runs)
+    if args.url:
+        run(args.url, False, args)
+        return
+    for kind in ("sqlite", "postgresql"):
+        if args.db in (kind, "all"):
+            print("SQLite" if kind == "sqlite" else "PostgreSQL")
+            with database(kind, args.keep, args.events) as (url, fresh):
+                run(url, fresh, args)
+            print(f"  load after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

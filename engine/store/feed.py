@@ -69,29 +69,57 @@ def after(key: FeedKey) -> sa.ColumnElement[bool]:
 
 
 def rows_after(
-    conn: Connection, query: sa.Select[Any], key: FeedKey, limit: int, *, final: bool = True
+    conn: Connection,
+    query: sa.Select[Any],
+    key: FeedKey,
+    limit: int,
+    *,
+    final: bool = True,
+    up_to: FeedKey | None = None,
 ) -> list[Any]:
     """Up to ``limit`` rows of ``query`` (a SELECT on ``events``, filtered) after ``key`` in
-    feed order; only those whose place is final unless ``final`` is False.
+    feed order — and at most ``up_to``, if given; only those whose place is final unless
+    ``final`` is False.
 
-    PostgreSQL seeks its (xid, id) index with the row comparison itself. SQLite would seek
-    by xid alone and scan the rest — every xid is 0 there, so a deep page would read the
-    whole table — so it asks twice: the rest of ``key``'s xid by id, then the higher xids."""
+    PostgreSQL seeks its (xid, id) index with the row comparisons themselves. SQLite would
+    seek by xid alone and scan the rest — every xid is 0 there, so a deep page would read the
+    whole table — so it asks by parts, each an index range: the rest of ``key``'s xid by id,
+    the xids in between, then ``up_to``'s xid up to its id."""
     if final:
         query = query.where(visible(conn.dialect.name))
     if conn.dialect.name != "sqlite":
+        if up_to is not None:
+            query = query.where(_at_most(up_to))
         return list(conn.execute(query.where(after(key)).order_by(*order()).limit(limit)))
     x, i = key
-    rows = list(
-        conn.execute(
-            query.where(events.c.xid == x, events.c.id > i).order_by(events.c.id).limit(limit)
-        )
-    )
-    if len(rows) < limit:
-        rows += conn.execute(
-            query.where(events.c.xid > x).order_by(*order()).limit(limit - len(rows))
-        )
+    e = events.c
+    if up_to is not None and up_to[0] == x:
+        parts = [query.where(e.xid == x, e.id > i, e.id <= up_to[1]).order_by(e.id)]
+    elif up_to is not None:
+        parts = [
+            query.where(e.xid == x, e.id > i).order_by(e.id),
+            query.where(e.xid > x, e.xid < up_to[0]).order_by(*order()),
+            query.where(e.xid == up_to[0], e.id <= up_to[1]).order_by(e.id),
+        ]
+    else:
+        parts = [
+            query.where(e.xid == x, e.id > i).order_by(e.id),
+            query.where(e.xid > x).order_by(*order()),
+        ]
+    rows: list[Any] = []
+    for part in parts:
+        if up_to is not None and up_to < key:
+            break
+        rows += conn.execute(part.limit(limit - len(rows)))
+        if len(rows) >= limit:
+            break
     return rows
+
+
+def _at_most(key: FeedKey) -> sa.ColumnElement[bool]:
+    return sa.tuple_(events.c.xid, events.c.id) <= sa.tuple_(
+        sa.literal(key[0], sa.BigInteger), sa.literal(key[1], sa.BigInteger)
+    )
 
 
 def key_of(row: Any) -> FeedKey:

@@ -10,6 +10,13 @@ position (``merkle_leaves``) and the hash of every *complete* subtree (``merkle_
 level ``L``, index ``i`` covers leaves ``[i·2^L, (i+1)·2^L)``). Any range the RFC's
 definitions ask for splits into O(log n) complete subtrees, fetched in one statement.
 
+Alongside, ``merkle_blocks`` keeps the latest event time of every complete block of
+``BLOCK`` leaves: a block whose latest time is before a moment holds no event at or after
+it, so a ``since=`` page reads only the blocks that reach the moment and what lies past the
+last complete block (``since_ranges``) rather than the feed from its start. Times need not
+follow the feed's order (clocks of several servers, long transactions, an odd clock): a
+stray late event only adds its own block to what is read.
+
 The tree grows only at its end (the feed below the watermark never changes), by
 ``extend``, which one writer runs at a time (an advisory lock on PostgreSQL; SQLite has one
 writer anyway). It takes no lock any event writer takes.
@@ -19,19 +26,24 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.store import feed
-from engine.store.tables import events, merkle_leaves, merkle_nodes, merkle_state
+from engine.store.tables import events, merkle_blocks, merkle_leaves, merkle_nodes, merkle_state
 
 T = TypeVar("T")
 Get = Callable[[int, int], bytes]  # (level, index) -> the complete subtree's hash
 
 _SEQUENCER = 0x7A7A4D4B  # the advisory lock that lets one process extend the tree at a time
 _BATCH = 5000
+# Leaves per merkle_blocks row. Fixed for good: the stored rows are blocks of this size, so a
+# change needs a migration that rebuilds them (0010 fills older trees with the same number).
+BLOCK = 256
+_HITS = 64  # blocks a since= page asks for at most; it reads on past them unbounded
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
@@ -105,19 +117,22 @@ def compute(conn: Connection, fn: Callable[[Get], T]) -> T:
 
 def _fetch(conn: Connection, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     """The stored nodes among ``keys`` (a few dozen at most: O(log² n)), in one statement;
-    per level an IN list on the primary key (a row-value IN would not use it on SQLite)."""
+    per level an IN list on the primary key (a row-value IN would not use it on SQLite).
+
+    The statement is written as text: its shape changes with every proof, and building it
+    as SQLAlchemy expressions cost more than running it (a third of a proof at a million
+    events). Every value in it is an ``int`` formatted here, never text from a caller."""
     by_level: dict[int, list[int]] = {}
     for level, idx in keys:
-        by_level.setdefault(level, []).append(idx)
+        by_level.setdefault(int(level), []).append(int(idx))
     if not by_level:
         return {}
-    n = merkle_nodes.c
-    rows = conn.execute(
-        sa.select(n.level, n.idx, n.hash).where(
-            sa.or_(*(sa.and_(n.level == lv, n.idx.in_(ix)) for lv, ix in by_level.items()))
-        )
+    where = " OR ".join(
+        f"(level = {level} AND idx IN ({','.join(map(str, sorted(ix)))}))"
+        for level, ix in sorted(by_level.items())
     )
-    return {(r.level, r.idx): bytes.fromhex(r.hash) for r in rows}
+    rows = conn.exec_driver_sql(f"SELECT level, idx, hash FROM merkle_nodes WHERE {where}")
+    return {(int(r[0]), int(r[1])): bytes.fromhex(r[2]) for r in rows}
 
 
 def size(conn: Connection) -> int:
@@ -132,9 +147,12 @@ def position_of(conn: Connection, event_id: int) -> int | None:
 
 
 def pending(conn: Connection) -> bool:
-    """Whether the feed has reached events the tree does not hold yet."""
+    """Whether any event lies past the tree's end in feed order — final or not yet: the
+    cheap question (an index seek, no watermark), asked before taking the write path, where
+    ``extend`` reaches only as far as the feed is final."""
     state = conn.execute(sa.select(merkle_state)).one()
-    return bool(feed.rows_after(conn, sa.select(events.c.id), (state.last_xid, state.last_id), 1))
+    last = (state.last_xid, state.last_id)
+    return bool(feed.rows_after(conn, sa.select(events.c.id), last, 1, final=False))
 
 
 def extend(conn: Connection) -> int:
@@ -157,7 +175,10 @@ def extend(conn: Connection) -> int:
             [{"position": n + i, "event_id": r.id} for i, r in enumerate(rows)],
         )
         _add_nodes(conn, n, [leaf_hash(r.hash) for r in rows])
+        _add_blocks(conn, n, n + len(rows))
         n, last = n + len(rows), feed.key_of(rows[-1])
+        if len(rows) < _BATCH:  # the feed is read to its end: no need to ask again
+            break
     if n != state.size:
         conn.execute(
             sa.update(merkle_state)
@@ -188,6 +209,74 @@ def _add_nodes(conn: Connection, old: int, leaves: list[bytes]) -> None:
     rows = [{"level": lv, "idx": i, "hash": h.hex()} for (lv, i), h in made.items()]
     for chunk in _chunks(rows, 2000):
         conn.execute(sa.insert(merkle_nodes), chunk)
+
+
+def _add_blocks(conn: Connection, old: int, new: int) -> None:
+    """Store the latest event time of every block the leaves ``[old, new)`` complete."""
+    rows = [
+        {
+            "block": block,
+            "max_at": conn.execute(
+                sa.select(sa.func.max(events.c.at))
+                .select_from(merkle_leaves.join(events, events.c.id == merkle_leaves.c.event_id))
+                .where(merkle_leaves.c.position.between(block * BLOCK, (block + 1) * BLOCK - 1))
+            ).scalar_one(),
+        }
+        for block in range(old // BLOCK, new // BLOCK)
+    ]
+    if rows:
+        conn.execute(sa.insert(merkle_blocks), rows)
+
+
+def since_ranges(
+    conn: Connection, since: datetime
+) -> list[tuple[feed.FeedKey, feed.FeedKey | None]]:
+    """The stretches of the feed that may hold events at or after ``since``, in feed order:
+    ``(after, up_to)`` — keys after ``after`` and at most ``up_to`` (None: to the feed's
+    end). Runs of complete blocks whose latest time reaches ``since``, then everything past
+    the last complete block; every other event is earlier than ``since``."""
+    complete = size(conn) // BLOCK  # read first: blocks and leaves only ever catch up
+    b = merkle_blocks.c
+    hits = list(
+        conn.execute(
+            sa.select(b.block)
+            .where(b.max_at >= since, b.block < complete)
+            .order_by(b.block)
+            .limit(_HITS)
+        ).scalars()
+    )
+    runs: list[list[int]] = []
+    for block in hits:
+        if runs and runs[-1][1] == block - 1:
+            runs[-1][1] = block
+        else:
+            runs.append([block, block])
+    if len(hits) == _HITS or (runs and runs[-1][1] == complete - 1):
+        # The last run reaches the tail, or there may be more blocks than were asked for (a
+        # moment early in the history): read on from its start to the feed's end.
+        tail = runs.pop()[0]
+    else:
+        tail = complete
+    edges = {p for first, last in runs for p in (first * BLOCK - 1, (last + 1) * BLOCK - 1)}
+    edges.add(tail * BLOCK - 1)
+    keys = _keys_at(conn, {p for p in edges if p >= 0})
+    keys[-1] = feed.START
+    stretches: list[tuple[feed.FeedKey, feed.FeedKey | None]] = [
+        (keys[first * BLOCK - 1], keys[(last + 1) * BLOCK - 1]) for first, last in runs
+    ]
+    stretches.append((keys[tail * BLOCK - 1], None))
+    return stretches
+
+
+def _keys_at(conn: Connection, positions: set[int]) -> dict[int, feed.FeedKey]:
+    if not positions:
+        return {}
+    rows = conn.execute(
+        sa.select(merkle_leaves.c.position, events.c.xid, events.c.id)
+        .select_from(merkle_leaves.join(events, events.c.id == merkle_leaves.c.event_id))
+        .where(merkle_leaves.c.position.in_(sorted(positions)))
+    )
+    return {int(r.position): feed.key_of(r) for r in rows}
 
 
 def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:

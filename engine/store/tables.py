@@ -320,6 +320,19 @@ class MerkleNode(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+class MerkleBlock(SQLModel, table=True):
+    """The latest event time among the leaves ``[block * BLOCK, (block + 1) * BLOCK)`` of a
+    complete block (``engine.store.merkle.BLOCK``): which blocks a ``since=`` page reads."""
+
+    __tablename__ = "merkle_blocks"
+    __table_args__ = (sa.Index("ix_merkle_blocks_max_at", "max_at", "block"),)
+
+    block: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    max_at: datetime = _at()
+
+
 class AuditCheckpoint(SQLModel, table=True):
     """A signed checkpoint (tree size, root hash, time) as it was served."""
 
@@ -363,6 +376,7 @@ access_log = metadata.tables["access_log"]
 merkle_state = metadata.tables["merkle_state"]
 merkle_leaves = metadata.tables["merkle_leaves"]
 merkle_nodes = metadata.tables["merkle_nodes"]
+merkle_blocks = metadata.tables["merkle_blocks"]
 audit_checkpoints = metadata.tables["audit_checkpoints"]
 audit_signing_keys = metadata.tables["audit_signing_keys"]
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from engine import text
 from engine.errors import ValidationFailed
 from engine.model import ENTRY_KIND_OF_EVENT, Balance, Principal, Role
-from engine.store import feed
+from engine.store import feed, merkle
 from engine.store.facts import PROJECT_SAVES, verify_all
 from engine.store.pagination import Page, check_limit
 from engine.store.scope import scope_clause, visible_project
@@ -115,8 +115,9 @@ def query_events(
     (``engine.store.feed``)."""
     check_limit(limit)
     start = feed.decode_cursor(cursor)
+    query = _scoped(principal, where)
     with z.read() as conn:
-        rows = feed.rows_after(conn, _scoped(principal, where), start, limit + 1)
+        rows = _rows(conn, query, where, start, limit + 1)
     if len(rows) > limit:
         rows = rows[:limit]
         page = Page([event_view(r) for r in rows], feed.encode_cursor(feed.key_of(rows[-1])))
@@ -142,7 +143,7 @@ def stream_events(
     conn = stack.enter_context(z.read())
 
     def batch_after(after: feed.FeedKey) -> Sequence[Any]:
-        return feed.rows_after(conn, base, after, batch)
+        return _rows(conn, base, where, after, batch)
 
     try:
         first = batch_after(feed.START)
@@ -239,6 +240,25 @@ def verify(
 
 
 # --- internals ---------------------------------------------------------------------------------
+
+
+def _rows(
+    conn: sa.Connection, query: sa.Select[Any], where: EventFilter, after: feed.FeedKey, n: int
+) -> list[Any]:
+    """Up to ``n`` rows of ``query`` after ``after`` in feed order. The feed is not in time
+    order, so ``since=`` alone would read it from its start; the Merkle tree's blocks say
+    which stretches may hold events that late (``merkle.since_ranges``), and only those are
+    read."""
+    if where.since is None:
+        return feed.rows_after(conn, query, after, n)
+    rows: list[Any] = []
+    for low, high in merkle.since_ranges(conn, where.since):
+        if high is not None and high <= after:
+            continue
+        rows += feed.rows_after(conn, query, max(low, after), n - len(rows), up_to=high)
+        if len(rows) >= n:
+            break
+    return rows
 
 
 def _scoped(principal: Principal, where: EventFilter) -> sa.Select[Any]:

@@ -153,12 +153,16 @@ def public_key(z: Zizhi) -> PublicKeyView:
 
 def checkpoint(z: Zizhi) -> CheckpointView:
     """A signed checkpoint of the whole feed as far as it is final now (a new one is signed
-    and kept when the tree has grown since the last)."""
-    ensure_signing_key(z)
+    and kept when the tree has grown since the last). With nothing past the tree's end one
+    read answers; otherwise the write path extends the tree as far as the feed is final
+    and signs only if it grew."""
     with z.read() as conn:
+        keyed = conn.execute(sa.select(audit_signing_keys.c.id)).first() is not None
         grown = merkle.pending(conn)
         latest = _latest(conn)
         size = merkle.size(conn)
+    if not keyed:
+        ensure_signing_key(z)
     if not grown and latest is not None and latest.tree_size == size:
         return latest
     with z.db.write() as conn:
@@ -215,27 +219,34 @@ def inclusion_proof(
     _check_size("tree_size", tree_size)
     with z.read() as conn:
         row = conn.execute(_visible_event(principal, event_id)).first()
-        known = merkle.position_of(conn, event_id) is not None
+        if row is None:
+            raise NotFound(f"事件 {event_id} 不存在")
         latest = _latest(conn)
-    if row is None:
-        raise NotFound(f"事件 {event_id} 不存在")
-    if not known or latest is None or (tree_size or 0) > latest.tree_size:
-        latest = checkpoint(z)  # the tree has not reached it yet: extend it, sign anew
-    size = latest.tree_size if tree_size is None else tree_size
+        if (
+            merkle.position_of(conn, event_id) is not None
+            and latest is not None
+            and (tree_size or 0) <= latest.tree_size
+        ):  # the usual case: the tree holds the event already, one read answers
+            return _inclusion(conn, row, latest.tree_size if tree_size is None else tree_size)
+    latest = checkpoint(z)  # the tree has not reached it yet: extend it, sign anew
     with z.read() as conn:
-        position = merkle.position_of(conn, event_id)
-        if position is None:
-            raise ValidationFailed.fields({"event_id": "该事件尚未进入检查点，请稍后再试"})
-        if not position < size <= merkle.size(conn):
-            raise ValidationFailed.fields(
-                {"tree_size": f"树的大小须在 {position + 1} 至 {merkle.size(conn)} 之间"}
-            )
-        path, root = merkle.compute(
-            conn,
-            lambda get: (merkle.inclusion_path(position, size, get), merkle.root(size, get)),
+        return _inclusion(conn, row, latest.tree_size if tree_size is None else tree_size)
+
+
+def _inclusion(conn: Connection, row: Any, size: int) -> InclusionProof:
+    position = merkle.position_of(conn, row.id)
+    if position is None:
+        raise ValidationFailed.fields({"event_id": "该事件尚未进入检查点，请稍后再试"})
+    if not position < size <= merkle.size(conn):
+        raise ValidationFailed.fields(
+            {"tree_size": f"树的大小须在 {position + 1} 至 {merkle.size(conn)} 之间"}
         )
+    path, root = merkle.compute(
+        conn,
+        lambda get: (merkle.inclusion_path(position, size, get), merkle.root(size, get)),
+    )
     return InclusionProof(
-        event_id=event_id,
+        event_id=row.id,
         event_hash=row.hash,
         leaf_index=position,
         tree_size=size,
