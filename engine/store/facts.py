@@ -153,8 +153,13 @@ def verify_facts(
     if faults:
         return faults[min(faults)]
     if scope is None:
-        return _check_closed_years(conn) or _check_grants(conn)
+        return verify_system_facts(conn)
     return None
+
+
+def verify_system_facts(conn: Connection) -> ChainFault | None:
+    """The district-wide facts, from the system chain: closed years, API tokens, web users."""
+    return _check_closed_years(conn) or _check_grants(conn)
 
 
 def _replay_chain(conn: Connection, community_id: str) -> _Replay:
