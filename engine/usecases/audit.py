@@ -235,17 +235,13 @@ def verify(
     principal.require(Role.auditor, Role.admin)
     if principal.unrestricted and events_recorded(z.db) >= parallel_from:
         checked, fault = verify_in_two(z.db, progress)
-        record_access(z, principal, "verify", {"ok": fault is None}, checked)
-        return VerifyReport(
-            ok=fault is None, checked=checked, first_bad=None if fault is None else fault.as_dict()
-        )
-    with z.read() as conn:
-        scope: set[str] | None = None
-        if not principal.unrestricted:
-            scope = set(
-                conn.execute(sa.select(communities.c.id).where(scope_clause(principal))).scalars()
-            )
-        checked, fault = verify_all(conn, scope, progress)
+    else:
+        with z.read() as conn:
+            scope: set[str] | None = None
+            if not principal.unrestricted:
+                where = scope_clause(principal)
+                scope = set(conn.execute(sa.select(communities.c.id).where(where)).scalars())
+            checked, fault = verify_all(conn, scope, progress)
     record_access(z, principal, "verify", {"ok": fault is None}, checked)
     return VerifyReport(
         ok=fault is None, checked=checked, first_bad=None if fault is None else fault.as_dict()
