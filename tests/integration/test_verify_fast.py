@@ -8,6 +8,7 @@ snapshot; the tamper tests (``test_tamper.py``) hold the one-process path to eve
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -146,3 +147,34 @@ def test_the_ledger_and_the_facts_checked_alone_name_what_the_whole_check_names(
         assert fault is not None and fault.chain == made[1]
         assert verify_facts(conn) == fault
         assert verify_facts(conn, {made[0], made[2]}) is None
+
+
+def test_checking_on_two_processes_while_changes_commit_passes_and_lets_them_commit(
+    history: tuple[Zizhi, list[str]],
+) -> None:
+    """The snapshot both processes share is taken while changes keep committing; the write
+    lock SQLite's handshake holds for a moment only delays them."""
+    z, made = history
+    world = World(z)
+    stop = threading.Event()
+    written: list[int] = []
+    failed: list[BaseException] = []
+
+    def keep_writing() -> None:
+        try:
+            while not stop.is_set():
+                written.append(world.project(made[0]).id)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failed.append(exc)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        reports = [engine.verify(z, CLI, parallel_from=0) for _ in range(2)]
+    finally:
+        stop.set()
+        writer.join()
+    assert not failed, failed
+    assert all(r.ok for r in reports), reports
+    assert written
+    assert engine.verify(z, CLI, parallel_from=0).ok
