@@ -186,13 +186,10 @@ def verify_ledger(
             return _ledger_fault(key, "账户余额不等于其分录之和")
     if missing := sorted(set(sums) - accounts):
         return _ledger_fault(missing[0], "账户有分录，但账户记录缺失")
-    for row in conn.execute(
-        sa.select(projects.c.id, projects.c.reserved_fen, projects.c.spent_fen).where(
-            only(projects.c.community_id)
-        )
-    ):
-        if by_project.get(row.id, (0, 0)) != (row.reserved_fen, row.spent_fen):
-            return ChainFault("ledger", 0, None, f"项目 {row.id} 的预留或支出金额与分录不符")
+    money = sa.select(projects.c.id, projects.c.reserved_fen, projects.c.spent_fen)
+    for project_id, *held in raw_rows(conn, money.where(only(projects.c.community_id))):
+        if by_project.get(project_id, (0, 0)) != tuple(held):
+            return ChainFault("ledger", 0, None, f"项目 {project_id} 的预留或支出金额与分录不符")
     return None
 
 

@@ -150,36 +150,44 @@ class EventHasher:
 
     The JSON list ``canonical_json`` would make is joined from its pieces: strings through
     the json module's own string encoder, ints as ``int.__repr__`` and None as ``null``. The
-    few texts that repeat (chain, actor, role, community, type) are encoded once each. A
-    value of any other type (only a hand-edited SQLite row can hold one) goes through
-    ``event_hash`` itself.
+    texts that repeat from event to event (chain, actor, role, community, type) are encoded
+    once per combination. A value of any other type (only a hand-edited SQLite row can hold
+    one) goes through ``event_hash`` itself.
     """
 
     def __init__(self) -> None:
-        self._encoded: dict[str, str] = {}
-
-    def _enc(self, value: Any) -> str:
-        if value is None:
-            return "null"
-        found = self._encoded.get(value)
-        if found is None:
-            found = self._encoded[value] = encode_basestring(value)
-        return found
+        self._pieces: dict[tuple[Any, ...], tuple[str, str, str]] = {}
 
     def __call__(self, row: Sequence[Any]) -> str:
         chain, seq, at, actor, role, community, project, kind, data, prev = row[CHAIN:HASH]
         if type(seq) is not int or (project is not None and type(project) is not int):
             return _slow_hash(row)
-        enc = self._enc
+        repeated = (chain, actor, role, community, kind)
         try:
+            pieces = self._pieces.get(repeated)
+            if pieces is None:
+                pieces = self._pieces[repeated] = _pieces(chain, actor, role, community, kind)
+            start, middle, end = pieces
             payload = (
-                f"[{enc(chain)},{seq},{encode_basestring(at)},{enc(actor)},{enc(role)},"
-                f"{enc(community)},{'null' if project is None else project},{enc(kind)},"
+                f"{start}{seq},{encode_basestring(at)}{middle}"
+                f"{'null' if project is None else project}{end}"
                 f"{encode_basestring(data)},{encode_basestring(prev)}]"
             )
         except TypeError:  # not a text where the event holds text
             return _slow_hash(row)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _pieces(
+    chain: str, actor: str, role: str, community: str | None, kind: str
+) -> tuple[str, str, str]:
+    """The constant stretches of the hashed list around seq, at, project, data and prev."""
+    place = "null" if community is None else encode_basestring(community)
+    return (
+        f"[{encode_basestring(chain)},",
+        f",{encode_basestring(actor)},{encode_basestring(role)},{place},",
+        f",{encode_basestring(kind)},",
+    )
 
 
 def _slow_hash(row: Sequence[Any]) -> str:
