@@ -243,6 +243,8 @@ def run(kind: str, args: argparse.Namespace) -> None:
                 f"{mine[0][4] / cpu:,.0f} events per client CPU-second "
                 f"(loads: {'; '.join(r[5] for r in mine)})"
             )
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{kind}: peak RSS of this process {peak:,.0f} MB")
     finally:
         if args.keep or args.reuse:
             print(f"  kept: {url}", file=sys.stderr)
