@@ -99,25 +99,42 @@ def verify_all(
 ) -> tuple[int, ChainFault | None]:
     """Chains, ledger and fact tables, in one snapshot: (events checked, first fault).
 
-    The events are read once: as ``verify_chains`` finds each one sound it hands it on to
-    the ledger's check (a ``ledger.*`` event) or to its community's replay (any other event
-    of a community chain). A fault of the chains comes first, then the ledger's, then the
-    fact tables', as if each check had run alone in that order."""
+    The events are read once, chain by chain: as ``verify_chains`` finds each one sound it
+    hands it on to the ledger's check (a ``ledger.*`` event) or to its community's replay
+    (any other event of a community chain), and when a community's chain ends its fact rows
+    are compared with the replay and the replay let go (so memory holds one community's
+    rows, not the district's). A fault of the chains comes first, then the ledger's, then
+    that of the first community by name: as if each check had run alone in that order."""
     recorded = LedgerEvents(scope)
-    replays: dict[str, _Replay] = {}
+    names = set(_communities(conn, scope))
+    faults: dict[str, ChainFault] = {}
+    reading: list[_Replay] = []  # the community chain being read, if any
+
+    def finish() -> None:
+        replay = reading.pop()
+        if replay.chain in names:
+            names.discard(replay.chain)
+            if (fault := _check_community(conn, replay)) is not None:
+                faults[replay.chain] = fault
 
     def visit(event: Any) -> None:
-        kind = event[TYPE]
-        if kind.startswith("ledger."):
+        if event[TYPE].startswith("ledger."):
             recorded.add(event)
-        elif (chain := event[CHAIN]) != SYSTEM_CHAIN:
-            replay = replays.get(chain)
-            if replay is None:
-                replay = replays[chain] = _Replay(chain)
-            replay.apply_row(event)
+            return
+        chain = event[CHAIN]
+        if reading and reading[0].chain != chain:
+            finish()
+        if not reading and chain != SYSTEM_CHAIN:
+            reading.append(_Replay(chain))
+        if reading:
+            reading[0].apply_row(event)
 
     checked, fault = verify_chains(conn, progress=progress, chains=scope, visit=visit)
-    if fault is None and scope is not None:
+    if fault is not None:
+        return checked, fault
+    if reading:
+        finish()
+    if scope is not None:
         # A scoped check read only its communities' chains; a ledger event of theirs
         # recorded on another chain would be an entry's only record all the same.
         elsewhere = sa.and_(
@@ -127,31 +144,30 @@ def verify_all(
         )
         for event in event_rows(conn, elsewhere):
             recorded.add(event)
-    if fault is None:
-        fault = verify_ledger(conn, scope, recorded)
-    if fault is None:
-        fault = verify_facts(conn, scope, replays)
-    return checked, fault
-
-
-def verify_facts(
-    conn: Connection,
-    scope: Collection[str] | None = None,
-    replays: Mapping[str, _Replay] | None = None,
-) -> ChainFault | None:
-    """Recompute the fact tables of every community (those in ``scope`` only, if given) and,
-    without a scope, the closed years; the first fault or None.
-
-    ``replays``: each community chain already replayed (by ``verify_all``'s one read of the
-    events); without it each community's events are read here. The first fault is that of
-    the first community by name, as if they were checked one by one: each fact table is
-    read once, in id order, and each row compared with its community's replay."""
-    names = _communities(conn, scope)
-    if replays is None:
-        replays = {name: _replay_chain(conn, name) for name in names}
-    faults = _check_communities(conn, names, scope, replays)
+    fault = verify_ledger(conn, scope, recorded)
+    if fault is not None:
+        return checked, fault
+    for community in names:  # rows of a community with no events of its own
+        if (fault := _check_community(conn, _Replay(community))) is not None:
+            faults[community] = fault
     if faults:
-        return faults[min(faults)]
+        return checked, faults[min(faults)]
+    return checked, verify_system_facts(conn) if scope is None else None
+
+
+def verify_facts(conn: Connection, scope: Collection[str] | None = None) -> ChainFault | None:
+    """Recompute the fact tables of every community (those in ``scope`` only, if given) and,
+    without a scope, the closed years and grants; the first fault or None."""
+    for community in _communities(conn, scope):
+        replay = _Replay(community)
+        for event in event_rows(conn, events.c.chain == community):
+            # Ledger events are verify_ledger's: it checks every entry against its event and
+            # every project's reserved and spent against its entries.
+            if not event[TYPE].startswith("ledger."):
+                replay.apply_row(event)
+        fault = _check_community(conn, replay)
+        if fault is not None:
+            return fault
     if scope is None:
         return verify_system_facts(conn)
     return None
@@ -160,16 +176,6 @@ def verify_facts(
 def verify_system_facts(conn: Connection) -> ChainFault | None:
     """The district-wide facts, from the system chain: closed years, API tokens, web users."""
     return _check_closed_years(conn) or _check_grants(conn)
-
-
-def _replay_chain(conn: Connection, community_id: str) -> _Replay:
-    replay = _Replay(community_id)
-    for event in event_rows(conn, events.c.chain == community_id):
-        # Ledger events are verify_ledger's: it checks every entry against its event and
-        # every project's reserved and spent against its entries.
-        if not event[TYPE].startswith("ledger."):
-            replay.apply_row(event)
-    return replay
 
 
 def _communities(conn: Connection, scope: Collection[str] | None) -> list[str]:
@@ -184,48 +190,35 @@ def _communities(conn: Connection, scope: Collection[str] | None) -> list[str]:
     return sorted(found)
 
 
-def _check_communities(
-    conn: Connection,
-    names: Collection[str],
-    scope: Collection[str] | None,
-    replays: Mapping[str, _Replay],
-) -> dict[str, ChainFault]:
-    """Each community's first fault (a replay's first, else its tables'), by community."""
-    faults = {c: r.fault for c, r in replays.items() if r.fault is not None and c in names}
-    for replay in replays.values():
-        for project in replay.projects.values():  # those are verify_ledger's
-            project.values.pop("reserved_fen", None), project.values.pop("spent_fen", None)
+def _check_community(conn: Connection, replay: _Replay) -> ChainFault | None:
+    """The first fault of one community: its replay's, else its fact rows' against it."""
+    if replay.fault is not None:
+        return replay.fault
+    community = replay.chain
+    for project in replay.projects.values():  # those are verify_ledger's
+        del project.values["reserved_fen"], project.values["spent_fen"]
     dialect = conn.dialect.name
     slow = SlowTimes(conn.dialect)
-    nothing = _Replay("")
     for table, label, attribute, same in _FACTS:
         column = table.c.id if table is communities else table.c.community_id
         # Times as their iso text, as the replay holds them (engine.store.verify_read).
-        statement = sa.select(*selectable(table, dialect)).order_by(table.c.id)
-        if scope is not None:
-            statement = statement.where(column.in_(sorted(scope)))
+        statement = sa.select(*selectable(table, dialect)).where(column == community)
         columns = [c.name for c in table.columns]
-        at = columns.index(column.name)
         times = time_positions(table)
-        for values in raw_rows(conn, statement):
-            community = values[at]
-            if community in faults:
-                continue
+        expected = getattr(replay, attribute)
+        for values in raw_rows(conn, statement.order_by(table.c.id)):
             if any(isinstance(values[i], str) and values[i].startswith(SLOW) for i in times):
                 values = tuple(slow(v) if i in times else v for i, v in enumerate(values))
             row = dict(zip(columns, values, strict=True))
-            expected = getattr(replays.get(community, nothing), attribute)
             fault = _compare_row(community, label, row, expected, same)
             if fault is not None:
-                faults[community] = fault
-        for community in names:
-            expected = getattr(replays.get(community, nothing), attribute)
-            if community not in faults and expected:
-                row_id = min(expected)
-                want = expected[row_id]
-                reason = f"历史中记录的{label} {row_id} 已缺失"
-                faults[community] = ChainFault(community, want.seq, want.event_id, reason)
-    return faults
+                return fault
+        if expected:
+            row_id = min(expected)
+            want = expected[row_id]
+            reason = f"历史中记录的{label} {row_id} 已缺失"
+            return ChainFault(community, want.seq, want.event_id, reason)
+    return None
 
 
 def _compare_row(

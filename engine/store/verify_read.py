@@ -21,6 +21,7 @@ property test in ``tests/property/test_verify_hash.py`` holds it to that.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from json.encoder import encode_basestring
@@ -36,6 +37,7 @@ from engine.store.tables import UTCDateTime, events
 _SQLITE_STAMP = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9]*"
 SLOW = "!"  # prefix marking a SQLite time stored in another shape
 _BATCH = 10_000
+_CURSORS = itertools.count()
 
 # The columns of an event, in the order ``event_rows`` yields them.
 EVENT_COLUMNS = (
@@ -115,8 +117,10 @@ def raw_rows(conn: Connection, statement: sa.Select[Any], batch: int = _BATCH) -
     driver = conn.connection.driver_connection
     assert driver is not None
     if conn.dialect.name == "postgresql":
-        # A server-side cursor: the rows come over in batches, never all at once.
-        cursor = driver.cursor(name="zizhi_verify")
+        # A server-side cursor: the rows come over in batches, never all at once. Named
+        # apart, as one may be open while another is read (a community's facts, at the
+        # end of its chain).
+        cursor = driver.cursor(name=f"zizhi_verify_{next(_CURSORS)}")
         cursor.itersize = batch
     else:
         cursor = driver.cursor()
