@@ -26,7 +26,7 @@ must at least grow along each chain.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,24 @@ from engine.store.tables import (
     projects,
     users,
 )
-from engine.store.verify import ChainFault, verify_chains, verify_ledger
+from engine.store.verify import ChainFault, LedgerEvents, verify_chains, verify_ledger
+from engine.store.verify_read import (
+    AT,
+    CHAIN,
+    COMMUNITY,
+    DATA,
+    EVENT_COLUMNS,
+    ID,
+    PROJECT,
+    SEQ,
+    SLOW,
+    TYPE,
+    SlowTimes,
+    event_rows,
+    raw_rows,
+    selectable,
+    time_positions,
+)
 
 # Events after which the change saved the project row, so its version moved by one.
 PROJECT_SAVES = frozenset(
@@ -80,25 +97,85 @@ def verify_all(
     scope: Collection[str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[int, ChainFault | None]:
-    """Chains, ledger and fact tables, in one snapshot: (events checked, first fault)."""
-    checked, fault = verify_chains(conn, progress=progress, chains=scope)
-    if fault is None:
-        fault = verify_ledger(conn, scope)
-    if fault is None:
-        fault = verify_facts(conn, scope)
-    return checked, fault
+    """Chains, ledger and fact tables, in one snapshot: (events checked, first fault).
+
+    The events are read once, chain by chain: as ``verify_chains`` finds each one sound it
+    hands it on to the ledger's check (a ``ledger.*`` event) or to its community's replay
+    (any other event of a community chain), and when a community's chain ends its fact rows
+    are compared with the replay and the replay let go (so memory holds one community's
+    rows, not the district's). A fault of the chains comes first, then the ledger's, then
+    that of the first community by name: as if each check had run alone in that order."""
+    recorded = LedgerEvents(scope)
+    names = set(_communities(conn, scope))
+    faults: dict[str, ChainFault] = {}
+    reading: list[_Replay] = []  # the community chain being read, if any
+
+    def finish() -> None:
+        replay = reading.pop()
+        if replay.chain in names:
+            names.discard(replay.chain)
+            if (fault := _check_community(conn, replay)) is not None:
+                faults[replay.chain] = fault
+
+    def visit(event: Any) -> None:
+        if event[TYPE].startswith("ledger."):
+            recorded.add(event)
+            return
+        chain = event[CHAIN]
+        if reading and reading[0].chain != chain:
+            finish()
+        if not reading and chain != SYSTEM_CHAIN:
+            reading.append(_Replay(chain))
+        if reading:
+            reading[0].apply_row(event)
+
+    checked, fault = verify_chains(conn, progress=progress, chains=scope, visit=visit)
+    if fault is not None:
+        return checked, fault
+    if reading:
+        finish()
+    if scope is not None:
+        # A scoped check read only its communities' chains; a ledger event of theirs
+        # recorded on another chain would be an entry's only record all the same.
+        elsewhere = sa.and_(
+            events.c.type.in_(list(ENTRY_KIND_OF_EVENT)),
+            events.c.community_id.in_(sorted(scope)),
+            events.c.chain.not_in(sorted(scope)),
+        )
+        for event in event_rows(conn, elsewhere):
+            recorded.add(event)
+    fault = verify_ledger(conn, scope, recorded)
+    if fault is not None:
+        return checked, fault
+    for community in names:  # rows of a community with no events of its own
+        if (fault := _check_community(conn, _Replay(community))) is not None:
+            faults[community] = fault
+    if faults:
+        return checked, faults[min(faults)]
+    return checked, verify_system_facts(conn) if scope is None else None
 
 
 def verify_facts(conn: Connection, scope: Collection[str] | None = None) -> ChainFault | None:
     """Recompute the fact tables of every community (those in ``scope`` only, if given) and,
-    without a scope, the closed years; the first fault or None."""
-    for community_id in _communities(conn, scope):
-        fault = _check_community(conn, community_id)
+    without a scope, the closed years and grants; the first fault or None."""
+    for community in _communities(conn, scope):
+        replay = _Replay(community)
+        for event in event_rows(conn, events.c.chain == community):
+            # Ledger events are verify_ledger's: it checks every entry against its event and
+            # every project's reserved and spent against its entries.
+            if not event[TYPE].startswith("ledger."):
+                replay.apply_row(event)
+        fault = _check_community(conn, replay)
         if fault is not None:
             return fault
     if scope is None:
-        return _check_closed_years(conn) or _check_grants(conn)
+        return verify_system_facts(conn)
     return None
+
+
+def verify_system_facts(conn: Connection) -> ChainFault | None:
+    """The district-wide facts, from the system chain: closed years, API tokens, web users."""
+    return _check_closed_years(conn) or _check_grants(conn)
 
 
 def _communities(conn: Connection, scope: Collection[str] | None) -> list[str]:
@@ -113,38 +190,56 @@ def _communities(conn: Connection, scope: Collection[str] | None) -> list[str]:
     return sorted(found)
 
 
-def _check_community(conn: Connection, community_id: str) -> ChainFault | None:
-    replay = _Replay(community_id)
-    # Ledger events are left to verify_ledger, which checks every entry against its event and
-    # every project's reserved and spent against its entries; here they would only cost time.
-    rows = conn.execute(
-        sa.select(*_REPLAYED)
-        .where(events.c.chain == community_id, events.c.type.not_like("ledger.%"))
-        .order_by(events.c.seq)
-    )
-    for event in rows:
-        fault = replay.apply(event)
-        if fault is not None:
-            return fault
-    for project in replay.projects.values():
+def _check_community(conn: Connection, replay: _Replay) -> ChainFault | None:
+    """The first fault of one community: its replay's, else its fact rows' against it."""
+    if replay.fault is not None:
+        return replay.fault
+    community = replay.chain
+    for project in replay.projects.values():  # those are verify_ledger's
         del project.values["reserved_fen"], project.values["spent_fen"]
-    e = replay
-    checks: list[tuple[sa.Table, str, dict[Any, _Expected], Callable[..., str | None]]] = [
-        (communities, "社区", e.communities, _same_community),
-        (projects, "项目", e.projects, _same_project),
-        (demands, "需求", e.demands, _same_demand),
-        (expenses, "支出", e.expenses, _same_expense),
-    ]
-    for table, label, expected, same in checks:
+    dialect = conn.dialect.name
+    slow = SlowTimes(conn.dialect)
+    for table, label, attribute, same in _FACTS:
         column = table.c.id if table is communities else table.c.community_id
-        actual = conn.execute(sa.select(table).where(column == community_id).order_by(table.c.id))
-        fault = _compare(community_id, label, actual, expected, same)
-        if fault is not None:
-            return fault
+        # Times as their iso text, as the replay holds them (engine.store.verify_read).
+        statement = sa.select(*selectable(table, dialect)).where(column == community)
+        columns = [c.name for c in table.columns]
+        times = time_positions(table)
+        expected = getattr(replay, attribute)
+        for values in raw_rows(conn, statement.order_by(table.c.id)):
+            if any(isinstance(values[i], str) and values[i].startswith(SLOW) for i in times):
+                values = tuple(slow(v) if i in times else v for i, v in enumerate(values))
+            row = dict(zip(columns, values, strict=True))
+            fault = _compare_row(community, label, row, expected, same)
+            if fault is not None:
+                return fault
+        if expected:
+            row_id = min(expected)
+            want = expected[row_id]
+            reason = f"历史中记录的{label} {row_id} 已缺失"
+            return ChainFault(community, want.seq, want.event_id, reason)
     return None
 
 
-# What the replay reads of an event (its hashes are verify_chains' business).
+def _compare_row(
+    chain: str,
+    label: str,
+    row: Mapping[str, Any],
+    expected: dict[Any, _Expected],
+    same: Callable[[Mapping[str, Any], _Expected], str | None],
+) -> ChainFault | None:
+    want = expected.pop(row["id"], None)
+    if want is None:
+        reason = f"{label} {row['id']} 在历史中没有记录（被人为添加或改动）"
+        return ChainFault(chain, 0, None, reason)
+    column = same(row, want)
+    if column is not None:
+        reason = f"{label} {row['id']} 的 {column} 与历史记录不符"
+        return ChainFault(chain, want.seq, want.event_id, reason)
+    return None
+
+
+# What the system chain's replay reads of an event (its hashes are verify_chains' business).
 _REPLAYED = (
     events.c.id,
     events.c.seq,
@@ -161,18 +256,12 @@ def _compare(
     label: str,
     actual: Iterable[Any],
     expected: dict[Any, _Expected],
-    same: Callable[[Any, _Expected], str | None],
+    same: Callable[[Mapping[str, Any], _Expected], str | None],
 ) -> ChainFault | None:
     for row in actual:
-        want = expected.pop(row.id, None)
-        if want is None:
-            reason = f"{label} {row.id} 在历史中没有记录（被人为添加或改动）"
-            return ChainFault(chain, 0, None, reason)
-        column = same(row, want)
-        if column is not None:
-            return ChainFault(
-                chain, want.seq, want.event_id, f"{label} {row.id} 的 {column} 与历史记录不符"
-            )
+        fault = _compare_row(chain, label, row, expected, same)
+        if fault is not None:
+            return fault
     if expected:
         row_id = min(expected)
         want = expected[row_id]
@@ -182,58 +271,68 @@ def _compare(
 
 def _first_difference(row: Any, values: Mapping[str, Any]) -> str | None:
     for name, value in values.items():
-        if getattr(row, name) != value:
+        if row[name] != value:
             return name
     return None
 
 
-def _same_community(row: Any, want: _Expected) -> str | None:
+def _same_community(row: Mapping[str, Any], want: _Expected) -> str | None:
     return _first_difference(row, want.values)
 
 
-def _same_project(row: Any, want: _Expected) -> str | None:
+def _same_project(row: Mapping[str, Any], want: _Expected) -> str | None:
     column = _first_difference(row, want.values)
     if column is not None:
         return column
     try:
-        details = json.loads(row.details)
+        details = json.loads(row["details"])
     except (TypeError, ValueError):
         return "details"
     return None if details == want.extra["details"] else "details"
 
 
-def _same_demand(row: Any, want: _Expected) -> str | None:
+def _same_demand(row: Mapping[str, Any], want: _Expected) -> str | None:
     column = _first_difference(row, want.values)
     if column is not None:
         return column
-    if row.erased_at is not None:  # erased: nothing personal may be left
+    if row["erased_at"] is not None:  # erased: nothing personal may be left
         for name in ("resident", "contact", "personal_salt"):
-            if getattr(row, name) is not None:
+            if row[name] is not None:
                 return name
         return None
-    if row.resident is None:
+    if row["resident"] is None:
         return "resident"
     committed = want.extra["personal"]
     if committed is None:  # recorded before the commitment existed: only what it said
-        return None if (row.contact is not None) == want.extra["has_contact"] else "contact"
-    if row.personal_salt is None:
+        return None if (row["contact"] is not None) == want.extra["has_contact"] else "contact"
+    if row["personal_salt"] is None:
         return "personal_salt"
-    if personal.commitment(row.personal_salt, row.resident, row.contact) != committed:
+    if personal.commitment(row["personal_salt"], row["resident"], row["contact"]) != committed:
         return "resident/contact/personal_salt"
     return None
 
 
-def _same_expense(row: Any, want: _Expected) -> str | None:
+def _same_expense(row: Mapping[str, Any], want: _Expected) -> str | None:
     column = _first_difference(row, want.values)
     if column is not None:
         return column
-    if row.payee_key != text.key(row.payee):
+    if row["payee_key"] != text.key(row["payee"]):
         return "payee_key"
-    invoice = text.key(row.invoice_no)
+    invoice = text.key(row["invoice_no"])
     # Migration 0004 kept pre-existing duplicates apart by suffixing the expense's id.
-    if row.invoice_key not in (invoice, f"{invoice}#{row.id}"):
+    if row["invoice_key"] not in (invoice, f"{invoice}#{row['id']}"):
         return "invoice_key"
     return None
+
+
+# A community's fact tables, in the order they are compared: the label a fault names, the
+# replay's rows for the table, and what else each row must satisfy.
+_FACTS: list[tuple[sa.Table, str, str, Callable[[Mapping[str, Any], _Expected], str | None]]] = [
+    (communities, "社区", "communities", _same_community),
+    (projects, "项目", "projects", _same_project),
+    (demands, "需求", "demands", _same_demand),
+    (expenses, "支出", "expenses", _same_expense),
+]
 
 
 class _Replay:
@@ -247,20 +346,35 @@ class _Replay:
         self.expenses: dict[int, _Expected] = {}
         self._money: dict[int, Balance] = {}
         self._last_id = 0
+        self.fault: ChainFault | None = None
 
     def apply(self, event: Any) -> ChainFault | None:
-        if event.id <= self._last_id:
-            return ChainFault(self.chain, event.seq, event.id, "事件编号不随链上序号递增")
-        self._last_id = event.id
-        try:
-            self._apply(event, json.loads(event.data))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return ChainFault(self.chain, event.seq, event.id, "事件数据无法解读")
-        return None
+        """Take one event (anything with an event's attributes); its fault, if any. Unlike
+        ``apply_row``, later events are still taken after a fault."""
+        self.fault = None
+        self.apply_row(
+            tuple(getattr(event, name, None) for name in EVENT_COLUMNS)  # no hashes needed
+        )
+        return self.fault
 
-    def _apply(self, event: Any, data: dict[str, Any]) -> None:
-        kind, project_id, at = event.type, event.project_id, event.at
-        made = {"seq": event.seq, "event_id": event.id}
+    def apply_row(self, event: Sequence[Any]) -> None:
+        """Take one event as a tuple of ``verify_read.EVENT_COLUMNS``; after a fault, none."""
+        if self.fault is not None:
+            return
+        event_id, seq = event[ID], event[SEQ]
+        if event_id <= self._last_id:
+            self.fault = ChainFault(self.chain, seq, event_id, "事件编号不随链上序号递增")
+            return
+        self._last_id = event_id
+        try:
+            self._apply(event, json.loads(event[DATA]))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.fault = ChainFault(self.chain, seq, event_id, "事件数据无法解读")
+
+    def _apply(self, event: Sequence[Any], data: dict[str, Any]) -> None:
+        kind, project_id, at = event[TYPE], event[PROJECT], event[AT]
+        community_id = event[COMMUNITY]
+        made = {"seq": event[SEQ], "event_id": event[ID]}
         if kind == "community.created":
             self.communities[data["id"]] = _Expected(
                 {
@@ -280,7 +394,7 @@ class _Replay:
             self.projects[project_id] = _Expected(
                 {
                     "id": project_id,
-                    "community_id": event.community_id,
+                    "community_id": community_id,
                     "workflow": data["workflow"],
                     "workflow_version": data["workflow_version"],
                     "fund": data["fund"],
@@ -313,7 +427,7 @@ class _Replay:
             self.demands[data["demand_id"]] = _Expected(
                 {
                     "id": data["demand_id"],
-                    "community_id": event.community_id,
+                    "community_id": community_id,
                     "project_id": project_id,
                     "content": data["content"],
                     "source": data["source"],
@@ -334,7 +448,7 @@ class _Replay:
             self.expenses[data["expense_id"]] = _Expected(
                 {
                     "id": data["expense_id"],
-                    "community_id": event.community_id,
+                    "community_id": community_id,
                     "project_id": project_id,
                     "amount_fen": data["amount_fen"],
                     "payee": data["payee"],
@@ -394,7 +508,7 @@ def _check_closed_years(conn: Connection) -> ChainFault | None:
         want = closed.pop(row.year, None)
         if want is None:
             return ChainFault(SYSTEM_CHAIN, 0, None, f"{row.year} 年度的结账记录在历史中没有依据")
-        column = _first_difference(row, want.values)
+        column = _first_difference(row._mapping, want.values)
         if column is not None:
             return ChainFault(
                 SYSTEM_CHAIN,
@@ -442,19 +556,19 @@ def _check_grants(conn: Connection) -> ChainFault | None:
     fault = _compare(
         SYSTEM_CHAIN,
         "令牌",
-        conn.execute(sa.select(api_tokens).order_by(api_tokens.c.id)),
+        conn.execute(sa.select(api_tokens).order_by(api_tokens.c.id)).mappings(),
         tokens,
         _same_grant,
     )
     if fault is not None:
         return fault
-    people_rows = conn.execute(sa.select(users).order_by(users.c.id))
+    people_rows = conn.execute(sa.select(users).order_by(users.c.id)).mappings()
     return _compare(SYSTEM_CHAIN, "用户", people_rows, people, _same_grant)
 
 
-def _same_grant(row: Any, want: _Expected) -> str | None:
+def _same_grant(row: Mapping[str, Any], want: _Expected) -> str | None:
     for name, value in want.values.items():
-        found = getattr(row, name)
+        found = row[name]
         if name in ("communities", "streets"):
             try:
                 found = json.loads(found)

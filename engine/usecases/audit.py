@@ -27,6 +27,7 @@ from engine.store.pagination import Page, check_limit
 from engine.store.scope import scope_clause, visible_project
 from engine.store.tables import communities, events
 from engine.store.uow import Zizhi
+from engine.store.verify_parallel import PARALLEL_FROM, events_recorded, verify_in_two
 from engine.usecases.access_log import record_access
 
 # Events that change the project record itself, and so bump its version.
@@ -216,7 +217,11 @@ def replay_project(history: list[EventView]) -> ReplayedProject:
 
 
 def verify(
-    z: Zizhi, principal: Principal, progress: Callable[[int], None] | None = None
+    z: Zizhi,
+    principal: Principal,
+    progress: Callable[[int], None] | None = None,
+    *,
+    parallel_from: int = PARALLEL_FROM,
 ) -> VerifyReport:
     """Recompute the chains, re-add the ledger and rebuild every fact table from the history;
     the first fault, if any (auditors, admins).
@@ -224,15 +229,20 @@ def verify(
     An auditor scoped to communities or streets verifies, and is told about, the chains,
     accounts and rows of those communities only; the district-wide system chain and the
     closed years are checked for the unrestricted.
+
+    The whole history, from ``parallel_from`` events, is checked on two processes in one
+    snapshot (``engine.store.verify_parallel``); the report is the one a single process makes.
     """
     principal.require(Role.auditor, Role.admin)
-    with z.read() as conn:
-        scope: set[str] | None = None
-        if not principal.unrestricted:
-            scope = set(
-                conn.execute(sa.select(communities.c.id).where(scope_clause(principal))).scalars()
-            )
-        checked, fault = verify_all(conn, scope, progress)
+    if principal.unrestricted and events_recorded(z.db) >= parallel_from:
+        checked, fault = verify_in_two(z.db, progress)
+    else:
+        with z.read() as conn:
+            scope: set[str] | None = None
+            if not principal.unrestricted:
+                where = scope_clause(principal)
+                scope = set(conn.execute(sa.select(communities.c.id).where(where)).scalars())
+            checked, fault = verify_all(conn, scope, progress)
     record_access(z, principal, "verify", {"ok": fault is None}, checked)
     return VerifyReport(
         ok=fault is None, checked=checked, first_bad=None if fault is None else fault.as_dict()

@@ -1,0 +1,224 @@
+"""``verify_all`` on two cores: the communities split in two, both halves in ONE snapshot.
+
+A large history is checked by this process and one worker process at once, each taking
+about half of the events: the worker checks a set of communities — their chains, their
+ledger, their fact tables, exactly as a check scoped to them does — and this process the
+other communities, then the system chain, the closed years and the grants. Every row of
+every table belongs to one side (a row no side would claim sends the whole check to the
+one-process path). A history found sound by both halves is sound; a fault found by either
+is named again by the one-process ``verify_all`` in this process's snapshot, so the first
+fault reported is always the one that path reports.
+
+Both processes read the same snapshot:
+
+* PostgreSQL: this transaction exports its snapshot (``pg_export_snapshot``); the worker's
+  REPEATABLE READ transaction imports it (``SET TRANSACTION SNAPSHOT``) before any read.
+* SQLite cannot share a WAL read snapshot between connections. Instead this process takes
+  the write lock (``BEGIN IMMEDIATE``) for a moment: while it holds it no change can
+  commit, so this transaction and the worker's each start their snapshot on the same last
+  commit; then the lock is let go. Writers wait for that moment only (the worker is
+  started, connected and waiting before the lock is taken), never for the check itself.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.model import ENTRY_KIND_OF_EVENT
+from engine.store.db import Database
+from engine.store.facts import verify_all, verify_system_facts
+from engine.store.history import SYSTEM_CHAIN
+from engine.store.tables import (
+    chain_heads,
+    communities,
+    demands,
+    events,
+    expenses,
+    fund_accounts,
+    ledger_entries,
+    projects,
+)
+from engine.store.verify import ChainFault, verify_chains
+from engine.store.verify_read import raw_rows
+
+# Below this many events a second process costs more (its start) than it saves.
+PARALLEL_FROM = 200_000
+_WAIT_S = 60.0  # for the worker to start and take its snapshot
+
+
+def events_recorded(db: Database) -> int:
+    """About how many events the history holds (the chain heads' sum): to decide."""
+    with db.read() as conn:
+        return int(conn.execute(sa.select(sa.func.sum(chain_heads.c.seq))).scalar_one() or 0)
+
+
+def verify_in_two(
+    db: Database, progress: Callable[[int], None] | None = None
+) -> tuple[int, ChainFault | None]:
+    """The whole history (no scope), as ``verify_all`` checks it, on two processes."""
+    context = multiprocessing.get_context("spawn")
+    to_worker, from_main = context.Pipe()
+    done = context.Value("q", 0)
+    url = db.url.render_as_string(hide_password=False)
+    worker = context.Process(target=_worker, args=(url, from_main, done), daemon=True)
+    worker.start()
+    try:
+        if not to_worker.poll(_WAIT_S) or to_worker.recv() != "connected":
+            raise RuntimeError("the verify worker did not start")
+        with _shared_snapshot(db, to_worker) as conn:
+            return _verify(conn, to_worker, done, progress)
+    finally:
+        to_worker.close()
+        worker.join(5)
+        if worker.is_alive():
+            worker.kill()
+
+
+@contextmanager
+def _shared_snapshot(db: Database, to_worker: Any) -> Iterator[Connection]:
+    hold: AbstractContextManager[Connection] | None = db.write() if db.is_sqlite else None
+    if hold is not None:
+        hold.__enter__()  # no change commits until both snapshots are taken
+    try:
+        with db.read() as conn:
+            conn.execute(sa.select(sa.func.count()).select_from(chain_heads)).scalar_one()
+            snapshot = None
+            if not db.is_sqlite:
+                snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+            to_worker.send(snapshot)
+            if not to_worker.poll(_WAIT_S) or to_worker.recv() != "reading":
+                raise RuntimeError("the verify worker did not take the snapshot")
+            if hold is not None:
+                hold.__exit__(None, None, None)  # rolled back: it wrote nothing
+                hold = None
+            yield conn
+    finally:
+        if hold is not None:
+            hold.__exit__(None, None, None)
+
+
+def _verify(
+    conn: Connection, to_worker: Any, done: Any, progress: Callable[[int], None] | None
+) -> tuple[int, ChainFault | None]:
+    halves = _halves(conn)
+    if halves is None:  # a row no half would claim: the one-process check names it
+        to_worker.send(None)
+        return verify_all(conn, None, progress)
+    theirs, mine = halves
+    to_worker.send(sorted(theirs))
+
+    def report(n: int) -> None:
+        if progress is not None:
+            progress(n + done.value)
+
+    checked, fault = verify_all(conn, mine, report)
+    if fault is None:
+        system, fault = verify_chains(conn, chains={SYSTEM_CHAIN})
+        checked += system
+    if fault is None:
+        fault = verify_system_facts(conn)
+    try:
+        outcome = to_worker.recv()
+    except EOFError:
+        raise RuntimeError("the verify worker stopped") from None
+    if isinstance(outcome, BaseException):
+        raise RuntimeError("the verify worker failed") from outcome
+    their_checked, their_fault = outcome
+    if fault is not None or their_fault is not None:
+        return verify_all(conn, None, progress)
+    checked += their_checked
+    if progress is not None:
+        progress(checked)
+    return checked, None
+
+
+def _halves(conn: Connection) -> tuple[set[str], set[str]] | None:
+    """The communities in two sets of about equal events, or None if a row would be left
+    out (a ledger event of no community, a row claiming the system chain's name)."""
+    names: set[str] = set()
+    for column in (
+        chain_heads.c.chain,
+        communities.c.id,
+        projects.c.community_id,
+        demands.c.community_id,
+        expenses.c.community_id,
+        ledger_entries.c.community_id,
+        fund_accounts.c.community_id,
+        events.c.community_id,
+        events.c.chain,
+    ):
+        names.update(v for (v,) in raw_rows(conn, sa.select(column).distinct()))
+    if None in names:
+        ledger = events.c.type.in_(list(ENTRY_KIND_OF_EVENT))
+        orphan = sa.select(events.c.id).where(ledger, events.c.community_id.is_(None)).limit(1)
+        if conn.execute(orphan).first() is not None:
+            return None
+        names.discard(None)
+    if SYSTEM_CHAIN in names and _claims_system(conn):
+        return None
+    names.discard(SYSTEM_CHAIN)
+    sizes = dict.fromkeys(names, 0)
+    for chain, seq in conn.execute(sa.select(chain_heads.c.chain, chain_heads.c.seq)):
+        if chain in sizes:
+            sizes[chain] = seq
+    theirs: set[str] = set()
+    mine: set[str] = set()
+    load = [0, 0]
+    for name in sorted(names, key=lambda n: (-sizes[n], n)):
+        side = 0 if load[0] <= load[1] else 1
+        (theirs if side == 0 else mine).add(name)
+        load[side] += sizes[name]
+    return theirs, mine
+
+
+def _claims_system(conn: Connection) -> bool:
+    """Does any community row or any event name the system chain as its community?"""
+    for column in (
+        communities.c.id,
+        projects.c.community_id,
+        demands.c.community_id,
+        expenses.c.community_id,
+        ledger_entries.c.community_id,
+        fund_accounts.c.community_id,
+    ):
+        if conn.execute(sa.select(column).where(column == SYSTEM_CHAIN).limit(1)).first():
+            return True
+    stray = sa.select(events.c.id).where(events.c.community_id == SYSTEM_CHAIN)
+    return conn.execute(stray.limit(1)).first() is not None
+
+
+def _worker(url: str, to_main: Any, done: Any) -> None:
+    """The worker process: connect, take the main process's snapshot, check what it says."""
+    try:
+        db = Database(url, pool_size=1)
+        with db.read() as conn:
+            # Connected and inside a transaction that has read nothing yet.
+            to_main.send("connected")
+            snapshot = to_main.recv()
+            if snapshot is not None:
+                conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            conn.execute(sa.select(sa.func.count()).select_from(chain_heads)).scalar_one()
+            to_main.send("reading")
+            scope: Collection[str] | None = to_main.recv()
+            if scope is None:
+                return
+            to_main.send(verify_all(conn, scope, _counter(done)))
+        db.engine.dispose()
+    except BaseException as exc:  # noqa: BLE001 - handed to the main process, which raises
+        try:
+            to_main.send(RuntimeError(f"{type(exc).__name__}: {exc}"))
+        except Exception:  # noqa: BLE001 - the main process is gone; nothing to tell
+            pass
+
+
+def _counter(done: Any) -> Callable[[int], None]:
+    def count(n: int) -> None:
+        done.value = n
+
+    return count

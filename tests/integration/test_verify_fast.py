@@ -1,0 +1,180 @@
+"""The fast verification reads what the slow one read, and checking on two processes reports
+what checking on one reports.
+
+``engine.store.verify_read`` reads times as their ``iso`` text computed in SQL, and
+``engine.store.verify_parallel`` splits the communities between two processes sharing one
+snapshot; the tamper tests (``test_tamper.py``) hold the one-process path to every edit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+import engine
+from engine.model import CLI, fiscal_year
+from engine.store.facts import verify_all, verify_facts
+from engine.store.history import iso
+from engine.store.tables import (
+    UTCDateTime,
+    closed_years,
+    communities,
+    demands,
+    events,
+    expenses,
+    ledger_entries,
+    projects,
+)
+from engine.store.uow import Zizhi
+from engine.store.verify import verify_ledger
+from engine.store.verify_read import AT, ID, event_rows, iso_text
+from tests.factories import World
+
+
+@pytest.fixture
+def history(fresh_z: Zizhi) -> Iterator[tuple[Zizhi, list[str]]]:
+    """Three communities with projects through their steps, expenses, demands, a closed year."""
+    z = fresh_z
+    world = World(z)
+    made = [world.community() for _ in range(3)]
+    year = fiscal_year(z.clock())
+    for community in made:
+        engine.set_allocation(z, CLI, community, "self_governance", year, 6_000_000)
+        project = world.advance(world.project(community), "implementation", budget_fen=500_000)
+        engine.record_expense(
+            z,
+            world.committee(community),
+            project.id,
+            {"amount_fen": 1000, "payee": "某公司", "invoice_no": "A1", "description": "材料"},
+        )
+        engine.record_demand(z, None, community, {"content": "加装扶手", "resident": "张先生"})
+        world.advance(world.project(community), "planning")
+    engine.close_year(z, CLI, 2025)
+    yield z, made
+
+
+def test_every_time_read_as_text_in_sql_is_its_iso_form(history: tuple[Zizhi, list[str]]) -> None:
+    z, _ = history
+    dialect = z.db.engine.dialect.name
+    with z.read() as conn:
+        for table in (events, ledger_entries, projects, demands, expenses, communities):
+            for column in table.columns:
+                if not isinstance(column.type, UTCDateTime):
+                    continue
+                pairs = conn.execute(sa.select(column, iso_text(column, dialect))).all()
+                assert pairs, table.name
+                for moment, text in pairs:
+                    assert text == (None if moment is None else iso(moment)), column
+
+
+def test_a_sqlite_time_stored_in_another_shape_is_read_as_the_column_reads_it(
+    history: tuple[Zizhi, list[str]],
+) -> None:
+    z, _ = history
+    if not z.db.is_sqlite:
+        pytest.skip("SQLite stores times as text; PostgreSQL as timestamptz")
+    first = sa.select(sa.func.min(events.c.id)).scalar_subquery()
+    with z.db.write() as conn:
+        conn.execute(sa.text("DROP TRIGGER events_no_update"))
+        # Seconds only, and a 'T': what a hand could write; SQLAlchemy still reads it.
+        conn.execute(
+            sa.update(events)
+            .where(events.c.id == first)
+            .values(at=sa.func.strftime("%Y-%m-%dT%H:%M:%S", sa.type_coerce(events.c.at, sa.Text)))
+        )
+        stored = conn.execute(sa.select(events.c.id, events.c.at).where(events.c.id == first)).one()
+        read = {row[ID]: row[AT] for row in event_rows(conn)}
+        assert read[stored.id] == iso(stored.at)
+        assert read[stored.id].endswith(".000000+00:00")
+        _, fault = verify_all(conn)
+        assert fault is not None and "哈希" in fault.reason  # the microseconds were hashed
+
+
+def test_checking_on_two_processes_passes_a_sound_history_and_counts_every_event(
+    history: tuple[Zizhi, list[str]],
+) -> None:
+    z, _ = history
+    one = engine.verify(z, CLI, parallel_from=10**12)
+    two = engine.verify(z, CLI, parallel_from=0)
+    assert one.ok and two.ok, (one, two)
+    assert two.checked == one.checked
+    with z.read() as conn:
+        assert one.checked == conn.execute(sa.select(sa.func.count()).select_from(events)).scalar()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        sa.update(expenses).values(amount_fen=99_999),
+        sa.update(projects).values(title="改过的标题"),
+        sa.update(demands).values(content="改过"),
+        sa.update(communities).values(name="改过"),
+        sa.delete(closed_years),
+        sa.update(ledger_entries).values(amount_fen=1),
+    ],
+    ids=["expenses", "projects", "demands", "communities", "closed_years", "ledger_entries"],
+)
+def test_checking_on_two_processes_names_the_fault_one_process_names(
+    history: tuple[Zizhi, list[str]], edit: sa.Executable
+) -> None:
+    z, _ = history
+    with z.db.write() as conn:
+        if edit.table is ledger_entries:  # type: ignore[attr-defined]
+            if z.db.is_sqlite:
+                conn.execute(sa.text("DROP TRIGGER ledger_entries_no_update"))
+            else:
+                conn.execute(sa.text("ALTER TABLE ledger_entries DISABLE TRIGGER USER"))
+        conn.execute(edit)
+        conn.commit()
+    one = engine.verify(z, CLI, parallel_from=10**12)
+    two = engine.verify(z, CLI, parallel_from=0)
+    assert not one.ok and one.first_bad is not None
+    assert two == one
+
+
+def test_the_ledger_and_the_facts_checked_alone_name_what_the_whole_check_names(
+    history: tuple[Zizhi, list[str]],
+) -> None:
+    z, made = history
+    with z.db.write() as conn:
+        assert verify_ledger(conn) is None and verify_facts(conn) is None
+        theirs = expenses.c.community_id == made[1]
+        conn.execute(sa.update(expenses).where(theirs).values(payee="x"))
+        _, fault = verify_all(conn)
+        assert fault is not None and fault.chain == made[1]
+        assert verify_facts(conn) == fault
+        assert verify_facts(conn, {made[0], made[2]}) is None
+
+
+def test_checking_on_two_processes_while_changes_commit_passes_and_lets_them_commit(
+    history: tuple[Zizhi, list[str]],
+) -> None:
+    """The snapshot both processes share is taken while changes keep committing; the write
+    lock SQLite's handshake holds for a moment only delays them."""
+    z, made = history
+    world = World(z)
+    stop = threading.Event()
+    written: list[int] = []
+    failed: list[BaseException] = []
+
+    def keep_writing() -> None:
+        try:
+            while not stop.is_set():
+                written.append(world.project(made[0]).id)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failed.append(exc)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        reports = [engine.verify(z, CLI, parallel_from=0) for _ in range(2)]
+    finally:
+        stop.set()
+        writer.join()
+    assert not failed, failed
+    assert all(r.ok for r in reports), reports
+    assert written
+    assert engine.verify(z, CLI, parallel_from=0).ok
