@@ -205,6 +205,7 @@ class Expense(SQLModel, table=True):
             "community_id", "payee_key", "invoice_key", name="uq_expenses_invoice_key"
         ),
         sa.Index("ix_expenses_project", "project_id"),
+        sa.Index("ix_expenses_community", "community_id", "id"),
     )
 
     id: int | None = _id()

@@ -63,3 +63,19 @@ def test_sqlite_plans_an_exact_filter_through_its_index(
         assert "ix_events_type" in plan or "ix_events_actor" in plan, plan
         if index is not None:
             assert index in plan, plan
+
+
+def test_a_communitys_expenses_are_read_in_id_order_through_an_index(z: Zizhi) -> None:
+    """What verify asks of each community (engine.store.facts): its expenses in id order."""
+    with z.db.engine.connect() as conn:
+        indexes = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("expenses")}
+        assert indexes["ix_expenses_community"] == ["community_id", "id"]
+        if z.db.is_sqlite:  # PostgreSQL plans by table statistics
+            plan = " ".join(
+                str(row[-1])
+                for row in conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT * FROM expenses WHERE community_id = ? ORDER BY id",
+                    ("lihe",),
+                )
+            )
+            assert "ix_expenses_community" in plan and "TEMP B-TREE" not in plan
