@@ -137,10 +137,13 @@ def export_xlsx(request: Request, person: Person, search: Search) -> Response:
 def access_page(
     request: Request,
     person: Person,
+    actor: Text = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    page = engine.access_records(zizhi(request), person, limit=100, cursor=cursor)
-    return render(request, "access_log.html", {"page": page})
+    """The access log, oldest first, 100 a page; ``actor`` narrows it to one person."""
+    actor = (actor or "").strip() or None  # as typed, spaces aside; empty: everyone
+    page = engine.access_records(zizhi(request), person, actor=actor, limit=100, cursor=cursor)
+    return render(request, "access_log.html", {"page": page, "actor": actor or ""})
 
 
 @router.get("/audit/verify", response_class=HTMLResponse)
