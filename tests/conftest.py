@@ -66,6 +66,7 @@ class DatabaseFactory:
     def __init__(self, tmp: Path) -> None:
         self._tmp = tmp
         self._made: list[tuple[str, Database]] = []
+        self._created: list[str] = []  # every PostgreSQL database made, by url() or new()
 
     def url(self, backend: str) -> str:
         name = f"zizhi_test_{uuid.uuid4().hex[:12]}"
@@ -75,6 +76,7 @@ class DatabaseFactory:
         try:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            self._created.append(name)
         except sa.exc.OperationalError as exc:
             raise RuntimeError(
                 f"PostgreSQL is not reachable at {ADMIN_URL}: start it, set "
@@ -107,15 +109,19 @@ class DatabaseFactory:
         return len(self._made)
 
     def drop_all(self) -> None:
-        admin = sa.create_engine(normalize_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
-        for backend, db in self._made:
+        """Dispose every Database made, and drop every PostgreSQL database created — also
+        those a test opened itself from ``url()``."""
+        for _, db in self._made:
             db.dispose()
-            if backend == "postgresql":
-                with admin.connect() as conn:
-                    conn.execute(
-                        sa.text(f'DROP DATABASE IF EXISTS "{db.url.database}" WITH (FORCE)')
-                    )
-        admin.dispose()
+        if not self._created:
+            return
+        admin = sa.create_engine(normalize_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                for name in self._created:
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
 
 
 @pytest.fixture(scope="session")
