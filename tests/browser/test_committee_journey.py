@@ -226,3 +226,14 @@ def test_an_auditor_searches_the_history_and_verifies_the_chain(
         shoot(page, "audit")
     page.get_by_role("link", name="校验哈希链").click()
     expect(page.locator(".notice")).to_contain_text("校验通过")
+    # Who looked at what: the search above, narrowed to this auditor as a person types it.
+    page.goto(f"{site.base}/audit")
+    page.get_by_role("link", name="查阅记录").click()
+    page.get_by_label("操作者").fill(f" user:{site.auditor}\u3000")
+    page.get_by_role("button", name="筛选").click()
+    records = page.locator("table")
+    expect(records).to_contain_text("查询历史")
+    expect(records).to_contain_text(f"community_id={site.community}")
+    expect(page.get_by_label("操作者")).to_have_value(f"user:{site.auditor}")
+    if site.backend == "sqlite":
+        shoot(page, "access-log")
