@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 import engine
 from engine.model import CLI, fiscal_year
+from engine.rules.workflow import WorkflowRegistry
 from engine.store.facts import verify_all, verify_facts
 from engine.store.history import iso
 from engine.store.tables import (
@@ -31,13 +32,17 @@ from engine.store.tables import (
 from engine.store.uow import Zizhi
 from engine.store.verify import verify_ledger
 from engine.store.verify_read import AT, ID, event_rows, iso_text
+from tests.conftest import DatabaseFactory
 from tests.factories import World
 
 
 @pytest.fixture
 def history(fresh_z: Zizhi) -> Iterator[tuple[Zizhi, list[str]]]:
+    yield fresh_z, _build(fresh_z)
+
+
+def _build(z: Zizhi) -> list[str]:
     """Three communities with projects through their steps, expenses, demands, a closed year."""
-    z = fresh_z
     world = World(z)
     made = [world.community() for _ in range(3)]
     year = fiscal_year(z.clock())
@@ -53,7 +58,7 @@ def history(fresh_z: Zizhi) -> Iterator[tuple[Zizhi, list[str]]]:
         engine.record_demand(z, None, community, {"content": "加装扶手", "resident": "张先生"})
         world.advance(world.project(community), "planning")
     engine.close_year(z, CLI, 2025)
-    yield z, made
+    return made
 
 
 def test_every_time_read_as_text_in_sql_is_its_iso_form(history: tuple[Zizhi, list[str]]) -> None:
@@ -71,11 +76,12 @@ def test_every_time_read_as_text_in_sql_is_its_iso_form(history: tuple[Zizhi, li
 
 
 def test_a_sqlite_time_stored_in_another_shape_is_read_as_the_column_reads_it(
-    history: tuple[Zizhi, list[str]],
+    databases: DatabaseFactory, registry: WorkflowRegistry
 ) -> None:
-    z, _ = history
-    if not z.db.is_sqlite:
-        pytest.skip("SQLite stores times as text; PostgreSQL as timestamptz")
+    # SQLite alone: it stores times as text, which a hand can write in another shape;
+    # PostgreSQL stores timestamptz, which has one.
+    z = Zizhi(databases.new("sqlite"), registry)
+    _build(z)
     first = sa.select(sa.func.min(events.c.id)).scalar_subquery()
     with z.db.write() as conn:
         conn.execute(sa.text("DROP TRIGGER events_no_update"))
