@@ -58,10 +58,10 @@ from engine.store.verify_read import (
     ID,
     PROJECT,
     SEQ,
-    SLOW,
     TYPE,
     SlowTimes,
     event_rows,
+    fix_row,
     raw_rows,
     selectable,
     time_positions,
@@ -205,19 +205,13 @@ def _check_community(conn: Connection, replay: _Replay) -> ChainFault | None:
         statement = sa.select(*selectable(table, dialect)).where(column == community)
         columns = [c.name for c in table.columns]
         times = time_positions(table)
-        expected = getattr(replay, attribute)
-        for values in raw_rows(conn, statement.order_by(table.c.id)):
-            if any(isinstance(values[i], str) and values[i].startswith(SLOW) for i in times):
-                values = tuple(slow(v) if i in times else v for i, v in enumerate(values))
-            row = dict(zip(columns, values, strict=True))
-            fault = _compare_row(community, label, row, expected, same)
-            if fault is not None:
-                return fault
-        if expected:
-            row_id = min(expected)
-            want = expected[row_id]
-            reason = f"历史中记录的{label} {row_id} 已缺失"
-            return ChainFault(community, want.seq, want.event_id, reason)
+        rows = (
+            dict(zip(columns, fix_row(values, times, slow), strict=True))
+            for values in raw_rows(conn, statement.order_by(table.c.id))
+        )
+        fault = _compare(community, label, rows, getattr(replay, attribute), same)
+        if fault is not None:
+            return fault
     return None
 
 

@@ -97,12 +97,14 @@ class SlowTimes:
 
 def fix_times(rows: Sequence[Any], positions: tuple[int, ...], slow: SlowTimes) -> list[Any]:
     """``rows`` (tuples) with any time marked for the slow path read the slow way."""
-    fixed = []
-    for row in rows:
-        if any(isinstance(row[i], str) and row[i].startswith(SLOW) for i in positions):
-            row = tuple(slow(v) if i in positions else v for i, v in enumerate(row))
-        fixed.append(row)
-    return fixed
+    return [fix_row(row, positions, slow) for row in rows]
+
+
+def fix_row(row: Any, positions: tuple[int, ...], slow: SlowTimes) -> Any:
+    """One row (a tuple) with any time marked for the slow path read the slow way."""
+    if any(isinstance(row[i], str) and row[i].startswith(SLOW) for i in positions):
+        return tuple(slow(v) if i in positions else v for i, v in enumerate(row))
+    return row
 
 
 def raw_rows(conn: Connection, statement: sa.Select[Any], batch: int = _BATCH) -> Iterator[Any]:
