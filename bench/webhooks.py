@@ -44,24 +44,9 @@ from common import (
 import engine
 from engine import CLI, UrlGuard, parse_networks, subscriptions
 from engine.store import outbox, uow
-from engine.store.statements import Prepared
-from engine.store.tables import chain_heads, communities, projects
 
 # The project's lock as it was before webhooks: no scalar subquery on webhook_state.
-_p = projects.c
-LOCK_BEFORE_WEBHOOKS = Prepared(
-    sa.select(
-        projects,
-        communities.c.street,
-        chain_heads.c.seq.label("head_seq"),
-        chain_heads.c.hash.label("head_hash"),
-        sa.null().label("webhooks_active"),
-    )
-    .join(communities, communities.c.id == _p.community_id)
-    .join(chain_heads, chain_heads.c.chain == _p.community_id)
-    .where(_p.id == sa.bindparam("project"))
-    .with_for_update(of=[projects, chain_heads])
-)
+LOCK_BEFORE_WEBHOOKS = uow.lock_project(sa.null())
 CONFIGS = ("hook off", "0 subscriptions", "1 subscription", "10 subscriptions")
 GUARD = UrlGuard(allowed=parse_networks("127.0.0.0/8"))
 
