@@ -99,17 +99,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def family(pid: int) -> Iterator[int]:
+    """A process and its living descendants."""
+    yield pid
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+            children = f.read().split()
+        for child in children:
+            with contextlib.suppress(OSError):
+                yield from family(int(child))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and all its descendants (living ones)."""
     total = 0.0
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    total += (int(fields[11]) + int(fields[12])) / TICK
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
-            for child in f.read().split():
-                with contextlib.suppress(OSError):
-                    total += cpu_seconds(int(child))
+    for member in family(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{member}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
     return total
 
 

@@ -42,22 +42,16 @@ from typing import Any  # noqa: E402
 import httpx  # noqa: E402
 
 from bench.common import clean_up_when_terminated, describe_environment, pg_url  # noqa: E402
-from bench.http import ACTIONS, BIN, free_port, prepare, serve  # noqa: E402
+from bench.http import ACTIONS, BIN, family, free_port, prepare, serve  # noqa: E402
 from engine.model import fiscal_year, utc_now  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
     """Resident set of a process and its descendants, KiB."""
     total = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
-            for child in f.read().split():
-                with contextlib.suppress(OSError):
-                    total += rss_kib(int(child))
+    for member in family(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{member}/status") as f:
+            total += sum(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
     return total
 
 
