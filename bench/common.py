@@ -60,11 +60,13 @@ def sqlite_url() -> Iterator[str]:
 
 
 @contextmanager
-def pg_url(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards even if the benchmark fails."""
+def pg_url(admin_url: str = PG_ADMIN_URL, template: str | None = None) -> Iterator[str]:
+    """A fresh PostgreSQL database (a copy of ``template``, if named), dropped afterwards
+    even if the benchmark fails."""
     name = f"zizhi_bench_{uuid.uuid4().hex[:12]}"
+    copying = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"{copying}')
     try:
         yield admin_url.rsplit("/", 1)[0] + "/" + name
     finally:
@@ -91,14 +93,8 @@ def copy_of(url: str, admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
             for path in source.parent.glob(f"{target.name}*"):
                 path.unlink(missing_ok=True)
         return
-    name = f"zizhi_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{url.rsplit("/", 1)[1]}"')
-    try:
-        yield url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pg_url(admin_url, template=url.rsplit("/", 1)[1]) as copy:
+        yield copy
 
 
 def describe_environment(*, postgresql: bool, admin_url: str = PG_ADMIN_URL) -> str:
