@@ -303,6 +303,14 @@ class Change:
         self._saved = True
         return self.project
 
+    def lock_projects(self, where: sa.ColumnElement[bool]) -> list[ProjectRecord]:
+        """Lock more projects' rows, in id order, for a change to many (closing or reopening
+        a year): after this change's own chain, before the chains ``also`` adds. Each one
+        written goes back through ``save_project``."""
+        assert not self._others, "projects are locked before the chains they guard"
+        statement = sa.select(projects).where(where).order_by(_p.id).with_for_update()
+        return [ProjectRecord.from_row(r) for r in self.conn.execute(statement)]
+
     def also(self, chain: str) -> tuple[ChainWriter, Ledger]:
         """Another chain this change writes to (closing a year touches many communities).
 
