@@ -9,7 +9,9 @@ takes, in this order and nowhere else:
    or the community's chain head after checking the principal may see it (``community``);
    or a chain head by name (``chain``: the system chain, a community being created);
 3. the Idempotency-Key's first answer, looked up under those locks, so a retried request
-   sees its first answer and a concurrent duplicate waits for it (``change.replay``).
+   sees its first answer and a concurrent duplicate waits for it (``change.replay``);
+4. for a change to many projects (closing a year), their rows in id order
+   (``change.lock_projects``), then their communities' chain heads (``change.also``).
 
 A use case then writes its decision and its effects only: ``change.history`` appends
 events, ``change.ledger`` moves money, ``change.save_project()`` writes the project row
