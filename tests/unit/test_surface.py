@@ -1,4 +1,5 @@
-"""The engine's public surface (``engine/__init__.py``) and the one way into a change.
+"""The engine's public surface (``engine/__init__.py``), the one way into a change, and the
+API's routers.
 
 The import contracts (``lint-imports``) hold who may import what; these hold what the
 surface offers and what a use case may not do by itself.
@@ -8,11 +9,15 @@ from __future__ import annotations
 
 import inspect
 import re
+from importlib import import_module
 from pathlib import Path
+
+from fastapi import APIRouter
 
 import engine
 
 USECASES = Path(engine.__file__).parent / "usecases"
+ROUTES = Path(engine.__file__).parent.parent / "api" / "routes"
 
 
 def test_every_name_the_surface_lists_is_there() -> None:
@@ -50,3 +55,17 @@ def test_no_use_case_takes_a_lock_or_looks_a_key_up_itself() -> None:
             ):
                 found.append(f"{path.name}:{n}: {line.strip()}")
     assert found == []
+
+
+def test_the_api_s_routers_are_built_at_import() -> None:
+    """Each route module holds its router; only what the loaded workflows decide is built at
+    start: an endpoint per action, and the listing's ``?state=`` values."""
+    modules = sorted(p.stem for p in ROUTES.glob("[!_]*.py"))
+    built_at_start = {"actions"}
+    without = [
+        name
+        for name in modules
+        if name not in built_at_start
+        and not isinstance(getattr(import_module(f"api.routes.{name}"), "router", None), APIRouter)
+    ]
+    assert without == []
