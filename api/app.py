@@ -56,7 +56,8 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
     action_schemas = actions.action_schemas(zizhi.workflows)
     for router in (
         communities.router,
-        projects.build_router(zizhi.workflows),
+        projects.router,
+        projects.list_router(zizhi.workflows),
         actions.build_router(action_schemas),
         audit.router,
         years.router,

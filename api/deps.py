@@ -88,6 +88,9 @@ DIGITS = BeforeValidator(_decimal_digits)
 ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="项目编号", examples=[7]), DIGITS]
 Year = Annotated[int, Path(ge=MIN_YEAR, le=MAX_YEAR, description="年度", examples=[2026]), DIGITS]
 YearFilter = Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR, description="年度"), DIGITS]
+YearQuery = Annotated[
+    int, Query(ge=MIN_YEAR, le=MAX_YEAR, description="年度", examples=[2025]), DIGITS
+]
 Limit = Annotated[int, Query(ge=1, le=500, description="每页条数"), DIGITS]
 CommunityId = Annotated[
     str,

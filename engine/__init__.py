@@ -368,7 +368,6 @@ __all__ = [
     "public_streets",
     "read_form",
     "submit_public_demand",
-    "verify_history",
     "web_session",
     "web_sign_in",
     "web_sign_out",

@@ -15,22 +15,19 @@ from openpyxl.styles import Font
 
 import engine
 from api.deps import (
-    DIGITS,
     SINGLE_LINE,
     CommunityFilter,
     CurrentPrincipal,
     NameFilter,
+    YearQuery,
     ZizhiDep,
 )
 from api.handoff import Router
 from api.problems import responses
-from engine import MAX_YEAR, MIN_YEAR, AnnualReport, Figures
+from engine import AnnualReport, Figures
 
 router = Router(prefix="/api/v1/reports", tags=["reports"])
 
-YearQuery = Annotated[
-    int, Query(ge=MIN_YEAR, le=MAX_YEAR, description="年度", examples=[2025]), DIGITS
-]
 DistrictFilter = Annotated[
     str | None,
     Query(max_length=64, pattern=SINGLE_LINE, description="区（名称，全角半角与空格不计）"),

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import engine
+from api.deps import CommunityId
 from api.web.forms import Failed, failure, fields_of, idempotency
 from api.web.render import render
 from api.web.session import Form, Person, zizhi
 
 router = APIRouter(include_in_schema=False)
-CommunityId = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
 
 @router.get("/communities/{community_id}/demands", response_class=HTMLResponse)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import engine
+from api.deps import CommunityId, YearFilter
 from api.web.forms import Failed, failure
 from api.web.render import render
 from api.web.session import Form, zizhi
@@ -16,7 +17,6 @@ from api.web.session import Form, zizhi
 _FRESH = timedelta(hours=1)  # how old a checkpoint the notice board shows at most
 
 router = APIRouter(include_in_schema=False)
-CommunityId = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 HONEYPOT = "website"  # hidden from people; a bot that fills it in is thanked and ignored
 INTAKE_FIELDS = ("content", "resident", "contact")
 
@@ -30,7 +30,7 @@ def public_index(request: Request) -> Response:
 def notice_board(
     request: Request,
     community_id: CommunityId,
-    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    year: YearFilter = None,
     sent: Annotated[int | None, Query(ge=0, le=1)] = None,
 ) -> Response:
     return _board(request, community_id, year, None, sent=bool(sent))

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import engine
+from api.deps import CommunityId, Year, YearFilter
 from api.web.forms import Failed, failure, idempotency
 from api.web.render import render
 from api.web.session import Form, Person, zizhi
 from engine import Role
 
 router = APIRouter(include_in_schema=False)
-CommunityId = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 StreetName = Annotated[str | None, Query(max_length=64)]
 
 
@@ -31,7 +31,7 @@ def set_allocation(
     form: Form,
     community_id: CommunityId,
     fund: Annotated[str, Path(max_length=32)],
-    year: Annotated[int, Path(ge=2000, le=2100)],
+    year: Year,
 ) -> Response:
     z = zizhi(request)
     form_id = f"allocation:{community_id}:{fund}"
@@ -66,7 +66,7 @@ def statement_page(
     person: Person,
     community_id: CommunityId,
     fund: Annotated[str, Query(max_length=32)] = "self_governance",
-    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    year: YearFilter = None,
 ) -> Response:
     z = zizhi(request)
     community = engine.get_community(z, person, community_id)

@@ -9,7 +9,9 @@ takes, in this order and nowhere else:
    or the community's chain head after checking the principal may see it (``community``);
    or a chain head by name (``chain``: the system chain, a community being created);
 3. the Idempotency-Key's first answer, looked up under those locks, so a retried request
-   sees its first answer and a concurrent duplicate waits for it (``change.replay``).
+   sees its first answer and a concurrent duplicate waits for it (``change.replay``);
+4. for a change to many projects (closing a year), their rows in id order
+   (``change.lock_projects``), then their communities' chain heads (``change.also``).
 
 A use case then writes its decision and its effects only: ``change.history`` appends
 events, ``change.ledger`` moves money, ``change.save_project()`` writes the project row
@@ -302,6 +304,14 @@ class Change:
         save_project(self, self.project)
         self._saved = True
         return self.project
+
+    def lock_projects(self, where: sa.ColumnElement[bool]) -> list[ProjectRecord]:
+        """Lock more projects' rows, in id order, for a change to many (closing or reopening
+        a year): after this change's own chain, before the chains ``also`` adds. Each one
+        written goes back through ``save_project``."""
+        assert not self._others, "projects are locked before the chains they guard"
+        statement = sa.select(projects).where(where).order_by(_p.id).with_for_update()
+        return [ProjectRecord.from_row(r) for r in self.conn.execute(statement)]
 
     def also(self, chain: str) -> tuple[ChainWriter, Ledger]:
         """Another chain this change writes to (closing a year touches many communities).

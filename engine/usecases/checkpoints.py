@@ -148,6 +148,7 @@ def ensure_signing_key(z: Zizhi) -> PublicKeyView:
 
 
 def public_key(z: Zizhi) -> PublicKeyView:
+    """The server's public key for checkpoints (made on first use)."""
     return ensure_signing_key(z)
 
 
@@ -457,4 +458,5 @@ def _is_hex(value: str) -> bool:
 
 
 def checkpoint_json(view: CheckpointView) -> str:
+    """A checkpoint as JSON: what ``zizhi checkpoint`` prints and ``verify --checkpoint`` reads."""
     return json.dumps(view.as_dict(), ensure_ascii=False, indent=2)

@@ -49,6 +49,8 @@ class Overview:
 def overview(
     z: Zizhi, principal: Principal, *, year: int | None = None, street: str | None = None
 ) -> Overview:
+    """The home page of a signed-in person: per community in scope, this year's funds, projects
+    by step and those waiting on the person (see the module's docstring)."""
     with z.snapshot():  # one moment for every read below
         year = check_year(year if year is not None else fiscal_year(z.clock()))
         visible = every(

@@ -63,6 +63,7 @@ class ProjectPage:
 
 
 def project_page(z: Zizhi, principal: Principal, project_id: int) -> ProjectPage:
+    """One project's page for ``principal``: the project, and what the reader may do there."""
     with z.snapshot():  # one moment for every read below
         project = projects.get_project(z, principal, project_id)
         wf = z.workflows.get(project.workflow, project.workflow_version)

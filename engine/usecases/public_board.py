@@ -104,6 +104,7 @@ def streets(z: Zizhi) -> list[PublicStreet]:
 
 
 def notice_board(z: Zizhi, community_id: str, year: int | None = None) -> NoticeBoard:
+    """A community's public notice board for ``year`` (this year by default); no resident's name."""
     with z.snapshot():  # one moment for every read below
         year = check_year(year if year is not None else fiscal_year(z.clock()))
         community = get_community(z, CLI, community_id)

@@ -193,6 +193,7 @@ def session(z: Zizhi, session_id: str) -> Session:
 
 
 def sign_out(z: Zizhi, session_id: str) -> None:
+    """End the web session (nothing to do if it has already ended)."""
     with z.db.write() as conn:
         conn.execute(sa.delete(web_sessions).where(web_sessions.c.id_hash == digest(session_id)))
         conn.commit()

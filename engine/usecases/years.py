@@ -26,18 +26,12 @@ from itertools import groupby
 import sqlalchemy as sa
 
 from engine.errors import ActionNotAllowed, AlreadyExists, NotFound, ValidationFailed
-from engine.model import IdempotencyKey, Principal, ProjectRecord, Role, check_year, fiscal_year
+from engine.model import IdempotencyKey, Principal, Role, check_year, fiscal_year
 from engine.store.history import SYSTEM_CHAIN
 from engine.store.tables import closed_years, events, ledger_entries, projects
-from engine.store.uow import Change, Zizhi, save_project
+from engine.store.uow import Zizhi, save_project
 
 _p = projects.c
-_OPEN = (
-    sa.select(projects)
-    .where(_p.year == sa.bindparam("year"), _p.reserved_fen > 0)
-    .order_by(_p.id)
-    .with_for_update()
-)
 _STATUS = sa.select(closed_years).where(closed_years.c.year == sa.bindparam("year"))
 _CLOSE_EVENT = sa.select(events.c.data).where(events.c.id == sa.bindparam("event"))
 _e = ledger_entries.c
@@ -47,9 +41,6 @@ _RELEASED = (
     .where(_e.event_id == sa.bindparam("cause"), _e.kind == "release")
     .order_by(_e.project_id)
 )
-_LOCK_PROJECTS = (
-    sa.select(projects).where(_p.id.in_(sa.bindparam("ids", expanding=True))).order_by(_p.id)
-).with_for_update()
 # Anything that happened to those projects after the close, other than the close itself.
 _CHANGED_SINCE = (
     sa.select(events.c.project_id)
@@ -93,7 +84,7 @@ def close_year(
             )
         if change.conn.execute(_STATUS, {"year": year}).first() is not None:
             raise AlreadyExists(f"{year} 年度已经结账")
-        held = [ProjectRecord.from_row(r) for r in change.conn.execute(_OPEN, {"year": year})]
+        held = change.lock_projects(sa.and_(_p.year == year, _p.reserved_fen > 0))
         released_fen = sum(p.reserved_fen for p in held)
         cause = change.history.append(
             "year.closed", {"year": year, "projects": len(held), "released_fen": released_fen}
@@ -144,7 +135,7 @@ def reopen_year(
             raise NotFound(f"{year} 年度没有结账，无需撤销")
         released = change.conn.execute(_RELEASED, {"cause": closed.event_id}).all()
         ids = [r.project_id for r in released]
-        held = {p.id: p for p in _lock_projects(change, ids)}
+        held = {p.id: p for p in change.lock_projects(_p.id.in_(ids))} if ids else {}
         if ids and (
             moved := change.conn.execute(
                 _CHANGED_SINCE, {"ids": ids, "cause": closed.event_id}
@@ -203,10 +194,3 @@ def year_status(z: Zizhi, principal: Principal, year: int) -> YearView:
         projects_released=data["projects"],
         released_fen=data["released_fen"],
     )
-
-
-def _lock_projects(change: Change, ids: list[int]) -> list[ProjectRecord]:
-    """Lock the projects' rows, in id order, before their communities' chains."""
-    if not ids:
-        return []
-    return [ProjectRecord.from_row(r) for r in change.conn.execute(_LOCK_PROJECTS, {"ids": ids})]

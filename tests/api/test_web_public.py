@@ -134,3 +134,15 @@ def test_overlong_or_missing_text_is_refused_and_kept(z: Zizhi, world: World) ->
         missing = resident.get("/public/no-such-community", headers={"accept": "text/html"})
         assert missing.status_code == 404 and "不存在" in missing.text
     assert _pool(z, community) == []
+
+
+def test_a_year_in_an_address_is_read_as_the_api_reads_it(z: Zizhi, world: World) -> None:
+    """The pages take the API's one Year type: plain decimal digits within the engine's bounds,
+    so a board answers at one address per year."""
+    community = world.community()
+    with browser(z) as resident:
+        assert resident.get(f"/public/{community}?year=2025").status_code == 200
+        for year in ("2025.0", "+2025", "２０２５", "1999", "2101"):
+            answer = resident.get(f"/public/{community}?year={year}")
+            assert answer.status_code == 422, year
+            assert "text/html" in answer.headers["content-type"]
