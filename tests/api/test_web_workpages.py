@@ -40,11 +40,19 @@ def test_the_fund_bars_are_svg_drawn_from_the_engine_s_figures(z: Zizhi, world: 
         project.id,
         {"amount_fen": 250_000, "payee": "施工队", "invoice_no": "INV-1", "description": "材料"},
     )
+    done = world.advance(world.project(community), "completed", budget_fen=100_000)
     username = user(z, new_id("u"), "committee", communities=[community])
     with browser(z) as client:
         sign_in(client, username)
         html = client.get("/").text
-    # ¥50,000.00 allocated by default: ¥2,500 spent is 5 %, the ¥7,500 still reserved 15 %.
+    # What waits on the committee: the project it can move on, not the one closed.
+    waiting = html[html.index("待我办理") : html.index("本年度项目")]
+    assert f'href="/projects/{project.id}"' in waiting
+    assert f'href="/projects/{done.id}"' not in waiting
+    steps = re.findall(r"<h4>(\S+) <span", html)  # this year's projects, grouped by step
+    assert steps == ["实施", "已办结"]
+    # ¥50,000.00 allocated by default: ¥2,500 spent is 5 %, the ¥7,500 still reserved 15 %
+    # (the closed project spent nothing; closing released its reservation).
     assert _bar(html, "self_governance") == {"available": 100.0, "spent": 5.0, "reserved": 15.0}
     assert 'aria-label="已支出 ¥2,500.00，已预留 ¥7,500.00，可用 ¥40,000.00"' in html
     assert "分配 ¥50,000.00" in html
