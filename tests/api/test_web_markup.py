@@ -199,6 +199,7 @@ def test_every_text_colour_in_the_stylesheet_has_enough_contrast() -> None:
         text = _rgb(props["color"], root)
         assert text is not None, selector
         own = _rgb(props.get("background", props.get("background-color", "none")), root)
+        backgrounds: list[tuple[float, ...] | None]
         if own is not None:
             backgrounds = [own]  # the rule sets its own background
         elif selector.startswith((".top", ".brand", ".signout", "button.link")):

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 import engine
 from engine import Principal, Role
 from tests.browser.conftest import Site, sign_in
 from tests.browser.test_committee_journey import act
 
-PHONE = {"width": 375, "height": 800}
+PHONE: ViewportSize = {"width": 375, "height": 800}
 # Lines a fund figure's label takes: its height over its line height.
 LABEL_LINES = """() => Array.from(document.querySelectorAll('figure.fund dt')).map(dt => {
   const style = getComputedStyle(dt);
