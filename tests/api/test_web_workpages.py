@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+import pytest
 import yaml
 
 import engine
@@ -241,3 +242,19 @@ def test_a_new_workflow_version_s_fields_appear_in_its_forms(fresh_z: Zizhi) -> 
         e for e in engine.project_history(v2, CLI, new.id) if e.data.get("action") == "approve"
     ]
     assert approved.data["fields"]["minutes"] == "全体同意"
+
+
+def test_an_unexpected_failure_is_a_chinese_page_without_a_stack_trace(
+    z: Zizhi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("secret internals /etc/zizhi.conf")
+
+    monkeypatch.setattr(engine, "public_streets", broken)
+    with browser(z) as anonymous:
+        answer = anonymous.get("/public")
+    assert answer.status_code == 500
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "服务器内部错误" in answer.text
+    for leak in ("Traceback", 'File "', "RuntimeError", "secret internals"):
+        assert leak not in answer.text
