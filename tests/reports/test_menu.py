@@ -87,9 +87,7 @@ def test_the_api_serves_the_library_and_refuses_unknown_items(world: World) -> N
 
     z = world.z
     community = world.community()
-    token = engine.create_token(
-        z, CLI, name="居委会", role="committee", communities=[community]
-    )
+    token = engine.create_token(z, CLI, name="居委会", role="committee", communities=[community])
     client = TestClient(create_app(z), raise_server_exceptions=False)
     auth = {"Authorization": f"Bearer {secret(token)}"}
     served = client.get("/api/v1/menu", headers=auth)
