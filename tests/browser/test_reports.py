@@ -4,6 +4,7 @@ resident's name."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -59,6 +60,17 @@ def test_report_pages_draw_their_charts(
     assert not [r for r in residents if r and r in body]
     if backend == "sqlite":
         shoot(page, "report-public")
+    # Printed: the site's header, footer and year links give way; the charts stay; A4.
+    page.emulate_media(media="print")
+    expect(page.locator("header.top")).to_be_hidden()
+    expect(page.locator("footer.foot")).to_be_hidden()
+    expect(page.locator("nav.report-years")).to_be_hidden()
+    expect(page.locator("svg.chart").first).to_be_visible()
+    assert page.locator("svg.chart:visible").count() == 4
+    pdf = page.pdf(prefer_css_page_size=True)
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)", pdf)
+    assert boxes and {(round(float(w)), round(float(h))) for w, h in boxes} == {(595, 842)}
+    page.emulate_media(media="screen")
 
     page.goto(f"{base}/reports/{last_year}")  # signs in first, then comes back
     page.get_by_label("用户名").fill("auditor")

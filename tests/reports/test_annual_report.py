@@ -178,6 +178,21 @@ def expected(z: Zizhi, community_ids: Iterable[str], year: int) -> dict[str, Any
                 satisfied += e.data["fields"]["satisfied"]
                 unsatisfied += e.data["fields"]["unsatisfied"]
     figures["median_days_to_complete"] = round(statistics.median(days), 1) if days else None
+    # Days in each step: from the event entering it to the event leaving it, a project's
+    # stays in one step added up; the median over the projects that left the step.
+    stays: dict[str, list[float]] = defaultdict(list)
+    for evs in mine.values():
+        spent: dict[str, float] = defaultdict(float)
+        entered = evs[0].at
+        for e in evs:
+            if e.type == "project.transitioned":
+                spent[e.data["from"]] += (e.at - entered).total_seconds() / 86_400
+                entered = e.at
+        for step, step_days in spent.items():
+            stays[step].append(step_days)
+    figures["median_days_per_step"] = {
+        step: round(statistics.median(values), 1) for step, values in stays.items()
+    }
     figures["mean_evaluation_score"] = round(statistics.fmean(scores), 2) if scores else None
     figures["satisfied"], figures["unsatisfied"] = satisfied, unsatisfied
     figures["satisfaction"] = (
@@ -202,6 +217,7 @@ def reported(figures: engine.Figures) -> dict[str, Any]:
         "demands_received",
         "demands_settled",
         "median_days_to_complete",
+        "median_days_per_step",
         "mean_evaluation_score",
         "satisfied",
         "unsatisfied",

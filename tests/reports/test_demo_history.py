@@ -11,6 +11,7 @@ from demo.district import DEFAULT_YEARS, DemoResult, generate
 from engine import CLI, Zizhi
 from engine.rules.workflow import WorkflowRegistry
 from tests.conftest import DatabaseFactory
+from tests.reports.test_annual_report import expected, reported
 
 SIZE, SEED = 8, 11
 
@@ -52,6 +53,26 @@ def test_finished_years_settle_three_to_five_matters_per_community(
                 assert fund.spent_fen <= fund.allocated_fen
         utilisation = {f.fund: f.utilisation for f in report.district.funds}
         assert 0.5 <= (utilisation["self_governance"] or 0) <= 1.0, utilisation
+
+
+def test_every_figure_of_a_finished_year_is_what_the_history_says(
+    built: tuple[Zizhi, DemoResult],
+) -> None:
+    """On the demo's past years, whose steps took days, not the milliseconds of a test."""
+    z, demo = built
+    for year in demo.years[:-1]:
+        report = engine.annual_report(z, CLI, year=year)
+        ids = [c.community_id for c in report.communities]
+        for c in report.communities:
+            assert reported(c) == expected(z, [c.community_id], year), (year, c.community_id)
+        for s in report.streets:
+            members = [c.community_id for c in report.communities if c.street == s.street]
+            assert reported(s) == expected(z, members, year), (year, s.street)
+        assert reported(report.district) == expected(z, ids, year), year
+        district = report.district
+        assert (district.median_days_to_complete or 0) > 1, year
+        assert set(district.median_days_per_step) >= {"demand_collection", "implementation"}
+        assert district.mean_evaluation_score is not None and district.satisfaction is not None
 
 
 def test_this_year_is_under_way_and_every_project_names_a_menu_item(

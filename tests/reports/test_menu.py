@@ -16,7 +16,7 @@ from engine import CLI, ValidationFailed
 from engine.rules.workflow import WorkflowRegistry
 from engine.store.uow import Zizhi
 from tests.conftest import DatabaseFactory
-from tests.factories import World
+from tests.factories import World, secret
 from workflows import DEFINITIONS_DIR, latest_menu
 
 MIGRATIONS = Path(engine.__file__).parent / "migrations"
@@ -78,6 +78,42 @@ def test_unknown_items_and_free_text_categories_are_refused(
         )
     assert field in refused.value.errors
     assert engine.list_projects(world.z, CLI, community_id=community).items == []
+
+
+def test_the_api_serves_the_library_and_refuses_unknown_items(world: World) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    z = world.z
+    community = world.community()
+    token = engine.create_token(z, CLI, name="居委会", role="committee", communities=[community])
+    client = TestClient(create_app(z), raise_server_exceptions=False)
+    auth = {"Authorization": f"Bearer {secret(token)}"}
+    served = client.get("/api/v1/menu", headers=auth)
+    assert served.status_code == 200, served.text
+    categories = served.json()["categories"]
+    assert [c["label"] for c in categories] == ["特殊人群类", "居民自治类", "问题焦点类"]
+    subs = [s for c in categories for s in c["sub_items"]]
+    items = {i["id"]: i["label"] for s in subs for i in s["items"]}
+    assert (len(subs), len(items)) == (21, 85)
+    assert items == {i.id: i.label for i in z.workflows.menu.items.values()}
+    assert client.get("/api/v1/menu").status_code == 401
+    for given, field in (
+        ({"menu_item": "Z9999"}, "menu_item"),
+        ({"menu_item": "C01"}, "menu_item"),
+        ({"category": "随便写"}, "category"),
+    ):
+        refused = client.post(
+            "/api/v1/projects",
+            headers=auth,
+            json={"community_id": community, "workflow": "self_governance", "title": "随便"}
+            | given,
+        )
+        assert refused.status_code == 422, refused.text
+        problem = refused.json()
+        assert problem["code"] == "validation_error" and field in problem["errors"], problem
+    assert engine.list_projects(z, CLI, community_id=community).items == []
 
 
 def test_a_category_alone_is_still_taken_from_older_clients(world: World) -> None:

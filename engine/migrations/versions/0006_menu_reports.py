@@ -2,7 +2,7 @@
 
 Projects opened before keep their free-text category and no item (``menu_item`` is NULL);
 reports count them under the category their text names, or as unclassified. Nothing else
-changes, so the migration is one nullable column and its index.
+changes, so the migration is one nullable column (no index: nothing looks projects up by it).
 
 Revision ID: 0006
 Revises: 0005
