@@ -26,6 +26,7 @@ must at least grow along each chain.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,7 @@ from engine.store.verify_read import (
     SlowTimes,
     event_rows,
     fix_row,
+    load_data,
     raw_rows,
     selectable,
     time_positions,
@@ -264,10 +266,21 @@ def _compare(
 
 
 def _first_difference(row: Any, values: Mapping[str, Any]) -> str | None:
+    """The first of ``values``' columns whose value ``row`` does not hold, if any."""
+    names = tuple(values)
+    read = _READERS.get(names)
+    if read is None:
+        read = _READERS[names] = operator.itemgetter(*names) if len(names) > 1 else None
+    if read is not None and read(row) == tuple(values.values()):
+        return None  # every row of a sound history: one comparison of two tuples
     for name, value in values.items():
         if row[name] != value:
             return name
     return None
+
+
+# Per set of column names compared, a reader of those columns as one tuple.
+_READERS: dict[tuple[str, ...], Any] = {}
 
 
 def _same_community(row: Mapping[str, Any], want: _Expected) -> str | None:
@@ -279,7 +292,7 @@ def _same_project(row: Mapping[str, Any], want: _Expected) -> str | None:
     if column is not None:
         return column
     try:
-        details = json.loads(row["details"])
+        details = load_data(row["details"])
     except (TypeError, ValueError):
         return "details"
     return None if details == want.extra["details"] else "details"
@@ -361,97 +374,15 @@ class _Replay:
             return
         self._last_id = event_id
         try:
-            self._apply(event, json.loads(event[DATA]))
+            self._apply(event, load_data(event[DATA]))
         except (KeyError, TypeError, ValueError, AttributeError):
             self.fault = ChainFault(self.chain, seq, event_id, "事件数据无法解读")
 
     def _apply(self, event: Sequence[Any], data: dict[str, Any]) -> None:
-        kind, project_id, at = event[TYPE], event[PROJECT], event[AT]
-        community_id = event[COMMUNITY]
-        made = {"seq": event[SEQ], "event_id": event[ID]}
-        if kind == "community.created":
-            self.communities[data["id"]] = _Expected(
-                {
-                    "id": data["id"],
-                    "name": data["name"],
-                    # Cleaned: migration 0004 cleaned the names of communities made before it.
-                    "street": text.clean(data["street"]),
-                    "district": text.clean(data["district"]),
-                    "street_key": text.key(data["street"]),
-                    "district_key": text.key(data["district"]),
-                    "kind": data["kind"],
-                    "created_at": at,
-                },
-                **made,
-            )
-        elif kind == "project.created":
-            self.projects[project_id] = _Expected(
-                {
-                    "id": project_id,
-                    "community_id": community_id,
-                    "workflow": data["workflow"],
-                    "workflow_version": data["workflow_version"],
-                    "fund": data["fund"],
-                    "year": data["year"],
-                    "title": data["title"],
-                    "category": data["category"],
-                    # The menu library's item (issue 12); none before projects named one.
-                    "menu_item": data.get("menu_item"),
-                    "state": data["state"],
-                    "version": 0,  # counted below, with every other save
-                    "budget_fen": None,
-                    "reserved_fen": 0,
-                    "spent_fen": 0,
-                    "created_at": at,
-                    "updated_at": at,
-                },
-                **made,
-                extra={"details": {}},
-            )
-        elif kind == "project.transitioned":
-            project = self.projects[project_id]
-            project.values["state"] = data["to"]
-            fields = data["fields"]
-            project.extra["details"][data["action"]] = fields
-            if "budget_fen" in fields:
-                project.values["budget_fen"] = fields["budget_fen"]
-        elif kind == "project.self_managed":  # 自治管理: the latest follow-up, as recorded
-            self.projects[project_id].extra["details"]["self_management"] = data
-        elif kind == "demand.created":
-            self.demands[data["demand_id"]] = _Expected(
-                {
-                    "id": data["demand_id"],
-                    "community_id": community_id,
-                    "project_id": project_id,
-                    "content": data["content"],
-                    "source": data["source"],
-                    "created_at": at,
-                    "erased_at": None,
-                },
-                **made,
-                extra={"personal": data.get("personal"), "has_contact": data["has_contact"]},
-            )
-        elif kind in ("demand.linked", "demand.erased"):
-            # A project's own events alone (as_of) hold a pooled demand's link, not its making.
-            if (demand := self.demands.get(data["demand_id"])) is not None:
-                if kind == "demand.linked":
-                    demand.values["project_id"] = project_id
-                else:
-                    demand.values["erased_at"] = at
-        elif kind == "expense.recorded":
-            self.expenses[data["expense_id"]] = _Expected(
-                {
-                    "id": data["expense_id"],
-                    "community_id": community_id,
-                    "project_id": project_id,
-                    "amount_fen": data["amount_fen"],
-                    "payee": data["payee"],
-                    "invoice_no": data["invoice_no"],
-                    "description": data["description"],
-                    "created_at": at,
-                },
-                **made,
-            )
+        kind, project_id = event[TYPE], event[PROJECT]
+        take = _TAKE.get(kind)
+        if take is not None:
+            take(self, event, data)
         elif (entry := ENTRY_KIND_OF_EVENT.get(kind)) is not None and project_id is not None:
             project = self.projects[project_id]
             money = entry.apply(
@@ -460,10 +391,120 @@ class _Replay:
             )
             project.values["reserved_fen"] = money.reserved_fen
             project.values["spent_fen"] = money.spent_fen
-        if kind in PROJECT_SAVES and project_id is not None:
-            project = self.projects[project_id]
-            project.values["version"] += 1
-            project.values["updated_at"] = at
+        if project_id is not None and kind in PROJECT_SAVES:
+            values = self.projects[project_id].values
+            values["version"] += 1
+            values["updated_at"] = event[AT]
+
+    def _community_created(self, event: Sequence[Any], data: dict[str, Any]) -> None:
+        self.communities[data["id"]] = _Expected(
+            {
+                "id": data["id"],
+                "name": data["name"],
+                # Cleaned: migration 0004 cleaned the names of communities made before it.
+                "street": text.clean(data["street"]),
+                "district": text.clean(data["district"]),
+                "street_key": text.key(data["street"]),
+                "district_key": text.key(data["district"]),
+                "kind": data["kind"],
+                "created_at": event[AT],
+            },
+            event[SEQ],
+            event[ID],
+        )
+
+    def _project_created(self, event: Sequence[Any], data: dict[str, Any]) -> None:
+        at = event[AT]
+        self.projects[event[PROJECT]] = _Expected(
+            {
+                "id": event[PROJECT],
+                "community_id": event[COMMUNITY],
+                "workflow": data["workflow"],
+                "workflow_version": data["workflow_version"],
+                "fund": data["fund"],
+                "year": data["year"],
+                "title": data["title"],
+                "category": data["category"],
+                # The menu library's item (issue 12); none before projects named one.
+                "menu_item": data.get("menu_item"),
+                "state": data["state"],
+                "version": 0,  # counted in _apply, with every other save
+                "budget_fen": None,
+                "reserved_fen": 0,
+                "spent_fen": 0,
+                "created_at": at,
+                "updated_at": at,
+            },
+            event[SEQ],
+            event[ID],
+            extra={"details": {}},
+        )
+
+    def _project_transitioned(self, event: Sequence[Any], data: dict[str, Any]) -> None:
+        project = self.projects[event[PROJECT]]
+        project.values["state"] = data["to"]
+        fields = data["fields"]
+        project.extra["details"][data["action"]] = fields
+        if "budget_fen" in fields:
+            project.values["budget_fen"] = fields["budget_fen"]
+
+    def _project_self_managed(self, event: Sequence[Any], data: dict[str, Any]) -> None:
+        # 自治管理: the latest follow-up, as recorded.
+        self.projects[event[PROJECT]].extra["details"]["self_management"] = data
+
+    def _demand_created(self, event: Sequence[Any], data: dict[str, Any]) -> None:
+        self.demands[data["demand_id"]] = _Expected(
+            {
+                "id": data["demand_id"],
+                "community_id": event[COMMUNITY],
+                "project_id": event[PROJECT],
+                "content": data["content"],
+                "source": data["source"],
+                "created_at": event[AT],
+                "erased_at": None,
+            },
+            event[SEQ],
+            event[ID],
+            extra={"personal": data.get("personal"), "has_contact": data["has_contact"]},
+        )
+
+    def _demand_linked(self, event: Sequence[Any], data: dict[str, Any]) -> None:
+        # A project's own events alone (as_of) hold a pooled demand's link, not its making.
+        if (demand := self.demands.get(data["demand_id"])) is not None:
+            demand.values["project_id"] = event[PROJECT]
+
+    def _demand_erased(self, event: Sequence[Any], data: dict[str, Any]) -> None:
+        if (demand := self.demands.get(data["demand_id"])) is not None:
+            demand.values["erased_at"] = event[AT]
+
+    def _expense_recorded(self, event: Sequence[Any], data: dict[str, Any]) -> None:
+        self.expenses[data["expense_id"]] = _Expected(
+            {
+                "id": data["expense_id"],
+                "community_id": event[COMMUNITY],
+                "project_id": event[PROJECT],
+                "amount_fen": data["amount_fen"],
+                "payee": data["payee"],
+                "invoice_no": data["invoice_no"],
+                "description": data["description"],
+                "created_at": event[AT],
+            },
+            event[SEQ],
+            event[ID],
+        )
+
+
+# What the replay takes from each kind of event (a ledger event moves a project's money).
+_TAKE: dict[str, Callable[[_Replay, Sequence[Any], dict[str, Any]], None]] = {
+    "community.created": _Replay._community_created,
+    "project.created": _Replay._project_created,
+    "project.transitioned": _Replay._project_transitioned,
+    "project.self_managed": _Replay._project_self_managed,
+    "demand.created": _Replay._demand_created,
+    "demand.linked": _Replay._demand_linked,
+    "demand.erased": _Replay._demand_erased,
+    "expense.recorded": _Replay._expense_recorded,
+}
 
 
 def project_as_recorded(

@@ -8,7 +8,6 @@ recorded it, all by the one table of entry kinds (``engine.model.ENTRY_KINDS``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from engine.store.verify_read import (
     SlowTimes,
     event_rows,
     iso_text,
+    load_data,
     raw_rows,
 )
 from engine.store.verify_read import SLOW as _SLOW_MARK
@@ -222,7 +222,7 @@ class LedgerEvents:
         kind = ENTRY_KIND_OF_EVENT.get(event[TYPE])
         if kind is None or (self.scope is not None and event[COMMUNITY] not in self.scope):
             return
-        data = json.loads(event[DATA])
+        data = load_data(event[DATA])
         self.entries[data["entry_id"]] = (
             kind.name,
             data["amount_fen"],
