@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import engine
-from engine import FieldSpec, IdempotencyKey, Principal
+from engine import PUBLIC, FieldSpec, IdempotencyKey, Principal
 
 _FORM_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
@@ -74,15 +74,19 @@ def fields_of(specs: Mapping[str, FieldSpec], form_id: str, failed: Failed | Non
     return out
 
 
-def idempotency(principal: Principal, form: Mapping[str, str], what: Any) -> IdempotencyKey | None:
-    """The form's own key (one per rendered form) and a digest of what it asks for."""
+def idempotency(
+    principal: Principal | None, form: Mapping[str, str], what: Any
+) -> IdempotencyKey | None:
+    """The form's own key (one per rendered form) and a digest of what it asks for; a
+    resident's form without sign-in (``principal`` None) keeps its keys apart from everyone's."""
     key = form.get("form_key", "")
     if not _FORM_KEY.fullmatch(key):
         return None
     digest = hashlib.sha256(
         json.dumps(what, sort_keys=True, ensure_ascii=False, default=str).encode()
     ).hexdigest()
-    return IdempotencyKey(principal.id, f"web:{key}", digest)
+    owner = PUBLIC.id if principal is None else principal.id
+    return IdempotencyKey(owner, f"web:{key}", digest)
 
 
 def _in_yuan(message: str) -> str:

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import engine
 from api.deps import CommunityId, YearFilter
-from api.web.forms import Failed, failure
+from api.web.forms import Failed, failure, idempotency
 from api.web.render import render
 from api.web.session import Form, zizhi
 
@@ -49,6 +49,7 @@ def submit_demand(request: Request, community_id: CommunityId, form: Form) -> Re
             community_id,
             data,
             address=request.client.host if request.client else "unknown",
+            idempotency=idempotency(None, form, {"community": community_id, **data}),
         )
     except engine.ZizhiError as exc:
         if exc.code == "not_found":

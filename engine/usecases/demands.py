@@ -64,9 +64,9 @@ def record_demand(
     clean = fields.validate(DEMAND_FIELDS, data)
     with z.change(principal, idempotency, community=community_id) as change:
         if (done := change.replay(DemandView)) is not None:
-            return done
+            return _with_personal_data(change, principal, done)
         view = _insert(change, principal, community_id, None, clean)
-        change.commit(view)
+        change.commit(_remembered(view))
     return view
 
 
@@ -84,7 +84,7 @@ def add_to_project(
     clean = fields.validate(_LINK_FIELDS if from_pool else DEMAND_FIELDS, data)
     with z.change(principal, idempotency, project=project_id) as change:
         if (done := change.replay(DemandView)) is not None:
-            return done
+            return _with_personal_data(change, principal, done)
         project = change.project
         wf = z.workflows.get(project.workflow, project.workflow_version)
         if project.state not in wf.demands_in:
@@ -97,7 +97,7 @@ def add_to_project(
         else:
             view = _insert(change, principal, project.community_id, project_id, clean)
         view = replace(view, project_version=change.save_project().version)
-        change.commit(view)
+        change.commit(_remembered(view))
     return view
 
 
@@ -244,6 +244,24 @@ def erase_personal_data(
         view = _view(row, principal)
         change.commit(view)
     return view
+
+
+def _remembered(view: DemandView) -> DemandView:
+    """The answer an Idempotency-Key keeps for a retry: never the resident's name or contact,
+    which must live in the demand's row alone so that erasing them leaves no copy."""
+    return replace(view, resident=None, contact=None)
+
+
+def _with_personal_data(
+    change: Change, principal: Principal | None, done: DemandView
+) -> DemandView:
+    """A retried request's first answer, with the name and contact the demand holds now
+    (none once erased) for a reader who may see them."""
+    row = change.conn.execute(sa.select(demands).where(demands.c.id == done.id)).first()
+    if row is None:
+        return done
+    seen = _view(row, principal)
+    return replace(done, resident=seen.resident, contact=seen.contact)
 
 
 def _view(row: Any, principal: Principal | None) -> DemandView:

@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.errors import NotFound
-from engine.model import CLI, check_year, fiscal_year
-from engine.store.tables import communities
+from engine.model import CLI, IdempotencyKey, check_year, fiscal_year
+from engine.store.tables import communities, idempotency_keys
 from engine.store.uow import Zizhi
 from engine.usecases import demands, funds, projects
 from engine.usecases.communities import CommunityView, get_community
@@ -120,14 +120,23 @@ def notice_board(z: Zizhi, community_id: str, year: int | None = None) -> Notice
 
 
 def submit_demand(
-    z: Zizhi, community_id: str, data: Mapping[str, Any], *, address: str
+    z: Zizhi,
+    community_id: str,
+    data: Mapping[str, Any],
+    *,
+    address: str,
+    idempotency: IdempotencyKey | None = None,
 ) -> DemandView:
-    """A resident's demand into the community's pool; the answer carries no personal data."""
-    admit(
-        z,
-        "提交过于频繁，请稍后再试；如有急事请直接联系社区居委会",
-        ("public_demand", address, INTAKE_WINDOW, INTAKE_LIMIT),
-    )
+    """A resident's demand into the community's pool; the answer carries no personal data.
+
+    ``idempotency`` (the intake form's own key): the same form sent twice — a double click —
+    records one demand and counts as one submission against the address's limit."""
+    if idempotency is None or not _already_done(z, idempotency):
+        admit(
+            z,
+            "提交过于频繁，请稍后再试；如有急事请直接联系社区居委会",
+            ("public_demand", address, INTAKE_WINDOW, INTAKE_LIMIT),
+        )
     with z.read() as conn:
         if (
             conn.execute(
@@ -136,7 +145,14 @@ def submit_demand(
             is None
         ):
             raise NotFound(f"社区“{community_id}”不存在")
-    return demands.record_demand(z, None, community_id, data)
+    return demands.record_demand(z, None, community_id, data, idempotency=idempotency)
+
+
+def _already_done(z: Zizhi, key: IdempotencyKey) -> bool:
+    k = idempotency_keys.c
+    with z.read() as conn:
+        found = sa.select(k.key).where(k.principal == key.principal, k.key == key.key)
+        return conn.execute(found).first() is not None
 
 
 def _public(z: Zizhi, p: projects.ProjectView) -> PublicProject:

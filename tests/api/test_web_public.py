@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import engine
 from engine import Zizhi
 from engine.usecases import public_board
@@ -146,3 +148,32 @@ def test_a_year_in_an_address_is_read_as_the_api_reads_it(z: Zizhi, world: World
             answer = resident.get(f"/public/{community}?year={year}")
             assert answer.status_code == 422, year
             assert "text/html" in answer.headers["content-type"]
+
+
+def test_the_same_intake_form_sent_twice_records_one_demand_and_counts_once(
+    z: Zizhi, world: World
+) -> None:
+    """A resident's double click: one demand, one of the address's submissions an hour."""
+    community = world.community()
+    with browser(z, address=new_address()) as resident:
+        board = resident.get(f"/public/{community}").text
+        key = re.search(r'name="form_key" value="([^"]+)"', board)
+        assert key is not None
+        form = {"csrf": csrf_of(board), "form_key": key.group(1), "resident": "吴"}
+        for _ in range(2):
+            answer = resident.post(
+                f"/public/{community}/demands",
+                data={**form, "content": "楼下路灯不亮"},
+                follow_redirects=False,
+            )
+            assert answer.status_code == 303
+        assert [d.content for d in _pool(z, community)] == ["楼下路灯不亮"]
+        # Another form from the same page may send the rest of the hour's submissions.
+        for i in range(public_board.INTAKE_LIMIT - 1):
+            answer = resident.post(
+                f"/public/{community}/demands",
+                data={**form, "form_key": f"other-form-{i}", "content": f"需求{i}"},
+                follow_redirects=False,
+            )
+            assert answer.status_code == 303
+    assert len(_pool(z, community)) == public_board.INTAKE_LIMIT

@@ -138,3 +138,39 @@ def test_zizhi_demand_erase_on_the_command_line(fresh_z: Zizhi) -> None:
     assert f"需求 {demand.id}" in done.stdout and NAME not in done.stdout
     assert engine.get_demand(fresh_z, CLI, community, demand.id).erased_at is not None
     assert engine.verify(fresh_z, CLI).ok
+
+
+@pytest.mark.parametrize("where", ["pool", "project"])
+def test_a_retried_request_s_kept_answer_holds_no_name_or_contact(
+    z: Zizhi, world: World, where: str
+) -> None:
+    """The answer an Idempotency-Key keeps for a retry lives outside the demand's row, so it
+    must not hold what an erasure has to remove; a retry reads them from the row, as it is."""
+    community = world.community()
+    committee = world.committee(community)
+    data = {"content": "楼道里堆满杂物", "resident": NAME, "contact": PHONE}
+    key = engine.IdempotencyKey(committee.id, f"erase-{where}", "digest")
+
+    project = world.project(community, committee=committee)
+
+    def record() -> engine.DemandView:
+        if where == "pool":
+            return engine.record_demand(z, committee, community, data, idempotency=key)
+        return engine.add_to_project(z, committee, project.id, data, idempotency=key)
+
+    first = record()
+    assert first.resident == "王　老伯"
+    with z.read() as conn:
+        kept = (
+            conn.execute(
+                sa.text("SELECT result FROM idempotency_keys WHERE key = :k"), {"k": key.key}
+            )
+            .scalars()
+            .all()
+        )
+    assert len(kept) == 1 and not any(f in r for r in kept for f in ("王", "老伯", "139", "１３９"))
+    again = record()
+    assert again == first  # the retry answers as the first request did
+    engine.erase_personal_data(z, CLI, community, first.id)
+    erased = record()
+    assert erased.id == first.id and erased.resident is None and erased.contact is None
