@@ -61,6 +61,7 @@ from engine.store.verify_read import (
     SEQ,
     TYPE,
     SlowTimes,
+    cyclic_gc_paused,
     event_rows,
     fix_row,
     load_data,
@@ -107,6 +108,13 @@ def verify_all(
     are compared with the replay and the replay let go (so memory holds one community's
     rows, not the district's). A fault of the chains comes first, then the ledger's, then
     that of the first community by name: as if each check had run alone in that order."""
+    with cyclic_gc_paused():
+        return _verify_all(conn, scope, progress)
+
+
+def _verify_all(
+    conn: Connection, scope: Collection[str] | None, progress: Callable[[int], None] | None
+) -> tuple[int, ChainFault | None]:
     recorded = LedgerEvents(scope)
     names = set(_communities(conn, scope))
     faults: dict[str, ChainFault] = {}

@@ -151,6 +151,12 @@ class Zizhi:
             raise TypeError("a change writes to one of: project, community, chain")
         return Change(self, principal, idempotency, project, community, chain, reserving)
 
+    def answered(self, idempotency: IdempotencyKey) -> bool:
+        """Whether a change under this Idempotency-Key has already committed (a retry)."""
+        with self.read() as conn:
+            key = {"principal": idempotency.principal, "key": idempotency.key}
+            return _LOOKUP.first(conn, key) is not None
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction: one consistent snapshot for all its statements (inside a

@@ -20,10 +20,13 @@ property test in ``tests/property/test_verify_hash.py`` holds it to that.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from json.encoder import encode_basestring
 from typing import Any
@@ -57,6 +60,34 @@ EVENT_COLUMNS = (
     "hash",
 )
 ID, CHAIN, SEQ, AT, ACTOR, ROLE, COMMUNITY, PROJECT, TYPE, DATA, PREV, HASH = range(12)
+
+
+_paused = 0  # checks running that paused the cyclic garbage collector
+_was_enabled = False
+_pausing = threading.Lock()
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a check runs, on again when the last ends.
+
+    A check keeps hundreds of thousands of small objects alive at once (a community's
+    expected rows, the ledger's events), and the collector would walk all of them again
+    and again as more are made: 15–20 % of a million events' check, for nothing, as the
+    check makes no reference cycles. Memory is still freed by reference counting."""
+    global _paused, _was_enabled
+    with _pausing:
+        if _paused == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _pausing:
+            _paused -= 1
+            if _paused == 0 and _was_enabled:
+                gc.enable()
 
 
 def load_data(text: str) -> Any:

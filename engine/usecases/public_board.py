@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from engine.errors import NotFound
 from engine.model import CLI, IdempotencyKey, check_year, fiscal_year
-from engine.store.tables import communities, idempotency_keys
+from engine.store.tables import communities
 from engine.store.uow import Zizhi
 from engine.usecases import demands, funds, projects
 from engine.usecases.communities import CommunityView, get_community
@@ -131,7 +131,7 @@ def submit_demand(
 
     ``idempotency`` (the intake form's own key): the same form sent twice — a double click —
     records one demand and counts as one submission against the address's limit."""
-    if idempotency is None or not _already_done(z, idempotency):
+    if idempotency is None or not z.answered(idempotency):
         admit(
             z,
             "提交过于频繁，请稍后再试；如有急事请直接联系社区居委会",
@@ -146,13 +146,6 @@ def submit_demand(
         ):
             raise NotFound(f"社区“{community_id}”不存在")
     return demands.record_demand(z, None, community_id, data, idempotency=idempotency)
-
-
-def _already_done(z: Zizhi, key: IdempotencyKey) -> bool:
-    k = idempotency_keys.c
-    with z.read() as conn:
-        found = sa.select(k.key).where(k.principal == key.principal, k.key == key.key)
-        return conn.execute(found).first() is not None
 
 
 def _public(z: Zizhi, p: projects.ProjectView) -> PublicProject:

@@ -8,6 +8,7 @@ snapshot; the tamper tests (``test_tamper.py``) hold the one-process path to eve
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 
@@ -184,3 +185,14 @@ def test_checking_on_two_processes_while_changes_commit_passes_and_lets_them_com
     assert all(r.ok for r in reports), reports
     assert written
     assert engine.verify(z, CLI, parallel_from=0).ok
+
+
+def test_verification_runs_with_the_cyclic_collector_paused_and_restores_it(
+    history: tuple[Zizhi, list[str]],
+) -> None:
+    z, _ = history
+    seen: list[bool] = []
+    gc.enable()
+    report = engine.verify(z, CLI, lambda _: seen.append(gc.isenabled()), parallel_from=10**12)
+    assert report.ok and seen and not any(seen)
+    assert gc.isenabled()
