@@ -99,6 +99,7 @@ from engine.usecases.communities import (
 )
 from engine.usecases.demands import (
     DEMAND_FIELDS,
+    DEMAND_LINK_FIELDS,
     DemandView,
     add_to_project,
     erase_personal_data,
@@ -252,6 +253,7 @@ __all__ = [
     # the engine
     "CLI",
     "DEMAND_FIELDS",
+    "DEMAND_LINK_FIELDS",
     "EXPENSE_FIELDS",
     "FISCAL_TZ",
     "MAX_AMOUNT_FEN",

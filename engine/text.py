@@ -21,9 +21,17 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Characters that show nothing: zero-width space, non-joiner, joiner, word joiner, BOM
-# (zero-width no-break space), and the Hangul fillers that render as blanks.
-INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u3164\u115f\u1160\uffa0"
+# Characters that show nothing: Unicode's default-ignorable characters of the BMP (soft
+# hyphen, combining grapheme joiner, zero-width space, non-joiner and joiner, the left-to-right,
+# right-to-left and Arabic letter marks, word joiner, the invisible operators, the deprecated
+# format characters, BOM, Khmer inherent vowels, Mongolian vowel separator, the Hangul fillers)
+# and the braille blank. Not the bidi overrides, embeddings and isolates (refused instead) nor
+# the variation selectors (they choose how the character before them is drawn).
+INVISIBLE = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f"
+    "\u2060\u2061\u2062\u2063\u2064\u206a\u206b\u206c\u206d\u206e\u206f\u2800\u3164"
+    "\ufeff\uffa0"
+)
 BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
 C1_CONTROLS = "\x80-\x9f"
 # C0 controls a long text may not hold (tab and newline are fine there), and DEL.
@@ -63,9 +71,12 @@ def is_blank(value: str) -> bool:
 
 
 def key(value: str) -> str:
-    """The form in which identifiers are compared: NFKC, case-folded, no blanks at all."""
+    """The form in which identifiers are compared: NFKC, case-folded, no blanks at all.
+
+    NFKC once more after the blanks are gone: a blank between a letter and its accent kept
+    them apart (``e\\u200b\\u0301``); without it they compose (``é``), as typed without it."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
-    return _BLANKS.sub("", folded)
+    return unicodedata.normalize("NFKC", _BLANKS.sub("", folded))
 
 
 def json_schema_pattern(*, single_line: bool) -> str:

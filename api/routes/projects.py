@@ -34,6 +34,7 @@ from api.schemas import (
 )
 from engine import (
     DEMAND_FIELDS,
+    DEMAND_LINK_FIELDS,
     DemandView,
     EventView,
     ExpenseView,
@@ -59,10 +60,12 @@ def _demand_body() -> dict[str, Any]:
         "title": "PooledDemand",
         "description": "从需求池纳入",
         "additionalProperties": False,
+        # The engine's bounds (a schema-valid id is never refused as out of range)
         "properties": {
-            "demand_id": {"type": "integer", "minimum": 1, "description": "需求池中的需求编号"}
+            n: {**field_schema(s), "description": "需求池中的需求编号"}
+            for n, s in DEMAND_LINK_FIELDS.items()
         },
-        "required": ["demand_id"],
+        "required": list(DEMAND_LINK_FIELDS),
     }
     return {
         "requestBody": {

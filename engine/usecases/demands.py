@@ -32,7 +32,10 @@ DEMAND_FIELDS = {
     "contact": fields.text("contact", "联系方式", max_length=64, single_line=True, required=False),
 }
 _INSERT = Prepared(sa.insert(demands).returning(demands))
-_LINK_FIELDS = {"demand_id": fields.FieldSpec("demand_id", "int", "需求编号", min=1, max=2**62)}
+# A demand taken from the pool into a project.
+DEMAND_LINK_FIELDS = {
+    "demand_id": fields.FieldSpec("demand_id", "int", "需求编号", min=1, max=2**62)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,7 @@ def add_to_project(
     """Record a new demand on the project, or take one up from the pool (``demand_id``)."""
     principal.require(Role.committee)
     from_pool = "demand_id" in data
-    clean = fields.validate(_LINK_FIELDS if from_pool else DEMAND_FIELDS, data)
+    clean = fields.validate(DEMAND_LINK_FIELDS if from_pool else DEMAND_FIELDS, data)
     with z.change(principal, idempotency, project=project_id) as change:
         if (done := change.replay(DemandView)) is not None:
             return _with_personal_data(change, principal, done)

@@ -49,6 +49,8 @@ def _expense(api: Api, committee: str, project: int, payee: str, invoice: str) -
         (("施工队", "A1"), ("施工队", "a1")),
         (("p", "F-7"), ("P ", "F-7")),
         (("Ｐ", "F-7"), ("p", "ｆ－７")),
+        (("施工队", "a1"), ("施工队", "a1\u00ad")),  # soft hyphen
+        (("施工队", "32010099"), ("施工队\u2800", "\u200e3201\u20630099")),
     ],
 )
 def test_an_invoice_written_differently_is_still_the_same_invoice(
@@ -104,6 +106,8 @@ def test_a_street_in_full_width_or_other_case_is_the_same_street(api: Api) -> No
         "\ufeff",
         "\u3164",
         "\u200b\u3000\ufeff",
+        "\u200e",
+        "\u00ad\u2800",
         "项目\u202e名称",
         "项目\u2066名称",
         "项目\x85名称",

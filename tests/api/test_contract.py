@@ -171,6 +171,33 @@ def test_a_field_typed_differently_in_two_definitions_accepts_either_type() -> N
     assert not validator.is_valid({"note": True})
 
 
+def _integers(spec: dict[str, Any], schema: dict[str, Any], where: str) -> list[tuple[str, Any]]:
+    """Every integer schema in a request body, with where it is."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return _integers(spec, spec["components"]["schemas"][name], name)
+    found = [(where, schema)] if schema.get("type") == "integer" else []
+    for branch in (*schema.get("oneOf", []), *schema.get("anyOf", [])):
+        found += _integers(spec, branch, where)
+    for field, prop in schema.get("properties", {}).items():
+        found += _integers(spec, prop, f"{where}.{field}")
+    return found
+
+
+def test_every_integer_a_body_takes_is_bounded_as_the_engine_bounds_it(
+    spec: dict[str, Any],
+) -> None:
+    # An unbounded integer in the document is a schema-valid request the server refuses
+    # (the pooled demand's demand_id was one: the engine takes 1 to 2**62).
+    for method, path, op in _operations(spec):
+        for media in op.get("requestBody", {}).get("content", {}).values():
+            for where, schema in _integers(spec, media["schema"], f"{method} {path}"):
+                assert "minimum" in schema and "maximum" in schema, where
+    body = spec["paths"]["/api/v1/projects/{project_id}/demands"]["post"]["requestBody"]
+    pooled = body["content"]["application/json"]["schema"]["oneOf"][1]
+    assert pooled["properties"]["demand_id"]["maximum"] == 2**62
+
+
 # --- what is declared is sent, and what is sent is declared --------------------------------
 
 

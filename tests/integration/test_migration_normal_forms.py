@@ -161,3 +161,82 @@ def test_0004_normalises_existing_rows_and_reports_duplicates(
     report = engine.verify(z, CLI)
     assert not report.ok and report.first_bad is not None
     assert report.first_bad["reason"] == "社区 old1 在历史中没有记录（被人为添加或改动）"
+
+
+def test_0012_computes_names_and_keys_again_with_more_invisible_characters(
+    backend: str,
+    databases: DatabaseFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rows as 0004's rules left them: a soft hyphen, a left-to-right mark or a braille blank
+    counted as a character, so ``a1\\u00ad`` was another invoice than ``a1``."""
+    db = Database(databases.url(backend))
+    databases._made.append((backend, db))
+    _upgrade(db, "0011")
+    with db.write() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO communities (id, name, street, district, kind, created_at,"
+                " street_key, district_key) VALUES (:id, '社区', :street, '姑苏区', 'urban', :at,"
+                " :key, '姑苏区')"
+            ),
+            [
+                {"id": "old1", "street": "街道二\u200e", "key": "街道二\u200e", "at": AT},
+                {"id": "old2", "street": "街道二", "key": "街道二", "at": AT},
+            ],
+        )
+        rows = [
+            (1, "施工队", "a1", "施工队", "a1"),
+            (2, "施工队", "a1\u00ad", "施工队", "a1\u00ad"),  # the same invoice, now
+            (3, "施工队\u2800", "a1", "施工队\u2800", "a1"),  # the same payee, now
+            (4, "施工队", "A1 ", "施工队", "a1#4"),  # 0004 kept it apart already
+            (5, "施工队", "a2\u200f", "施工队", "a2\u200f"),  # no other: its key is cleaned
+            # In another community the older row takes the key the newer one held
+            (6, "物业", "b7\u2063", "物业", "b7\u2063"),
+            (7, "物业", "b7", "物业", "b7"),
+        ]
+        conn.execute(
+            sa.text(
+                "INSERT INTO expenses (id, community_id, project_id, amount_fen, payee,"
+                " invoice_no, description, created_at, payee_key, invoice_key)"
+                " VALUES (:id, :c, 1, 100, :payee, :invoice, '材料', :at, :pk, :ik)"
+            ),
+            [
+                {
+                    "id": i,
+                    "c": "old1" if i < 6 else "old2",
+                    "payee": p,
+                    "invoice": n,
+                    "pk": pk,
+                    "ik": ik,
+                    "at": AT,
+                }
+                for i, p, n, pk, ik in rows
+            ],
+        )
+        conn.commit()
+    with caplog.at_level(logging.WARNING, logger="zizhi.migrations"):
+        db.migrate()
+    reported = [r.getMessage() for r in caplog.records if r.name == "zizhi.migrations"]
+    assert len(reported) == 3, reported
+    assert all(line.startswith("0012: expense") for line in reported)
+    with db.read() as conn:
+        places = conn.execute(
+            sa.text("SELECT id, street, street_key FROM communities ORDER BY id")
+        ).all()
+        keys = conn.execute(
+            sa.text("SELECT id, payee_key, invoice_key FROM expenses ORDER BY id")
+        ).all()
+    assert [tuple(p) for p in places] == [
+        ("old1", "街道二", "街道二"),
+        ("old2", "街道二", "街道二"),
+    ]
+    assert [tuple(k) for k in keys] == [
+        (1, "施工队", "a1"),
+        (2, "施工队", "a1#2"),
+        (3, "施工队", "a1#3"),
+        (4, "施工队", "a1#4"),
+        (5, "施工队", "a2"),
+        (6, "物业", "b7"),
+        (7, "物业", "b7#7"),
+    ]

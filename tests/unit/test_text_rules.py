@@ -64,7 +64,25 @@ def test_control_and_bidi_characters_are_refused_in_any_text(bad: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "blank", ["\u200b", "\ufeff", "\u3164", "\u115f\u1160", "\uffa0", "\u200b \u3000\u2060"]
+    "blank",
+    [
+        "\u200b",
+        "\ufeff",
+        "\u3164",
+        "\u115f\u1160",
+        "\uffa0",
+        "\u200b \u3000\u2060",
+        # Default-ignorable characters beyond the zero-width ones, and the braille blank
+        "\u200e",
+        "\u200f",
+        "\u061c",
+        "\u00ad",
+        "\u034f",
+        "\u180e",
+        "\u2063",
+        "\u206f",
+        "\u2800",
+    ],
 )
 def test_a_text_of_only_invisible_characters_is_blank(blank: str) -> None:
     assert "不能为空" in _refused(TITLE, blank)
@@ -81,6 +99,11 @@ def test_a_text_of_only_invisible_characters_is_blank(blank: str) -> None:
         ("金阊 街道", "金阊街道"),
         ("ＡＢＣ－１", "abc-1"),
         ("Straße", "STRASSE"),
+        ("a1\u00ad", "A1"),
+        ("\u200e32010099\u200f", "32010099"),
+        ("3201\u20630099", "32010099"),
+        ("P\u2800", "p"),
+        ("Cafe\u200b\u0301", "café"),  # composed once the blank is gone
     ],
 )
 def test_identifiers_compare_in_normal_form(one: str, other: str) -> None:
