@@ -163,10 +163,10 @@ def worker() -> None:
     import signal
 
     settings = Settings()
+    z = open_zizhi(settings)  # before logging is set up: migrating says nothing, as in serve
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    z = open_zizhi(settings)
     dispatcher = Dispatcher(z, settings.dispatch_config())
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -145,7 +145,7 @@ def test_a_database_at_an_unknown_newer_migration_is_one_clear_sentence(fresh_z:
     """As a database written by a newer Zizhi looks to this one: its revision is not ours."""
     with fresh_z.db.engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
-    for command in (["verify"], ["serve", "--port", str(free_port())]):
+    for command in (["verify"], ["serve", "--port", str(free_port())], ["worker"]):
         result = cli(_url(fresh_z), *command)
         assert result.returncode == 2, (command, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr, result.stderr

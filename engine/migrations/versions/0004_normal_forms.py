@@ -12,7 +12,7 @@ The rules are copied here, frozen as they were when this migration was written, 
 change of ``engine.text`` does not change what this migration did.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-30
 """
 
