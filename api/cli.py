@@ -53,7 +53,9 @@ Communities = Annotated[list[str], typer.Option("--community", help="社区编�
 Streets = Annotated[list[str], typer.Option("--street", help="街道名称，可重复")]
 
 
-def open_zizhi(settings: Settings) -> Zizhi:
+def open_zizhi(settings: Settings, *, definitions: bool = True) -> Zizhi:
+    """The engine on the configured database, migrated; ``definitions``: refuse to go on
+    without the definition of a workflow version some project runs on (``verify`` needs none)."""
     db = Database(
         settings.database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
@@ -69,7 +71,16 @@ def open_zizhi(settings: Settings) -> Zizhi:
             soft_wrap=True,
         )
         raise typer.Exit(2) from None
-    return Zizhi(db, load_registry(), policy=settings.allocation_policy())
+    z = Zizhi(db, load_registry(), policy=settings.allocation_policy())
+    if definitions and (missing := engine.definitions_missing(z)):
+        named = "、".join(f"{name} 第 {version} 版" for name, version in missing)
+        err.print(
+            f"[red]缺少项目正在使用的流程定义：{named}。请把对应的定义文件放回 workflows/ "
+            "目录（流程定义只能新增版本，不能删除）。[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    return z
 
 
 @contextmanager
@@ -368,7 +379,7 @@ def verify(
     if checkpoint is not None:
         _verify_checkpoint(checkpoint)
         return
-    z = open_zizhi(Settings())
+    z = open_zizhi(Settings(), definitions=False)  # the history is checked without them
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
     ) as progress:

@@ -111,6 +111,7 @@ from engine.usecases.funds import FundView, StatementLine, funds, set_allocation
 from engine.usecases.projects import (
     PROJECT_FIELDS,
     ProjectView,
+    definitions_missing,
     fire,
     get_project,
     list_projects,
@@ -317,6 +318,7 @@ __all__ = [
     "create_token",
     "create_user",
     "erase_personal_data",
+    "definitions_missing",
     "fire",
     "AccessView",
     "access_records",

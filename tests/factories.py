@@ -6,10 +6,14 @@ import itertools
 import uuid
 from typing import Any
 
+import yaml
+
 import engine
+from engine import WorkflowRegistry, load_definition
 from engine.model import CLI, Principal, Role
 from engine.store.uow import Zizhi
 from engine.usecases.projects import ProjectView
+from workflows import DEFINITIONS_DIR, load_registry
 
 VOTE = {"council_size": 9, "attendees": 7, "votes_for": 6, "votes_against": 1, "abstentions": 0}
 
@@ -159,3 +163,24 @@ class World:
             project = engine.fire(self.z, actor, project.id, action, data)
         assert project.state == to_state, f"{to_state} is not on the happy path"
         return project
+
+
+def with_version_2() -> WorkflowRegistry:
+    """The loaded definitions plus a version 2 of self_governance: a field more on approve,
+    and an action only it has (``publish``)."""
+    raw: dict[str, Any] = yaml.safe_load(
+        (DEFINITIONS_DIR / "self_governance.v1.yaml").read_text("utf-8")
+    )
+    raw["version"] = 2
+    approve = raw["actions"]["approve"]
+    approve["fields"]["minutes"] = {"type": "text", "label": "会议纪要", "max_length": 2000}
+    raw["actions"]["publish"] = {
+        "label": "张贴公示",
+        "from": ["feedback"],
+        "to": "feedback",
+        "who": ["committee"],
+        "fields": {"board_note": {"type": "text", "label": "公示栏说明"}},
+    }
+    v2 = load_definition(raw, source="self_governance.v2.yaml")
+    v1 = load_registry()
+    return WorkflowRegistry([*v1.all(), v2], menu=v1.menu)

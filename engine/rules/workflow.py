@@ -240,6 +240,9 @@ class WorkflowRegistry:
     def names(self) -> list[str]:
         return sorted(self._versions)
 
+    def has(self, name: str, version: int) -> bool:
+        return version in self._versions.get(name, {})
+
     def may_reserve(self, action: str) -> bool:
         """Whether an action of this name reserves money in any loaded definition."""
         return action in self._reserving

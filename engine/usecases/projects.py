@@ -299,3 +299,12 @@ class _Facts:
 
     def available_fen(self) -> int:
         return self._change.ledger.available_fen(self._project.account)
+
+
+def definitions_missing(z: Zizhi) -> list[tuple[str, int]]:
+    """Workflow versions that some project runs on and this registry has not loaded (a
+    definition file removed): a server without them could neither show nor move those
+    projects, so it should not start."""
+    with z.read() as conn:
+        used = conn.execute(sa.select(_p.workflow, _p.workflow_version).distinct()).all()
+    return sorted((name, version) for name, version in used if not z.workflows.has(name, version))

@@ -11,16 +11,13 @@ import csv
 import io
 import json
 import re
-from typing import Any
 
 import pytest
-import yaml
 
 import engine
-from engine import CLI, WorkflowRegistry, Zizhi, load_definition
+from engine import CLI, Zizhi
 from tests.api.web_client import browser, form_html, sign_in, submit, user
-from tests.factories import World, new_id
-from workflows import DEFINITIONS_DIR, load_registry
+from tests.factories import World, new_id, with_version_2
 
 
 def _bar(html: str, fund: str) -> dict[str, float]:
@@ -188,31 +185,12 @@ def _hidden(html: str) -> dict[str, str]:
     return dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', form))
 
 
-def _with_version_2() -> WorkflowRegistry:
-    raw: dict[str, Any] = yaml.safe_load(
-        (DEFINITIONS_DIR / "self_governance.v1.yaml").read_text("utf-8")
-    )
-    raw["version"] = 2
-    approve = raw["actions"]["approve"]
-    approve["fields"]["minutes"] = {"type": "text", "label": "会议纪要", "max_length": 2000}
-    raw["actions"]["publish"] = {
-        "label": "张贴公示",
-        "from": ["feedback"],
-        "to": "feedback",
-        "who": ["committee"],
-        "fields": {"board_note": {"type": "text", "label": "公示栏说明"}},
-    }
-    v2 = load_definition(raw, source="self_governance.v2.yaml")
-    v1 = load_registry()
-    return WorkflowRegistry([*v1.all(), v2], menu=v1.menu)
-
-
 def test_a_new_workflow_version_s_fields_appear_in_its_forms(fresh_z: Zizhi) -> None:
     # A database of its own: the other tests' engines do not know version 2.
     z = fresh_z
     community = World(z).community()
     old = World(z).advance(World(z).project(community), "review")  # opened under v1
-    v2 = Zizhi(z.db, _with_version_2())  # the same database, a registry that knows v2
+    v2 = Zizhi(z.db, with_version_2())  # the same database, a registry that knows v2
     world = World(v2)
     new = world.advance(world.project(community), "review")
     assert old.workflow_version == 1

@@ -12,6 +12,7 @@ import engine
 from engine.model import CLI
 from engine.store.uow import Zizhi
 from tests.e2e.server import cli, free_port, serve
+from tests.factories import World, with_version_2
 
 
 def _url(z: Zizhi) -> str:
@@ -208,3 +209,21 @@ def _sign_in_as_printed(base: str, printed: list[str]) -> None:
             page = browser.get("/", follow_redirects=True)
             assert answer.status_code == 303, (username, answer.text[:300])
             assert page.url.path == lands_on and shows in page.text, username
+
+
+def test_a_removed_definition_that_projects_run_on_stops_the_server_not_verify(
+    fresh_z: Zizhi,
+) -> None:
+    """A project opened under a definition version this install does not have (its file
+    removed): the server refuses to start, saying which; verify still checks the history."""
+    v2 = Zizhi(fresh_z.db, with_version_2())
+    world = World(v2)
+    world.project(world.community())  # new projects start on the latest version: 2
+    for command in (["serve", "--port", str(free_port())], ["worker"]):
+        result = cli(_url(fresh_z), *command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "self_governance 第 2 版" in result.stderr and "Traceback" not in result.stderr
+    verified = cli(_url(fresh_z), "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert engine.definitions_missing(fresh_z) == [("self_governance", 2)]
+    assert engine.definitions_missing(v2) == []
