@@ -69,8 +69,8 @@ def verify_in_two(
     worker = context.Process(target=_worker, args=(url, from_main, done), daemon=True)
     worker.start()
     try:
-        if not to_worker.poll(_WAIT_S) or to_worker.recv() != "connected":
-            raise RuntimeError("the verify worker did not start")
+        if db.is_sqlite:  # the write lock waits for nobody: the worker must be ready first
+            _expect(to_worker, "connected", "the verify worker did not start")
         with _shared_snapshot(db, to_worker) as conn:
             return _verify(conn, to_worker, done, progress)
     finally:
@@ -92,11 +92,14 @@ def _shared_snapshot(db: Database, to_worker: Any) -> Iterator[Connection]:
             if not db.is_sqlite:
                 snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
             to_worker.send(snapshot)
-            if not to_worker.poll(_WAIT_S) or to_worker.recv() != "reading":
-                raise RuntimeError("the verify worker did not take the snapshot")
             if hold is not None:
+                _expect(to_worker, "reading", "the verify worker did not take the snapshot")
                 hold.__exit__(None, None, None)  # rolled back: it wrote nothing
                 hold = None
+            # On PostgreSQL nobody waits for the worker: the exported snapshot stays valid
+            # while this transaction is open, so the worker, still starting (importing
+            # takes a second or two), takes it up whenever it is ready, and this process
+            # starts on its own half at once. ``_verify`` reads its greetings at the end.
             yield conn
     finally:
         if hold is not None:
@@ -123,6 +126,9 @@ def _verify(
         checked += system
     if fault is None:
         fault = verify_system_facts(conn)
+    if conn.dialect.name != "sqlite":  # its greetings, unread until now
+        _expect(to_worker, "connected", "the verify worker did not start")
+        _expect(to_worker, "reading", "the verify worker did not take the snapshot")
     try:
         outcome = to_worker.recv()
     except EOFError:
@@ -136,6 +142,15 @@ def _verify(
     if progress is not None:
         progress(checked)
     return checked, None
+
+
+def _expect(to_worker: Any, greeting: str, failure: str) -> None:
+    try:
+        if to_worker.poll(_WAIT_S) and to_worker.recv() == greeting:
+            return
+    except EOFError:
+        pass
+    raise RuntimeError(failure)
 
 
 def _halves(conn: Connection) -> tuple[set[str], set[str]] | None:
