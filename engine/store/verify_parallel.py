@@ -32,8 +32,9 @@ from sqlalchemy.engine import Connection
 
 from engine.model import ENTRY_KIND_OF_EVENT
 from engine.store.db import Database
-from engine.store.facts import verify_all, verify_system_facts
+from engine.store.facts import verify_all
 from engine.store.history import SYSTEM_CHAIN
+from engine.store.system_facts import verify_system_facts
 from engine.store.tables import (
     chain_heads,
     communities,

@@ -22,8 +22,9 @@ from engine import text
 from engine.errors import ValidationFailed
 from engine.model import ENTRY_KIND_OF_EVENT, Balance, Principal, Role
 from engine.store import feed, merkle
-from engine.store.facts import PROJECT_SAVES, verify_all
+from engine.store.facts import verify_all
 from engine.store.pagination import Page, check_limit
+from engine.store.replay import PROJECT_SAVES
 from engine.store.scope import scope_clause, visible_project
 from engine.store.tables import communities, events
 from engine.store.uow import Zizhi

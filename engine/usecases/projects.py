@@ -19,8 +19,8 @@ from engine.model import IdempotencyKey, Principal, ProjectRecord, Role, fiscal_
 from engine.rules import fields
 from engine.rules.effects import EFFECTS
 from engine.rules.workflow import Workflow
-from engine.store.facts import project_as_recorded
 from engine.store.pagination import Page, check_limit, decode_cursor, page_of
+from engine.store.replay import project_as_recorded
 from engine.store.scope import scope_clause
 from engine.store.statements import Prepared
 from engine.store.tables import closed_years, communities, demands, events, projects
