@@ -185,13 +185,10 @@ from engine.rules.webhooks.signing import headers as signature_headers
 from engine.store.outbox import Claimed, Outcome
 from engine.store.outbox import any_due as any_deliveries_due
 from engine.store.outbox import claim as claim_deliveries
+from engine.usecases import webhook_deliveries as deliveries
 from engine.usecases import webhooks as subscriptions
-from engine.usecases.webhooks import (
-    AttemptView,
-    DeliveryView,
-    WebhookView,
-    record_attempt,
-)
+from engine.usecases.webhook_deliveries import AttemptView, DeliveryView, record_attempt
+from engine.usecases.webhooks import WebhookView
 
 __all__ = [
     # reports, the menu library and self-management (issue 12)
@@ -249,6 +246,7 @@ __all__ = [
     "record_attempt",
     "signature_headers",
     "signed_bot_url",
+    "deliveries",
     "subscriptions",
     "wire_body",
     # the engine

@@ -16,7 +16,14 @@ from api.handoff import Router
 from api.headers import LOCATION
 from api.problems import responses
 from api.schemas import PageOut, Strict
-from engine import COMMUNITY_ID_PATTERN, DeliveryView, UrlGuard, WebhookView, subscriptions
+from engine import (
+    COMMUNITY_ID_PATTERN,
+    DeliveryView,
+    UrlGuard,
+    WebhookView,
+    deliveries,
+    subscriptions,
+)
 
 router = Router(prefix="/api/v1/webhooks", tags=["webhooks"])
 
@@ -262,7 +269,7 @@ def list_deliveries(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> object:
-    return subscriptions.list_deliveries(z, principal, webhook_id, limit=limit, cursor=cursor)
+    return deliveries.list_deliveries(z, principal, webhook_id, limit=limit, cursor=cursor)
 
 
 @router.post(
@@ -278,7 +285,7 @@ def redeliver(
     principal: CurrentPrincipal,
     idempotency: Idempotency,
 ) -> DeliveryView:
-    return subscriptions.redeliver(z, principal, webhook_id, delivery_id, idempotency=idempotency)
+    return deliveries.redeliver(z, principal, webhook_id, delivery_id, idempotency=idempotency)
 
 
 @router.post(
@@ -290,4 +297,4 @@ def redeliver(
 def ping(
     webhook_id: WebhookId, z: ZizhiDep, principal: CurrentPrincipal, idempotency: Idempotency
 ) -> DeliveryView:
-    return subscriptions.ping(z, principal, webhook_id, idempotency=idempotency)
+    return deliveries.ping(z, principal, webhook_id, idempotency=idempotency)

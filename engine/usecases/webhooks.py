@@ -1,5 +1,6 @@
 """Webhook subscriptions (admin): create, list, update, disable, enable, delete, rotate the
-secret; the delivery log, redelivery and a test ping; and the dispatcher's bookkeeping.
+secret; the catalogue of event types. Their deliveries (the log, redelivery, a test ping, the
+dispatcher's bookkeeping) are ``engine.usecases.webhook_deliveries``.
 
 Every subscription change is one change on the ``_system`` chain with a ``webhook.*``
 history event, and renews the generation in ``webhook_state`` so that every process's write
@@ -13,7 +14,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,9 +28,7 @@ from engine.rules.webhooks import events as catalogue
 from engine.rules.webhooks.formats import FORMATS
 from engine.rules.webhooks.guard import Refused, UrlGuard
 from engine.rules.webhooks.signing import new_secret
-from engine.store import outbox
 from engine.store.history import SYSTEM_CHAIN
-from engine.store.pagination import Page, check_limit, decode_cursor, encode_cursor
 from engine.store.tables import communities
 from engine.store.uow import Change, Zizhi
 from engine.store.webhook_tables import (
@@ -41,8 +40,6 @@ from engine.store.webhook_tables import (
 from engine.usecases.communities import COMMUNITY_ID_PATTERN
 
 ROTATION_OVERLAP = timedelta(hours=24)
-EXCERPT_BYTES = 1024
-DISPATCHER = Actor("dispatcher", "system")
 
 _s = webhook_subscriptions.c
 _d = webhook_deliveries.c
@@ -50,7 +47,6 @@ _a = webhook_attempts.c
 _DESCRIPTION = fields.text("description", "说明", max_length=200, required=False, single_line=True)
 _BOT_SECRET = re.compile(r"^[A-Za-z0-9_+/=-]{1,200}$")
 _GENERATION = sa.update(webhook_state).where(webhook_state.c.id == 1)
-_MAX_INT = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,32 +67,6 @@ class WebhookView:
     last_success_at: datetime | None = None
     # Only in the answer that created or rotated it; never stored in an answer kept for replay.
     secret: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptView:
-    attempt: int
-    at: datetime
-    duration_ms: int
-    status_code: int | None
-    outcome: str
-    error: str | None
-    response_excerpt: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryView:
-    id: int
-    webhook_id: str
-    message_id: str
-    type: str
-    event_id: int | None
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    created_at: datetime
-    delivered_at: datetime | None
-    attempt_log: list[AttemptView] = field(default_factory=list)
 
 
 # --- subscriptions ------------------------------------------------------------------------
@@ -162,7 +132,7 @@ def list_subscriptions(z: Zizhi, principal: Principal) -> list[WebhookView]:
 def get_subscription(z: Zizhi, principal: Principal, webhook_id: str) -> WebhookView:
     principal.require(Role.admin)
     with z.read() as conn:
-        return _view(_row(conn, webhook_id))
+        return _view(subscription_row(conn, webhook_id))
 
 
 UPDATABLE = ("url", "events", "community_id", "street", "description", "format", "bot_secret")
@@ -179,7 +149,7 @@ def update_subscription(
     if "active" in changes and not isinstance(changes["active"], bool):
         raise ValidationFailed.fields({"active": "必须是 true 或 false"})
     with z.change(principal, chain=SYSTEM_CHAIN) as change:
-        row = _row(change.conn, webhook_id, lock=True)
+        row = subscription_row(change.conn, webhook_id, lock=True)
         current = {k: getattr(row, k) for k in UPDATABLE}
         current["events"] = json.loads(row.events)
         clean = _check(guard, {**current, **{k: v for k, v in changes.items() if k != "active"}})
@@ -208,14 +178,14 @@ def disable_subscription(
     idempotency: IdempotencyKey | None = None,
 ) -> WebhookView:
     principal.require(Role.admin)
-    return _disable(z, principal.actor, webhook_id, "管理员停用", idempotency=idempotency)
+    return disable(z, principal.actor, webhook_id, "管理员停用", idempotency=idempotency)
 
 
 def delete_subscription(z: Zizhi, principal: Principal, webhook_id: str) -> WebhookView:
     """Remove the subscription, its undelivered messages and its delivery log."""
     principal.require(Role.admin)
     with z.change(principal, chain=SYSTEM_CHAIN) as change:
-        row = _row(change.conn, webhook_id, lock=True)
+        row = subscription_row(change.conn, webhook_id, lock=True)
         change.conn.execute(sa.delete(webhook_attempts).where(_a.subscription_id == webhook_id))
         change.conn.execute(sa.delete(webhook_deliveries).where(_d.subscription_id == webhook_id))
         change.conn.execute(sa.delete(webhook_subscriptions).where(_s.id == webhook_id))
@@ -233,7 +203,7 @@ def rotate_secret(
     with z.change(principal, idempotency, chain=SYSTEM_CHAIN) as change:
         if (done := change.replay(WebhookView)) is not None:
             return done
-        old = _row(change.conn, webhook_id, lock=True)
+        old = subscription_row(change.conn, webhook_id, lock=True)
         row = change.conn.execute(
             sa.update(webhook_subscriptions)
             .where(_s.id == webhook_id)
@@ -251,108 +221,6 @@ def rotate_secret(
     return replace(view, secret=secret)
 
 
-# --- deliveries ---------------------------------------------------------------------------
-
-
-def list_deliveries(
-    z: Zizhi,
-    principal: Principal,
-    webhook_id: str,
-    *,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> Page[DeliveryView]:
-    """Newest first, each with every attempt made."""
-    principal.require(Role.admin)
-    check_limit(limit)
-    before = decode_cursor(cursor, _MAX_INT)
-    with z.read() as conn:
-        _row(conn, webhook_id)
-        rows = conn.execute(
-            sa.select(webhook_deliveries)
-            .where(_d.subscription_id == webhook_id, _d.id < before)
-            .order_by(_d.id.desc())
-            .limit(limit + 1)
-        ).all()
-        page, more = rows[:limit], len(rows) > limit
-        attempts: dict[int, list[AttemptView]] = {}
-        if page:
-            for a in conn.execute(
-                sa.select(webhook_attempts)
-                .where(_a.delivery_id.in_([r.id for r in page]))
-                .order_by(_a.id)
-            ):
-                attempts.setdefault(a.delivery_id, []).append(_attempt_view(a))
-    items = [_delivery_view(r, attempts.get(r.id, [])) for r in page]
-    return Page(items, encode_cursor(page[-1].id) if more else None)
-
-
-def redeliver(
-    z: Zizhi,
-    principal: Principal,
-    webhook_id: str,
-    delivery_id: int,
-    *,
-    idempotency: IdempotencyKey | None = None,
-) -> DeliveryView:
-    """Send a delivery again, with the same ``webhook-id``, as soon as a worker is free."""
-    principal.require(Role.admin)
-    with z.change(principal, idempotency, chain=SYSTEM_CHAIN) as change:
-        if (done := change.replay(DeliveryView)) is not None:
-            return done
-        row = change.conn.execute(
-            sa.update(webhook_deliveries)
-            .where(_d.id == delivery_id, _d.subscription_id == webhook_id)
-            .values(status="pending", next_attempt_at=change.at, lease_until=None, lease_owner=None)
-            .returning(webhook_deliveries)
-        ).first()
-        if row is None:
-            raise NotFound(f"推送记录 {delivery_id} 不存在")
-        view = _delivery_view(row, [])
-        change.commit(view)
-    return view
-
-
-def ping(
-    z: Zizhi, principal: Principal, webhook_id: str, *, idempotency: IdempotencyKey | None = None
-) -> DeliveryView:
-    """Queue a ``webhook.test`` message to the subscription."""
-    principal.require(Role.admin)
-    with z.change(principal, idempotency, chain=SYSTEM_CHAIN) as change:
-        if (done := change.replay(DeliveryView)) is not None:
-            return done
-        _row(change.conn, webhook_id)
-        stamp = change.at.isoformat().replace("+00:00", "Z")
-        event = dict.fromkeys(("event_id", "chain", "seq", "hash", "community_id", "project_id"))
-        payload = catalogue.body(
-            event_type="webhook.test",
-            timestamp=stamp,
-            event={**event, "at": stamp, "summary": "自治推送测试"},
-            details={"webhook_id": webhook_id, "message": "这是一条测试推送"},
-            project=None,
-            community=None,
-        )
-        row = change.conn.execute(
-            sa.insert(webhook_deliveries)
-            .values(
-                message_id=outbox.new_message_id(),
-                subscription_id=webhook_id,
-                event_id=None,
-                community_id=None,
-                type="webhook.test",
-                payload=payload,
-                status="pending",
-                attempts=0,
-                next_attempt_at=change.at,
-                created_at=change.at,
-            )
-            .returning(webhook_deliveries)
-        ).one()
-        view = _delivery_view(row, [])
-        change.commit(view)
-    return view
-
-
 def event_types() -> list[dict[str, Any]]:
     return [
         {"type": t.name, "label": t.label, "schema": catalogue.json_schema(t)}
@@ -360,38 +228,10 @@ def event_types() -> list[dict[str, Any]]:
     ]
 
 
-# --- the dispatcher's bookkeeping ---------------------------------------------------------
-
-
-def record_attempt(
-    z: Zizhi,
-    claimed: outbox.Claimed,
-    owner: str,
-    result: outbox.Outcome,
-    *,
-    disable_after: timedelta,
-) -> None:
-    """Log an attempt; a ``410 Gone`` or a failure with no success for ``disable_after``
-    disables the subscription, with a history event saying why."""
-    at = z.clock()
-    with z.db.write() as conn:
-        sub = outbox.record(conn, claimed, owner, at, result)
-        conn.commit()
-    if sub is None or sub.disabled_at is not None or result.success:
-        return
-    if result.gone:
-        reason = "接收方答复 410 Gone，已自动停用"
-    elif sub.failing_since is not None and at - sub.failing_since >= disable_after:
-        reason = f"连续失败超过 {_duration(disable_after)} 且无一次成功，已自动停用"
-    else:
-        return
-    _disable(z, DISPATCHER, claimed.subscription_id, reason)
-
-
 # --- internals ----------------------------------------------------------------------------
 
 
-def _disable(
+def disable(
     z: Zizhi,
     actor: Actor,
     webhook_id: str,
@@ -399,11 +239,12 @@ def _disable(
     *,
     idempotency: IdempotencyKey | None = None,
 ) -> WebhookView:
-    """Disable (with a history event) unless already disabled, which changes nothing."""
+    """Disable (with a history event, saying ``reason``) unless already disabled, which
+    changes nothing: by an admin, or by the dispatcher for a receiver that keeps failing."""
     with z.change(actor, idempotency, chain=SYSTEM_CHAIN) as change:
         if (done := change.replay(WebhookView)) is not None:
             return done
-        row = _row(change.conn, webhook_id, lock=True)
+        row = subscription_row(change.conn, webhook_id, lock=True)
         if row.disabled_at is None:
             row = change.conn.execute(
                 sa.update(webhook_subscriptions)
@@ -517,7 +358,8 @@ def _check_places(conn: Connection, clean: Mapping[str, Any]) -> None:
             raise ValidationFailed.fields({"street": f"街道“{clean['street']}”下没有社区"})
 
 
-def _row(conn: Connection, webhook_id: str, *, lock: bool = False) -> Any:
+def subscription_row(conn: Connection, webhook_id: str, *, lock: bool = False) -> Any:
+    """A subscription's row (locked, if ``lock``); ``not_found`` if there is none."""
     query = sa.select(webhook_subscriptions).where(_s.id == webhook_id)
     row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
@@ -542,40 +384,3 @@ def _view(row: Any) -> WebhookView:
         failing_since=row.failing_since,
         last_success_at=row.last_success_at,
     )
-
-
-def _attempt_view(row: Any) -> AttemptView:
-    return AttemptView(
-        attempt=row.attempt,
-        at=row.at,
-        duration_ms=row.duration_ms,
-        status_code=row.status_code,
-        outcome=row.outcome,
-        error=row.error,
-        response_excerpt=row.response_excerpt,
-    )
-
-
-def _delivery_view(row: Any, attempts: list[AttemptView]) -> DeliveryView:
-    return DeliveryView(
-        id=row.id,
-        webhook_id=row.subscription_id,
-        message_id=row.message_id,
-        type=row.type,
-        event_id=row.event_id,
-        status=row.status,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        created_at=row.created_at,
-        delivered_at=row.delivered_at,
-        attempt_log=attempts,
-    )
-
-
-def _duration(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    if seconds % 86400 == 0:
-        return f"{seconds // 86400} 天"
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} 小时"
-    return f"{seconds} 秒"

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
 import engine
-from engine import CLI, Zizhi, subscriptions
+from engine import CLI, Zizhi, deliveries, subscriptions
 from engine.rules.workflow import WorkflowRegistry
 from engine.store.tables import events
 from tests.conftest import DatabaseFactory
@@ -117,7 +117,7 @@ def test_a_wecom_group_robot_gets_the_approval_in_chinese(hz: Zizhi) -> None:
     texts = [json.loads(m.body)["markdown"]["content"] for m in robot.taken]
     approval = "里河社区「老新村消防通道整治」评议通过"
     assert any(approval in t and "预留 ¥12,345.67" in t for t in texts)
-    refused = subscriptions.list_deliveries(hz, CLI, other.id).items
+    refused = deliveries.list_deliveries(hz, CLI, other.id).items
     assert refused and all(d.status == "pending" for d in refused)
     assert "errcode=93000" in (refused[0].attempt_log[0].error or "")
     # The robot's key is in its URL: history keeps the address without it.
@@ -150,7 +150,7 @@ def test_a_dingtalk_group_robot_gets_a_signed_url(hz: Zizhi) -> None:
         approved_fire_lane(hz)
         with dispatching(hz) as dispatcher:
             dispatcher.run_until_idle()
-    delivered = subscriptions.list_deliveries(hz, CLI, good.id).items
+    delivered = deliveries.list_deliveries(hz, CLI, good.id).items
     assert delivered and all(d.status == "delivered" for d in delivered)
     ids = {d.message_id for d in delivered}
     for message in robot.taken:
@@ -158,6 +158,6 @@ def test_a_dingtalk_group_robot_gets_a_signed_url(hz: Zizhi) -> None:
             Webhook(good.secret or "").verify(message.body, message.headers)
     texts = [json.loads(m.body)["markdown"]["text"] for m in robot.taken]
     assert any("里河社区「老新村消防通道整治」评议通过" in t for t in texts)
-    refused = subscriptions.list_deliveries(hz, CLI, wrong.id).items
+    refused = deliveries.list_deliveries(hz, CLI, wrong.id).items
     assert all(d.status == "pending" for d in refused)
     assert "errcode=310000" in (refused[0].attempt_log[0].error or "")

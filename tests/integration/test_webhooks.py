@@ -29,6 +29,7 @@ from engine import (
     record_attempt,
     subscriptions,
 )
+from engine import deliveries as delivery_log
 from engine.errors import FundCapExceeded
 from engine.rules.workflow import WorkflowRegistry
 from engine.store import outbox
@@ -276,12 +277,12 @@ def test_exhausting_the_schedule_gives_up_and_redeliver_sends_the_same_id(
             (delivery,) = deliveries(hz)
             assert delivery.status == "failed" and delivery.attempts == 2
             broken = False
-            subscriptions.redeliver(hz, CLI, hook.id, delivery.id)
+            delivery_log.redeliver(hz, CLI, hook.id, delivery.id)
             dispatcher.run_until_idle()
         receiver.verified(hook.secret)
     assert [m.id for m in receiver.seen] == [delivery.message_id] * 3
     assert [m.id for m in receiver.taken] == [delivery.message_id]
-    page = subscriptions.list_deliveries(hz, CLI, hook.id)
+    page = delivery_log.list_deliveries(hz, CLI, hook.id)
     assert [a.outcome for a in page.items[0].attempt_log] == ["failure", "failure", "success"]
     assert page.items[0].attempt_log[0].status_code == 502
 
@@ -289,7 +290,7 @@ def test_exhausting_the_schedule_gives_up_and_redeliver_sends_the_same_id(
 def test_ping_sends_a_test_message(hz: Zizhi) -> None:
     with receiving() as receiver:
         hook = subscribe(hz, receiver.url, ["project.created"])
-        subscriptions.ping(hz, CLI, hook.id)
+        delivery_log.ping(hz, CLI, hook.id)
         with dispatching(hz) as dispatcher:
             dispatcher.run_until_idle()
         (body,) = receiver.verified(hook.secret)
@@ -387,13 +388,13 @@ def test_a_hanging_receiver_a_50_mb_answer_and_a_redirect_loop_cannot_stall_the_
                 wait_for(lambda: len(fine.taken) == 1)
                 wait_for(
                     lambda: all(
-                        subscriptions.list_deliveries(hz, CLI, h.id).items[0].attempt_log
+                        delivery_log.list_deliveries(hz, CLI, h.id).items[0].attempt_log
                         for h in hooks.values()
                     )
                 )
     fine.verified(hooks["fine"].secret)
     errors = {
-        name: subscriptions.list_deliveries(hz, CLI, h.id).items[0].attempt_log[0]
+        name: delivery_log.list_deliveries(hz, CLI, h.id).items[0].attempt_log[0]
         for name, h in hooks.items()
     }
     assert "超时" in (errors["hanging"].error or "")
@@ -421,7 +422,7 @@ def test_a_name_that_resolves_to_loopback_is_refused_at_send_when_loopback_is_no
         with dispatching(hz, guard=guard) as dispatcher:
             dispatcher.run_until_idle()
     assert receiver.seen == []
-    log = subscriptions.list_deliveries(hz, CLI, hook.id).items[0].attempt_log
+    log = delivery_log.list_deliveries(hz, CLI, hook.id).items[0].attempt_log
     assert log and "127.0.0.1" in (log[0].error or "")
 
 
@@ -469,7 +470,7 @@ def test_https_goes_to_the_checked_address_with_the_name_in_sni_and_its_certific
         assert all(d.status == "delivered" for d in deliveries(hz))
     else:
         assert bodies == [] and receiver.seen == []
-        log = subscriptions.list_deliveries(hz, CLI, hook.id).items[0].attempt_log
+        log = delivery_log.list_deliveries(hz, CLI, hook.id).items[0].attempt_log
         assert log and (log[0].error or "").startswith("连接失败")
 
 

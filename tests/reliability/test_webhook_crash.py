@@ -10,7 +10,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler
 
-from engine import CLI, Zizhi, subscriptions
+from engine import CLI, Zizhi, deliveries, subscriptions
 from tests.e2e.server import REPO
 from tests.factories import World
 from tests.webhooks import LOCAL, Received, receiving, wait_for
@@ -68,7 +68,7 @@ def test_a_worker_killed_mid_attempt_leaves_the_message_to_be_sent_again_with_it
                 doomed.kill()
             doomed.communicate(timeout=30)  # reaps it and closes its pipe
             released.set()
-        (delivery,) = subscriptions.list_deliveries(z, CLI, hook.id).items
+        (delivery,) = deliveries.list_deliveries(z, CLI, hook.id).items
         assert delivery.status == "pending" and delivery.attempt_log == []
         successor = worker(url)
         try:
@@ -81,5 +81,5 @@ def test_a_worker_killed_mid_attempt_leaves_the_message_to_be_sent_again_with_it
     first_try, second_try = receiver.seen
     assert first_try.id == second_try.id == delivery.message_id
     assert first_try.body == second_try.body
-    wait_for(lambda: subscriptions.list_deliveries(z, CLI, hook.id).items[0].status == "delivered")
+    wait_for(lambda: deliveries.list_deliveries(z, CLI, hook.id).items[0].status == "delivered")
     z.db.dispose()
