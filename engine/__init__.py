@@ -74,14 +74,10 @@ from engine.usecases.audit import (
 from engine.usecases.checkpoints import (
     CheckpointReport,
     CheckpointView,
-    ConsistencyProof,
-    InclusionProof,
     PublicKeyView,
     checkpoint,
     checkpoint_json,
-    consistency_proof,
     ensure_signing_key,
-    inclusion_proof,
     latest_checkpoint,
     parse_checkpoint,
     public_key,
@@ -116,6 +112,12 @@ from engine.usecases.projects import (
     get_project,
     list_projects,
     open_project,
+)
+from engine.usecases.proofs import (
+    ConsistencyProof,
+    InclusionProof,
+    consistency_proof,
+    inclusion_proof,
 )
 from engine.usecases.tokens import (
     TOKEN_PREFIX,

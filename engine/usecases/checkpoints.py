@@ -36,13 +36,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.engine import Connection
 
-from engine.errors import NotFound, ValidationFailed
+from engine.errors import ValidationFailed
 from engine.model import Actor, Principal, Role
 from engine.store import feed, merkle
 from engine.store.db import insert_ignore
 from engine.store.history import SYSTEM_CHAIN, iso
-from engine.store.scope import scope_clause
-from engine.store.tables import audit_checkpoints, audit_signing_keys, communities, events
+from engine.store.tables import audit_checkpoints, audit_signing_keys, events
 from engine.store.uow import Zizhi
 from engine.store.verify import verify_chains
 
@@ -50,7 +49,7 @@ FORMAT = "zizhi-checkpoint/1"
 CHECKPOINT_EVERY = timedelta(days=1)
 CHECKPOINT_EVENT = "audit.checkpoint"
 CHECKPOINTER = Actor("checkpoint", "system")
-_MAX_SIZE = 2**62
+MAX_TREE_SIZE = 2**62
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,25 +78,6 @@ class CheckpointView:
             "key_id": self.key_id,
             "signature": self.signature,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class InclusionProof:
-    event_id: int
-    event_hash: str
-    leaf_index: int
-    tree_size: int
-    root_hash: str
-    audit_path: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class ConsistencyProof:
-    first: int
-    second: int
-    first_root_hash: str
-    second_root_hash: str
-    consistency_path: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +140,7 @@ def checkpoint(z: Zizhi) -> CheckpointView:
     with z.read() as conn:
         keyed = conn.execute(sa.select(audit_signing_keys.c.id)).first() is not None
         grown = merkle.pending(conn)
-        latest = _latest(conn)
+        latest = latest_signed(conn)
         size = merkle.size(conn)
     if not keyed:
         ensure_signing_key(z)
@@ -175,7 +155,7 @@ def checkpoint(z: Zizhi) -> CheckpointView:
 def latest_checkpoint(z: Zizhi) -> CheckpointView | None:
     """The last checkpoint signed, without signing one (for pages anyone may load)."""
     with z.read() as conn:
-        return _latest(conn)
+        return latest_signed(conn)
 
 
 def publish_checkpoint(z: Zizhi, *, force: bool = False) -> CheckpointView | None:
@@ -211,84 +191,6 @@ def _due(conn: Connection, now: datetime) -> bool:
     return last is None or now - last >= CHECKPOINT_EVERY
 
 
-def inclusion_proof(
-    z: Zizhi, principal: Principal, event_id: int, tree_size: int | None = None
-) -> InclusionProof:
-    """The audit path of one event the principal may see, in the tree of ``tree_size``
-    leaves (default: the current checkpoint's)."""
-    principal.require(Role.auditor, Role.admin, Role.street)
-    _check_size("tree_size", tree_size)
-    with z.read() as conn:
-        row = conn.execute(_visible_event(principal, event_id)).first()
-        if row is None:
-            raise NotFound(f"事件 {event_id} 不存在")
-        latest = _latest(conn)
-        if (
-            merkle.position_of(conn, event_id) is not None
-            and latest is not None
-            and (tree_size or 0) <= latest.tree_size
-        ):  # the usual case: the tree holds the event already, one read answers
-            return _inclusion(conn, row, latest.tree_size if tree_size is None else tree_size)
-    latest = checkpoint(z)  # the tree has not reached it yet: extend it, sign anew
-    with z.read() as conn:
-        return _inclusion(conn, row, latest.tree_size if tree_size is None else tree_size)
-
-
-def _inclusion(conn: Connection, row: Any, size: int) -> InclusionProof:
-    position = merkle.position_of(conn, row.id)
-    if position is None:
-        raise ValidationFailed.fields({"event_id": "该事件尚未进入检查点，请稍后再试"})
-    if not position < size <= merkle.size(conn):
-        raise ValidationFailed.fields(
-            {"tree_size": f"树的大小须在 {position + 1} 至 {merkle.size(conn)} 之间"}
-        )
-    path, root = merkle.compute(
-        conn,
-        lambda get: (merkle.inclusion_path(position, size, get), merkle.root(size, get)),
-    )
-    return InclusionProof(
-        event_id=row.id,
-        event_hash=row.hash,
-        leaf_index=position,
-        tree_size=size,
-        root_hash=root.hex(),
-        audit_path=[h.hex() for h in path],
-    )
-
-
-def consistency_proof(z: Zizhi, principal: Principal, first: int, second: int) -> ConsistencyProof:
-    """That the tree of ``second`` leaves extends the tree of ``first`` leaves."""
-    principal.require(Role.auditor, Role.admin, Role.street)
-    _check_size("first", first)
-    _check_size("second", second)
-    if not 1 <= first <= second:
-        raise ValidationFailed.fields({"first": "first 须至少为 1，且不大于 second"})
-    with z.read() as conn:
-        current = merkle.size(conn)
-    if second > current:
-        current = checkpoint(z).tree_size  # perhaps the tree has not reached it yet
-    if not 1 <= first <= second:
-        raise ValidationFailed.fields({"first": "first 须至少为 1，且不大于 second"})
-    if second > current:
-        raise ValidationFailed.fields({"second": f"second 不能大于当前树的大小 {current}"})
-    with z.read() as conn:
-        path, a, b = merkle.compute(
-            conn,
-            lambda get: (
-                merkle.consistency_path(first, second, get),
-                merkle.root(first, get),
-                merkle.root(second, get),
-            ),
-        )
-    return ConsistencyProof(
-        first=first,
-        second=second,
-        first_root_hash=a.hex(),
-        second_root_hash=b.hex(),
-        consistency_path=[h.hex() for h in path],
-    )
-
-
 def parse_checkpoint(document: object) -> CheckpointView:
     """A checkpoint as served by ``GET /api/v1/audit/checkpoint``; anything else refused
     with a sentence saying what is wrong."""
@@ -304,7 +206,7 @@ def parse_checkpoint(document: object) -> CheckpointView:
     if document.get("format") != FORMAT:
         problems.append(f"format 应为 {FORMAT}")
     size = document.get("tree_size")
-    if type(size) is not int or not 0 <= size < _MAX_SIZE:
+    if type(size) is not int or not 0 <= size < MAX_TREE_SIZE:
         problems.append("tree_size 应为非负整数")
     for name in ("root_hash", "key_id"):
         value = document.get(name)
@@ -402,7 +304,7 @@ def _feed_hashes(conn: Connection, limit: int, batch: int = 5000) -> Iterator[st
 
 def _sign_new(conn: Connection, now: datetime) -> CheckpointView:
     size = merkle.extend(conn)
-    latest = _latest(conn)
+    latest = latest_signed(conn)
     if latest is not None and latest.tree_size == size:
         return latest
     root = merkle.compute(conn, lambda get: merkle.root(size, get)).hex()
@@ -420,7 +322,8 @@ def _sign_new(conn: Connection, now: datetime) -> CheckpointView:
     return view
 
 
-def _latest(conn: Connection) -> CheckpointView | None:
+def latest_signed(conn: Connection) -> CheckpointView | None:
+    """The latest checkpoint signed, read in ``conn``'s transaction."""
     c = audit_checkpoints.c
     row = conn.execute(sa.select(audit_checkpoints).order_by(c.tree_size.desc()).limit(1)).first()
     if row is None:
@@ -437,20 +340,6 @@ def _public_view(public: bytes) -> PublicKeyView:
         .decode()
     )
     return PublicKeyView("Ed25519", key_id_of(public), base64.b64encode(public).decode(), pem)
-
-
-def _visible_event(principal: Principal, event_id: int) -> sa.Select[Any]:
-    query = sa.select(events.c.id, events.c.hash).where(events.c.id == event_id)
-    if not principal.unrestricted:
-        query = query.where(
-            events.c.community_id.in_(sa.select(communities.c.id).where(scope_clause(principal)))
-        )
-    return query
-
-
-def _check_size(name: str, value: int | None) -> None:
-    if value is not None and (type(value) is not int or not 0 <= value < _MAX_SIZE):
-        raise ValidationFailed.fields({name: "超出范围：须为不超过当前树大小的正整数"})
 
 
 def _is_hex(value: str) -> bool:
