@@ -184,9 +184,9 @@ from engine.rules.webhooks.formats import bot_refused, wire_body
 from engine.rules.webhooks.formats import signed_url as signed_bot_url
 from engine.rules.webhooks.guard import Refused, UrlGuard, parse_networks
 from engine.rules.webhooks.signing import headers as signature_headers
-from engine.store.outbox import Claimed, Outcome
-from engine.store.outbox import any_due as any_deliveries_due
-from engine.store.outbox import claim as claim_deliveries
+from engine.store.dispatch import Claimed, Outcome
+from engine.store.dispatch import any_due as any_deliveries_due
+from engine.store.dispatch import claim as claim_deliveries
 from engine.usecases import webhook_deliveries as deliveries
 from engine.usecases import webhooks as subscriptions
 from engine.usecases.webhook_deliveries import AttemptView, DeliveryView, record_attempt

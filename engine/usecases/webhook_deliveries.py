@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from engine.errors import NotFound
 from engine.model import Actor, IdempotencyKey, Principal, Role
 from engine.rules.webhooks import events as catalogue
-from engine.store import outbox
+from engine.store import dispatch, outbox
 from engine.store.history import SYSTEM_CHAIN
 from engine.store.pagination import Page, check_limit, decode_cursor, encode_cursor
 from engine.store.uow import Zizhi
@@ -162,9 +162,9 @@ def ping(
 
 def record_attempt(
     z: Zizhi,
-    claimed: outbox.Claimed,
+    claimed: dispatch.Claimed,
     owner: str,
-    result: outbox.Outcome,
+    result: dispatch.Outcome,
     *,
     disable_after: timedelta,
 ) -> None:
@@ -172,7 +172,7 @@ def record_attempt(
     disables the subscription, with a history event saying why."""
     at = z.clock()
     with z.db.write() as conn:
-        sub = outbox.record(conn, claimed, owner, at, result)
+        sub = dispatch.record(conn, claimed, owner, at, result)
         conn.commit()
     if sub is None or sub.disabled_at is not None or result.success:
         return
