@@ -57,6 +57,10 @@ def verify_all(
     are compared with the replay and the replay let go (so memory holds one community's
     rows, not the district's). A fault of the chains comes first, then the ledger's, then
     that of the first community by name: as if each check had run alone in that order."""
+    if conn.dialect.name == "postgresql":
+        # Its plans are plain scans, run once each: compiling them (JIT) costs more than it
+        # saves, a few hundred milliseconds of a million events' check.
+        conn.exec_driver_sql("SET LOCAL jit = off")
     with cyclic_gc_paused():
         return _verify_all(conn, scope, progress)
 

@@ -23,8 +23,13 @@ Both processes read the same snapshot:
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
+import sys
+from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,6 +56,7 @@ from engine.store.verify_read import raw_rows
 # Below this many events a second process costs more (its start) than it saves.
 PARALLEL_FROM = 200_000
 _WAIT_S = 60.0  # for the worker to start and take its snapshot
+PROGRESS = "progress"  # the worker's progress report: (PROGRESS, events checked)
 
 
 def events_recorded(db: Database) -> int:
@@ -63,26 +69,78 @@ def verify_in_two(
     db: Database, progress: Callable[[int], None] | None = None
 ) -> tuple[int, ChainFault | None]:
     """The whole history (no scope), as ``verify_all`` checks it, on two processes."""
-    context = multiprocessing.get_context("spawn")
-    to_worker, from_main = context.Pipe()
-    done = context.Value("q", 0)
-    url = db.url.render_as_string(hide_password=False)
-    worker = context.Process(target=_worker, args=(url, from_main, done), daemon=True)
-    worker.start()
+    ours, theirs = multiprocessing.Pipe()
+    # A process of its own (``python -m``), not multiprocessing's spawn: that would import
+    # this process's main module again in the worker (under ``zizhi verify``, the whole
+    # CLI and web app), and on SQLite this process waits for the worker to be ready.
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "engine.store.verify_worker", str(theirs.fileno())],
+        pass_fds=(theirs.fileno(),),
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    theirs.close()
+    link = _Link(ours)
     try:
+        link.send(db.url.render_as_string(hide_password=False))  # never in argv: no password in ps
         if db.is_sqlite:  # the write lock waits for nobody: the worker must be ready first
-            _expect(to_worker, "connected", "the verify worker did not start")
-        with _shared_snapshot(db, to_worker) as conn:
-            return _verify(conn, to_worker, done, progress)
+            link.expect("connected", "the verify worker did not start")
+        with _shared_snapshot(db, link) as conn:
+            return _verify(conn, link, progress)
     finally:
-        to_worker.close()
-        worker.join(5)
-        if worker.is_alive():
+        ours.close()
+        try:
+            worker.wait(5)
+        except subprocess.TimeoutExpired:
             worker.kill()
+            worker.wait()
+
+
+class _Link:
+    """This process's end of the pipe to the worker: what it sends, and what it hears back,
+    with the worker's progress reports (``(PROGRESS, n)``) taken aside as they come."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._heard: deque[Any] = deque()
+        self.done = 0  # events the worker has checked so far
+
+    def send(self, message: Any) -> None:
+        self._conn.send(message)
+
+    def catch_up(self) -> None:
+        """Take in whatever the worker has said so far (its progress, mostly)."""
+        while self._conn.poll():
+            self._take(self._conn.recv())
+
+    def recv(self, timeout: float | None = _WAIT_S) -> Any:
+        """The worker's next message other than progress (EOFError if it is gone, or has
+        said nothing for ``timeout`` seconds; None: as long as it takes)."""
+        while not self._heard:
+            if not self._conn.poll(timeout):
+                raise EOFError("the verify worker said nothing")
+            self._take(self._conn.recv())
+        return self._heard.popleft()
+
+    def expect(self, greeting: str, failure: str) -> None:
+        try:
+            if self.recv() == greeting:
+                return
+        except EOFError:
+            pass
+        raise RuntimeError(failure)
+
+    def _take(self, message: Any) -> None:
+        if type(message) is tuple and len(message) == 2 and message[0] == PROGRESS:
+            self.done = message[1]
+        else:
+            self._heard.append(message)
 
 
 @contextmanager
-def _shared_snapshot(db: Database, to_worker: Any) -> Iterator[Connection]:
+def _shared_snapshot(db: Database, to_worker: _Link) -> Iterator[Connection]:
     hold: AbstractContextManager[Connection] | None = db.write() if db.is_sqlite else None
     if hold is not None:
         hold.__enter__()  # no change commits until both snapshots are taken
@@ -94,7 +152,7 @@ def _shared_snapshot(db: Database, to_worker: Any) -> Iterator[Connection]:
                 snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
             to_worker.send(snapshot)
             if hold is not None:
-                _expect(to_worker, "reading", "the verify worker did not take the snapshot")
+                to_worker.expect("reading", "the verify worker did not take the snapshot")
                 hold.__exit__(None, None, None)  # rolled back: it wrote nothing
                 hold = None
             # On PostgreSQL nobody waits for the worker: the exported snapshot stays valid
@@ -108,7 +166,7 @@ def _shared_snapshot(db: Database, to_worker: Any) -> Iterator[Connection]:
 
 
 def _verify(
-    conn: Connection, to_worker: Any, done: Any, progress: Callable[[int], None] | None
+    conn: Connection, to_worker: _Link, progress: Callable[[int], None] | None
 ) -> tuple[int, ChainFault | None]:
     halves = _halves(conn)
     if halves is None:  # a row no half would claim: the one-process check names it
@@ -119,7 +177,8 @@ def _verify(
 
     def report(n: int) -> None:
         if progress is not None:
-            progress(n + done.value)
+            to_worker.catch_up()
+            progress(n + to_worker.done)
 
     checked, fault = verify_all(conn, mine, report)
     if fault is None:
@@ -128,10 +187,10 @@ def _verify(
     if fault is None:
         fault = verify_system_facts(conn)
     if conn.dialect.name != "sqlite":  # its greetings, unread until now
-        _expect(to_worker, "connected", "the verify worker did not start")
-        _expect(to_worker, "reading", "the verify worker did not take the snapshot")
+        to_worker.expect("connected", "the verify worker did not start")
+        to_worker.expect("reading", "the verify worker did not take the snapshot")
     try:
-        outcome = to_worker.recv()
+        outcome = to_worker.recv(None)  # its half may take longer than this one did
     except EOFError:
         raise RuntimeError("the verify worker stopped") from None
     if isinstance(outcome, BaseException):
@@ -143,15 +202,6 @@ def _verify(
     if progress is not None:
         progress(checked)
     return checked, None
-
-
-def _expect(to_worker: Any, greeting: str, failure: str) -> None:
-    try:
-        if to_worker.poll(_WAIT_S) and to_worker.recv() == greeting:
-            return
-    except EOFError:
-        pass
-    raise RuntimeError(failure)
 
 
 def _halves(conn: Connection) -> tuple[set[str], set[str]] | None:
@@ -209,10 +259,11 @@ def _claims_system(conn: Connection) -> bool:
     return conn.execute(stray.limit(1)).first() is not None
 
 
-def _worker(url: str, to_main: Any, done: Any) -> None:
-    """The worker process: connect, take the main process's snapshot, check what it says."""
+def work(to_main: Any) -> None:
+    """The worker process (``engine.store.verify_worker``): connect, take the main process's
+    snapshot, check the communities it is given, report progress and the outcome."""
     try:
-        db = Database(url, pool_size=1)
+        db = Database(to_main.recv(), pool_size=1)
         with db.read() as conn:
             # Connected and inside a transaction that has read nothing yet.
             to_main.send("connected")
@@ -224,17 +275,10 @@ def _worker(url: str, to_main: Any, done: Any) -> None:
             scope: Collection[str] | None = to_main.recv()
             if scope is None:
                 return
-            to_main.send(verify_all(conn, scope, _counter(done)))
+            to_main.send(verify_all(conn, scope, lambda n: to_main.send((PROGRESS, n))))
         db.engine.dispose()
     except BaseException as exc:  # noqa: BLE001 - handed to the main process, which raises
         try:
             to_main.send(RuntimeError(f"{type(exc).__name__}: {exc}"))
         except Exception:  # noqa: BLE001 - the main process is gone; nothing to tell
             pass
-
-
-def _counter(done: Any) -> Callable[[int], None]:
-    def count(n: int) -> None:
-        done.value = n
-
-    return count
