@@ -51,7 +51,7 @@ from engine.model import (
     fiscal_year,
     utc_now,
 )
-from engine.rules.fields import MAX_AMOUNT_FEN, FieldSpec
+from engine.rules.fields import MAX_AMOUNT_FEN, FieldSpec, optional_text_pattern, text_pattern
 from engine.rules.loader import load_definition
 from engine.rules.workflow import Workflow, WorkflowRegistry
 from engine.store.db import Database
@@ -280,6 +280,8 @@ __all__ = [
     "EventView",
     "ExpenseView",
     "FieldSpec",
+    "optional_text_pattern",
+    "text_pattern",
     "Forbidden",
     "Fund",
     "FundCapExceeded",

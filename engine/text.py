@@ -90,6 +90,13 @@ def json_schema_pattern(*, single_line: bool) -> str:
     return f"^{allowed}*[^{refused}{spaces}{_escape(INVISIBLE)}]{allowed}*$"
 
 
+def json_schema_optional_pattern(*, single_line: bool) -> str:
+    """A JSON Schema pattern for a text that may be left blank (blank reads as none): none of
+    the refused characters, nothing more."""
+    refused = _escape((_C0_LINE if single_line else _C0_LONG) + C1_CONTROLS + BIDI_CONTROLS)
+    return f"^[^{refused}]*$"
+
+
 def _escape(characters: str) -> str:
     """A character class's members as \\uXXXX escapes (a dash stays the range marker)."""
     return "".join(c if c == "-" else f"\\u{ord(c):04x}" for c in characters)

@@ -11,7 +11,8 @@ from fastapi import Depends, Path, Query, Request, Response
 from pydantic import ConfigDict, Field
 from starlette.convertors import Convertor, register_url_convertor
 
-from api.deps import MAX_ID, SINGLE_LINE, CurrentPrincipal, Cursor, Idempotency, ZizhiDep
+import engine
+from api.deps import MAX_ID, CurrentPrincipal, Cursor, Idempotency, ZizhiDep
 from api.handoff import Router
 from api.headers import LOCATION
 from api.problems import responses
@@ -73,14 +74,19 @@ CommunityFilter = Annotated[
     Field(max_length=64, pattern=COMMUNITY_ID_PATTERN, description="只推送该社区的事件"),
 ]
 StreetFilter = Annotated[
-    str | None, Field(max_length=64, pattern=SINGLE_LINE, description="只推送该街道的事件")
+    str | None,
+    Field(
+        max_length=64,
+        pattern=engine.text_pattern(single_line=True),
+        description="只推送该街道的事件",
+    ),
 ]
-# One line of text, possibly empty: the engine's own rule for a description.
+# One line of text, possibly blank (none): the engine's own rule for a description.
 Description = Annotated[
     str | None,
     Field(
         max_length=200,
-        pattern=r"^[^\x00-\x08\x0a-\x1f\x7f]*$",
+        pattern=engine.optional_text_pattern(single_line=True),
         description="说明（一行文字，可为空）",
     ),
 ]

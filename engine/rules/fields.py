@@ -29,6 +29,11 @@ def text_pattern(*, single_line: bool) -> str:
     return text_rules.json_schema_pattern(single_line=single_line)
 
 
+def optional_text_pattern(*, single_line: bool) -> str:
+    """What an optional text accepts (blank reads as none), as a JSON Schema pattern."""
+    return text_rules.json_schema_optional_pattern(single_line=single_line)
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     name: str

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine import text
 from engine.errors import NotFound, ValidationFailed
 from engine.model import Actor, IdempotencyKey, Principal, Role
 from engine.rules import fields
@@ -316,8 +317,8 @@ def _check(guard: UrlGuard, data: dict[str, Any]) -> dict[str, Any]:
     if community_id is not None and street is not None:
         errors["street"] = "社区与街道只能选择其一"
     description = data.get("description")
-    if isinstance(description, str) and not description.strip():
-        description = ""  # a blank description is no description
+    if isinstance(description, str) and text.is_blank(description):
+        description = ""  # a blank description (spaces, invisible characters) is none
     elif description is not None and (message := _DESCRIPTION.check(description)) is not None:
         errors["description"] = f"说明{message}"
     fmt = data.get("format")

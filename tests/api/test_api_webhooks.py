@@ -4,6 +4,7 @@ nothing stored, the delivery log and the event types' schemas."""
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -186,3 +187,28 @@ def test_event_types_come_with_a_json_schema_each(hooks: Api) -> None:
     for t in types:
         assert t["schema"]["properties"]["type"]["const"] == t["type"]
         assert t["label"]
+
+
+@pytest.mark.parametrize(
+    ("description", "kept"),
+    [
+        ("街道数据平台", "街道数据平台"),
+        ("\u200b", ""),  # invisible only: blank, no description
+        ("\u3000 ", ""),
+        ("P\u0084", None),  # a C1 control: refused by the schema and the server alike
+        ("A\u202eB", None),  # a bidi override
+        ("two\nlines", None),
+    ],
+)
+def test_a_description_the_document_admits_is_accepted_and_one_it_refuses_is_refused(
+    hooks: Api, description: str, kept: str | None
+) -> None:
+    """The document's pattern for a description is the engine's own rule (a fuzzer found a
+    C1 control the old pattern let through and the server refused)."""
+    schema = hooks.client.get("/openapi.json").json()["components"]["schemas"]["WebhookIn"]
+    pattern = schema["properties"]["description"]["anyOf"][0]["pattern"]
+    admitted = re.fullmatch(pattern.removeprefix("^").removesuffix("$"), description) is not None
+    answer = create(hooks, description=description)
+    assert admitted == (kept is not None) == (answer.status_code == 201), answer.text
+    if kept is not None:
+        assert answer.json()["description"] == kept
