@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 import engine
-from engine import CLI, Database, Zizhi
+from engine import CLI, Database, Principal, Role, Zizhi
 from tests.conftest import DatabaseFactory
 from tests.e2e.server import serve
 from tests.factories import new_id
@@ -37,6 +37,16 @@ class Site:
     officer: str
     auditor: str
     backend: str
+
+    @property
+    def committee_principal(self) -> Principal:
+        """The committee user, as the engine sees it (for setting the scene)."""
+        return Principal(
+            id=f"user:{self.committee}",
+            name=self.committee,
+            role=Role.committee,
+            communities=frozenset({self.community}),
+        )
 
 
 @pytest.fixture(scope="session")

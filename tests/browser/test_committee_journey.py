@@ -13,7 +13,6 @@ import re
 from playwright.sync_api import Browser, Page, expect
 
 import engine
-from engine import Principal, Role
 from tests.browser.conftest import Site, shoot, sign_in
 from tests.factories import VOTE
 
@@ -159,12 +158,7 @@ def test_a_committee_runs_a_project_through_every_step_in_the_browser(
 def test_a_street_officer_approves_a_party_service_project_in_a_second_context(
     browser: Browser, site: Site
 ) -> None:
-    committee = Principal(
-        id=f"user:{site.committee}",
-        name=site.committee,
-        role=Role.committee,
-        communities=frozenset({site.community}),
-    )
+    committee = site.committee_principal
     z = site.z
     project = engine.open_project(
         z,

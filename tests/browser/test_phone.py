@@ -9,7 +9,6 @@ import re
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 import engine
-from engine import Principal, Role
 from tests.browser.conftest import Site, sign_in
 from tests.browser.test_committee_journey import act
 
@@ -30,12 +29,7 @@ def fits(page: Page, path: str) -> None:
 def test_a_phone_without_javascript_shows_every_page_whole_and_submits_forms(
     browser: Browser, site: Site
 ) -> None:
-    committee = Principal(
-        id=f"user:{site.committee}",
-        name=site.committee,
-        role=Role.committee,
-        communities=frozenset({site.community}),
-    )
+    committee = site.committee_principal
     project = engine.open_project(
         site.z,
         committee,
