@@ -8,9 +8,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import alembic.util
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -23,11 +22,13 @@ from rich.progress import (
 )
 
 import engine
-from api.dispatcher import Dispatcher
 from api.settings import Settings
 from demo import district as demo_district
 from engine import CLI, Database, Zizhi, ZizhiError, subscriptions
 from workflows import load_registry
+
+if TYPE_CHECKING:
+    from api.dispatcher import Dispatcher
 
 app = typer.Typer(
     help="自治 Zizhi：居民自治项目流程与经费台账。",
@@ -63,7 +64,7 @@ def open_zizhi(settings: Settings, *, definitions: bool = True) -> Zizhi:
     )
     try:
         db.migrate()
-    except alembic.util.CommandError:
+    except engine.UnknownSchema:
         # Most likely a database written by a newer Zizhi: its migration is not one of ours.
         err.print(
             "[red]无法升级数据库：其结构版本不是本程序所知的版本（可能由更新版本的自治 Zizhi "
@@ -81,6 +82,12 @@ def open_zizhi(settings: Settings, *, definitions: bool = True) -> Zizhi:
         )
         raise typer.Exit(2)
     return z
+
+
+def _dispatcher(z: Zizhi, settings: Settings) -> Dispatcher:
+    from api.dispatcher import Dispatcher  # HTTP client and all: only the commands that send
+
+    return Dispatcher(z, settings.dispatch_config())
 
 
 @contextmanager
@@ -143,7 +150,7 @@ def serve(
             "多进程部署请使用 PostgreSQL（见 docs/deployment.md）。[/yellow]",
             soft_wrap=True,
         )
-    dispatcher = None if no_dispatcher else Dispatcher(z, settings.dispatch_config())
+    dispatcher = None if no_dispatcher else _dispatcher(z, settings)
     if dispatcher is not None:
         dispatcher.start()
     options: dict[str, Any] = {
@@ -178,7 +185,7 @@ def worker() -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    dispatcher = Dispatcher(z, settings.dispatch_config())
+    dispatcher = _dispatcher(z, settings)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
@@ -379,18 +386,21 @@ def verify(
     if checkpoint is not None:
         _verify_checkpoint(checkpoint)
         return
-    z = open_zizhi(Settings(), definitions=False)  # the history is checked without them
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
-    ) as progress:
-        task = progress.add_task("正在校验历史链……", total=None)
-        report = engine.verify(
-            z,
-            CLI,
-            progress=lambda n: progress.update(
-                task, description=f"正在校验历史链……已校验 {n} 条事件"
-            ),
-        )
+    # The second process is forked first, while this one has no thread and no connection.
+    with engine.verify_helper() as helper:
+        z = open_zizhi(Settings(), definitions=False)  # the history is checked without them
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
+        ) as progress:
+            task = progress.add_task("正在校验历史链……", total=None)
+            report = engine.verify(
+                z,
+                CLI,
+                progress=lambda n: progress.update(
+                    task, description=f"正在校验历史链……已校验 {n} 条事件"
+                ),
+                helper=helper,
+            )
     if report.ok:
         print(
             f"校验通过：{report.checked} 条事件，哈希链完整，账本余额与分录一致，"

@@ -54,7 +54,7 @@ from engine.model import (
 from engine.rules.fields import MAX_AMOUNT_FEN, FieldSpec, optional_text_pattern, text_pattern
 from engine.rules.loader import load_definition
 from engine.rules.workflow import Workflow, WorkflowRegistry
-from engine.store.db import Database
+from engine.store.db import Database, UnknownSchema
 from engine.store.history import SYSTEM_CHAIN, canonical_json
 from engine.store.history import iso as history_time
 from engine.store.pagination import Page
@@ -70,6 +70,7 @@ from engine.usecases.audit import (
     replay_project,
     stream_events,
     verify,
+    verify_helper,
 )
 from engine.usecases.checkpoints import (
     CheckpointReport,
@@ -274,6 +275,7 @@ __all__ = [
     "CommunityKind",
     "CommunityView",
     "Database",
+    "UnknownSchema",
     "DefinitionError",
     "DemandView",
     "EventFilter",
@@ -350,6 +352,7 @@ __all__ = [
     "stream_events",
     "utc_now",
     "verify",
+    "verify_helper",
     "year_status",
     # --- added for the API contract (issue 7) ---
     "get_demand",

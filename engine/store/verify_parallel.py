@@ -22,13 +22,16 @@ Both processes read the same snapshot:
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -65,24 +68,77 @@ def events_recorded(db: Database) -> int:
         return int(conn.execute(sa.select(sa.func.sum(chain_heads.c.seq))).scalar_one() or 0)
 
 
+class Helper:
+    """The second process of a two-process verify: its end of the pipe, and the process.
+
+    ``Helper.fork()`` starts it at once by forking this process, which must then be
+    single-threaded and hold no database connection (the command line, before it opens
+    the database): the child already has every module imported and is ready the moment
+    it is needed, instead of a second or more later. ``Helper.spawn()`` starts a process of
+    its own (``python -m engine.store.verify_worker``), which is safe anywhere (a server
+    with threads) and imports what it needs first. ``close()`` ends either.
+    """
+
+    def __init__(self, link: _Link, process: subprocess.Popen[bytes] | BaseProcess) -> None:
+        self.link = link
+        self._process = process
+
+    @classmethod
+    def fork(cls) -> Helper | None:
+        """Fork the helper now, or None where forking is not safe (threads running, or a
+        platform that does not fork): ``verify`` then spawns one when it needs it."""
+        if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        ours, theirs = multiprocessing.Pipe()
+        context = multiprocessing.get_context("fork")
+        process = context.Process(target=_forked, args=(ours, theirs), daemon=True)
+        process.start()
+        theirs.close()
+        return cls(_Link(ours), process)
+
+    @classmethod
+    def spawn(cls) -> Helper:
+        ours, theirs = multiprocessing.Pipe()
+        # A process of its own (``python -m``), not multiprocessing's spawn: that would
+        # import this process's main module again in the worker (under ``zizhi serve``, the
+        # whole web app), and on SQLite this process waits for the worker to be ready.
+        root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.store.verify_worker", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        theirs.close()
+        return cls(_Link(ours), process)
+
+    def close(self) -> None:
+        """Let the helper go (unused, it ends on the closed pipe) and wait for it to end."""
+        self.link.close()
+        process = self._process
+        if isinstance(process, subprocess.Popen):
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        else:
+            process.join(5)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
+
+
 def verify_in_two(
-    db: Database, progress: Callable[[int], None] | None = None
+    db: Database, progress: Callable[[int], None] | None = None, helper: Helper | None = None
 ) -> tuple[int, ChainFault | None]:
-    """The whole history (no scope), as ``verify_all`` checks it, on two processes."""
-    ours, theirs = multiprocessing.Pipe()
-    # A process of its own (``python -m``), not multiprocessing's spawn: that would import
-    # this process's main module again in the worker (under ``zizhi verify``, the whole
-    # CLI and web app), and on SQLite this process waits for the worker to be ready.
-    root = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "engine.store.verify_worker", str(theirs.fileno())],
-        pass_fds=(theirs.fileno(),),
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": path},
-    )
-    theirs.close()
-    link = _Link(ours)
+    """The whole history (no scope), as ``verify_all`` checks it, on two processes: this one
+    and ``helper`` (the caller's to close), or one spawned for this check."""
+    own = helper is None
+    if helper is None:
+        helper = Helper.spawn()
+    link = helper.link
     try:
         link.send(db.url.render_as_string(hide_password=False))  # never in argv: no password in ps
         if db.is_sqlite:  # the write lock waits for nobody: the worker must be ready first
@@ -90,12 +146,8 @@ def verify_in_two(
         with _shared_snapshot(db, link) as conn:
             return _verify(conn, link, progress)
     finally:
-        ours.close()
-        try:
-            worker.wait(5)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        if own:
+            helper.close()
 
 
 class _Link:
@@ -109,6 +161,9 @@ class _Link:
 
     def send(self, message: Any) -> None:
         self._conn.send(message)
+
+    def close(self) -> None:
+        self._conn.close()
 
     def catch_up(self) -> None:
         """Take in whatever the worker has said so far (its progress, mostly)."""
@@ -259,11 +314,24 @@ def _claims_system(conn: Connection) -> bool:
     return conn.execute(stray.limit(1)).first() is not None
 
 
+def _forked(ours: Any, theirs: Any) -> None:
+    # Nothing inherited is ever collected here: were it a connection of the main process's,
+    # its finalizer would close the main process's session.
+    gc.freeze()
+    ours.close()  # the main process's end: without it here, its closing would go unnoticed
+    work(theirs)
+
+
 def work(to_main: Any) -> None:
-    """The worker process (``engine.store.verify_worker``): connect, take the main process's
-    snapshot, check the communities it is given, report progress and the outcome."""
+    """The worker process (``engine.store.verify_worker``, or forked): connect, take the main
+    process's snapshot, check the communities it is given, report progress and the outcome.
+    A pipe closed before the database is named: not needed after all."""
     try:
-        db = Database(to_main.recv(), pool_size=1)
+        url = to_main.recv()
+    except EOFError:
+        return
+    try:
+        db = Database(url, pool_size=1)
         with db.read() as conn:
             # Connected and inside a transaction that has read nothing yet.
             to_main.send("connected")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,7 @@ from engine.store.replay import PROJECT_SAVES
 from engine.store.scope import scope_clause, visible_project
 from engine.store.tables import communities, events
 from engine.store.uow import Zizhi
-from engine.store.verify_parallel import PARALLEL_FROM, events_recorded, verify_in_two
+from engine.store.verify_parallel import PARALLEL_FROM, Helper, events_recorded, verify_in_two
 from engine.usecases.access_log import record_access
 
 # Events that change the project record itself, and so bump its version.
@@ -223,6 +223,7 @@ def verify(
     progress: Callable[[int], None] | None = None,
     *,
     parallel_from: int = PARALLEL_FROM,
+    helper: Helper | None = None,
 ) -> VerifyReport:
     """Recompute the chains, re-add the ledger and rebuild every fact table from the history;
     the first fault, if any (auditors, admins).
@@ -233,10 +234,11 @@ def verify(
 
     The whole history, from ``parallel_from`` events, is checked on two processes in one
     snapshot (``engine.store.verify_parallel``); the report is the one a single process makes.
+    The second process is ``helper`` (``verify_helper``) if given, else one started for it.
     """
     principal.require(Role.auditor, Role.admin)
     if principal.unrestricted and events_recorded(z.db) >= parallel_from:
-        checked, fault = verify_in_two(z.db, progress)
+        checked, fault = verify_in_two(z.db, progress, helper)
     else:
         with z.read() as conn:
             scope: set[str] | None = None
@@ -248,6 +250,20 @@ def verify(
     return VerifyReport(
         ok=fault is None, checked=checked, first_bad=None if fault is None else fault.as_dict()
     )
+
+
+@contextmanager
+def verify_helper() -> Iterator[Helper | None]:
+    """The second process of a two-process ``verify``, forked now so that it is ready when
+    needed instead of importing for a second or more then. Enter it while this process is
+    single-threaded and has no database connection (the command line, before it opens the
+    database); where forking is not safe it is None and ``verify`` starts one itself."""
+    helper = Helper.fork()
+    try:
+        yield helper
+    finally:
+        if helper is not None:
+            helper.close()
 
 
 # --- internals ---------------------------------------------------------------------------------

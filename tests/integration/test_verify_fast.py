@@ -9,8 +9,15 @@ snapshot; the tamper tests (``test_tamper.py``) hold the one-process path to eve
 from __future__ import annotations
 
 import gc
+import json
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -196,3 +203,70 @@ def test_verification_runs_with_the_cyclic_collector_paused_and_restores_it(
     report = engine.verify(z, CLI, lambda _: seen.append(gc.isenabled()), parallel_from=10**12)
     assert report.ok and seen and not any(seen)
     assert gc.isenabled()
+
+
+# A process of its own: the helper is forked only from a process with one thread.
+_WITH_A_FORKED_HELPER = textwrap.dedent(
+    """
+    import json, sys, threading
+    import engine, workflows
+    from engine.model import CLI
+    from engine.store.verify_parallel import Helper
+    parallel_from = int(sys.argv[2])
+    with engine.verify_helper() as helper:
+        assert isinstance(helper, Helper), helper
+        process = helper._process
+        assert process.is_alive() and process.pid is not None
+        z = engine.Zizhi(engine.Database(sys.argv[1]), workflows.load_registry())
+        report = engine.verify(z, CLI, parallel_from=parallel_from, helper=helper)
+    process.join(0)
+    threads = threading.active_count()
+    print(json.dumps([report.ok, report.checked, report.first_bad, process.exitcode, threads]))
+    """
+)
+
+
+def _verify_with_a_forked_helper(z: Zizhi, parallel_from: int) -> list[Any]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _WITH_A_FORKED_HELPER,
+            z.db.url.render_as_string(False),
+            str(parallel_from),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout))
+
+
+@pytest.mark.parametrize("tampered", [False, True], ids=["sound", "tampered"])
+def test_a_helper_forked_before_the_database_is_opened_checks_half_of_it(
+    history: tuple[Zizhi, list[str]], tampered: bool
+) -> None:
+    """``zizhi verify`` forks its second process first; it reports what one process does."""
+    z, made = history
+    if tampered:
+        with z.db.write() as conn:
+            conn.execute(
+                sa.update(demands).where(demands.c.community_id == made[2]).values(content="改过")
+            )
+            conn.commit()
+    one = engine.verify(z, CLI, parallel_from=10**12)
+    ok, checked, first_bad, exitcode, threads = _verify_with_a_forked_helper(z, 0)
+    assert (ok, checked, first_bad) == (one.ok, one.checked, one.first_bad)
+    assert ok is not tampered
+    assert (exitcode, threads) == (0, 1)  # it ended, and nothing was left running
+
+
+def test_a_forked_helper_not_needed_goes_away(history: tuple[Zizhi, list[str]]) -> None:
+    z, _ = history
+    ok, checked, first_bad, exitcode, threads = _verify_with_a_forked_helper(z, 10**12)
+    assert (ok, first_bad, exitcode, threads) == (True, None, 0, 1)
+    assert checked == engine.verify(z, CLI, parallel_from=10**12).checked
