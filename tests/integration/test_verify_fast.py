@@ -23,10 +23,10 @@ import pytest
 import sqlalchemy as sa
 
 import engine
-from engine.model import CLI, fiscal_year
+from engine.model import CLI, Principal, Role, fiscal_year
 from engine.rules.workflow import WorkflowRegistry
 from engine.store.facts import verify_all, verify_facts
-from engine.store.history import iso
+from engine.store.history import SYSTEM_CHAIN, ChainWriter, iso
 from engine.store.tables import (
     UTCDateTime,
     closed_years,
@@ -270,3 +270,35 @@ def test_a_forked_helper_not_needed_goes_away(history: tuple[Zizhi, list[str]]) 
     ok, checked, first_bad, exitcode, threads = _verify_with_a_forked_helper(z, 10**12)
     assert (ok, first_bad, exitcode, threads) == (True, None, 0, 1)
     assert checked == engine.verify(z, CLI, parallel_from=10**12).checked
+
+
+@pytest.mark.parametrize("on", ["another community's chain", "the system chain"])
+def test_a_ledger_event_on_another_chain_is_checked_by_either_way_of_checking(
+    history: tuple[Zizhi, list[str]], on: str
+) -> None:
+    """The engine records a community's ledger events on its own chain. One appended, well
+    chained, to another community's chain, for an entry the ledger does not hold, is the
+    fault one process names; each half of a two-process check reads only its own
+    communities' entries, and must not let it pass between them."""
+    z, made = history
+    with z.db.write() as conn:
+        recorded = conn.execute(
+            sa.select(events.c.data)
+            .where(events.c.type == "ledger.reserved", events.c.community_id == made[0])
+            .limit(1)
+        ).scalar_one()
+        data = {**json.loads(recorded), "entry_id": 10**9}
+        elsewhere = made[1] if on == "another community's chain" else SYSTEM_CHAIN
+        chain = ChainWriter(conn, elsewhere, CLI.actor, z.clock())
+        chain.append("ledger.reserved", data, community_id=made[0])
+        chain.flush()
+        conn.commit()
+    one = engine.verify(z, CLI, parallel_from=10**12)
+    assert not one.ok and one.first_bad is not None
+    assert f"分录 {10**9} 在账本中缺失" in one.first_bad["reason"]
+    assert engine.verify(z, CLI, parallel_from=0) == one
+    auditor = Principal(
+        id="token:a", name="审计", role=Role.auditor, communities=frozenset(made[:1])
+    )
+    scoped = engine.verify(z, auditor, parallel_from=10**12)
+    assert not scoped.ok and scoped.first_bad == one.first_bad
