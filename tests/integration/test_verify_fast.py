@@ -302,3 +302,26 @@ def test_a_ledger_event_on_another_chain_is_checked_by_either_way_of_checking(
     )
     scoped = engine.verify(z, auditor, parallel_from=10**12)
     assert not scoped.ok and scoped.first_bad == one.first_bad
+
+
+def test_the_command_line_starts_no_thread_so_its_verify_can_fork_the_helper() -> None:
+    """``zizhi verify`` forks only from a process with one thread: what the CLI imports
+    (and the settings it reads) must not start one, or the command would spawn and wait."""
+    script = (
+        "import api.cli, engine, json, threading\n"
+        "settings = api.cli.Settings()\n"
+        "threads = threading.active_count()\n"
+        "with engine.verify_helper() as helper:\n"
+        "    forked = helper is not None\n"
+        "print(json.dumps([threads, forked]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [1, True]
