@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, FilePath, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from api.dispatcher import DispatchConfig
+from api.dispatch_config import DispatchConfig
 from engine import AllocationPolicy, UrlGuard, parse_networks
 
 

@@ -18,6 +18,7 @@ unique constraint.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -74,7 +75,19 @@ def key(value: str) -> str:
     """The form in which identifiers are compared: NFKC, case-folded, no blanks at all.
 
     NFKC once more after the blanks are gone: a blank between a letter and its accent kept
-    them apart (``e\\u200b\\u0301``); without it they compose (``é``), as typed without it."""
+    them apart (``e\\u200b\\u0301``); without it they compose (``é``), as typed without it.
+
+    Verify recomputes the key of every expense's invoice number and payee, so the common
+    cases are quick: printable ASCII without a space (most invoice numbers) is its own NFKC
+    form, holds no blank, and case-folds as it lower-cases; other texts (payees, which
+    repeat) are remembered, a few thousand of them."""
+    if value.isascii() and value.isprintable() and " " not in value:
+        return value.lower()
+    return _full_key(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _full_key(value: str) -> str:
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
     return unicodedata.normalize("NFKC", _BLANKS.sub("", folded))
 

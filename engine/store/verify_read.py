@@ -153,8 +153,10 @@ def fix_times(rows: Sequence[Any], positions: tuple[int, ...], slow: SlowTimes) 
 
 def fix_row(row: Any, positions: tuple[int, ...], slow: SlowTimes) -> Any:
     """One row (a tuple) with any time marked for the slow path read the slow way."""
-    if any(isinstance(row[i], str) and row[i].startswith(SLOW) for i in positions):
-        return tuple(slow(v) if i in positions else v for i, v in enumerate(row))
+    for i in positions:
+        value = row[i]
+        if isinstance(value, str) and value.startswith(SLOW):
+            return tuple(slow(v) if j in positions else v for j, v in enumerate(row))
     return row
 
 

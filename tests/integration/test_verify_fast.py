@@ -325,3 +325,25 @@ def test_the_command_line_starts_no_thread_so_its_verify_can_fork_the_helper() -
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [1, True]
+
+
+def test_the_command_line_imports_no_http_client_until_a_command_sends() -> None:
+    """Every command reads the settings, and ``zizhi verify`` waits for the imports before it
+    starts; the webhook dispatcher's HTTP client (a tenth of a second) is for ``serve`` and
+    ``worker`` alone."""
+    script = (
+        "import api.cli, json, sys\n"
+        "settings = api.cli.Settings()\n"
+        "config = settings.dispatch_config()\n"
+        "print(json.dumps(sorted(m for m in ('httpx', 'httpx2', 'api.dispatcher') if m in sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []

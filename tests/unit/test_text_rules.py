@@ -146,6 +146,20 @@ def test_blanks_anywhere_do_not_change_the_key(a: str, x: str, b: str, y: str, c
     assert text.key(a + x + b + y + c) == text.key(x + y)
 
 
+def _key_by_definition(value: str) -> str:
+    """The key as the module's docstring defines it, every step taken for every text."""
+    blank = re.compile(rf"[\s{text.INVISIBLE}]+")
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    return unicodedata.normalize("NFKC", blank.sub("", folded))
+
+
+@given(typed | st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=20))
+def test_the_key_of_any_text_is_the_key_by_definition(value: str) -> None:
+    # Twice: the second time it may come from what the first remembered.
+    assert text.key(value) == _key_by_definition(value)
+    assert text.key(value) == _key_by_definition(value)
+
+
 @given(st.text(alphabet="0123456789abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=20))
 def test_full_width_and_upper_case_forms_have_the_same_key(ascii_id: str) -> None:
     full_width = "".join(chr(ord(c) + 0xFEE0) if c != "-" else "－" for c in ascii_id.upper())
