@@ -50,6 +50,11 @@ from engine.store.verify_read import (
 MISPLACED = "记账事件不在其社区的链上"
 
 
+def misplaced(event: Any) -> bool:
+    """A ledger event (an ``EVENT_COLUMNS`` tuple) on a chain other than its community's."""
+    return event[TYPE].startswith("ledger.") and event[COMMUNITY] != event[CHAIN]
+
+
 def verify_all(
     conn: Connection,
     scope: Collection[str] | None = None,
@@ -90,7 +95,7 @@ def _verify_all(
     names = set(_communities(conn, scope))
     faults: dict[str, ChainFault] = {}
     reading: list[Replay] = []  # the community chain being read, if any
-    misplaced: list[int] = []  # ledger events on a chain not their community's
+    astray: list[int] = []  # ledger events on a chain not their community's
 
     def finish() -> None:
         replay = reading.pop()
@@ -101,8 +106,8 @@ def _verify_all(
 
     def visit(event: Any) -> None:
         if event[TYPE].startswith("ledger."):
-            if event[COMMUNITY] != event[CHAIN]:
-                misplaced.append(event[ID])
+            if misplaced(event):
+                astray.append(event[ID])
             recorded.add(event)
             return
         chain = event[CHAIN]
@@ -118,8 +123,8 @@ def _verify_all(
         return checked, fault
     if reading:
         finish()
-    if part and misplaced:
-        return checked, ChainFault(SYSTEM_CHAIN, 0, misplaced[0], MISPLACED)
+    if part and astray:
+        return checked, ChainFault(SYSTEM_CHAIN, 0, astray[0], MISPLACED)
     if scope is not None and not part:
         # A scoped check read only its communities' chains; a ledger event of theirs
         # recorded on another chain would be an entry's only record all the same.

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 
 from engine.model import ENTRY_KIND_OF_EVENT
 from engine.store.db import Database
-from engine.store.facts import MISPLACED, verify_all
+from engine.store.facts import MISPLACED, misplaced, verify_all
 from engine.store.history import SYSTEM_CHAIN
 from engine.store.system_facts import verify_system_facts
 from engine.store.tables import (
@@ -54,7 +54,7 @@ from engine.store.tables import (
     projects,
 )
 from engine.store.verify import ChainFault, verify_chains
-from engine.store.verify_read import ID, TYPE, raw_rows
+from engine.store.verify_read import ID, raw_rows
 
 # Below this many events a second process costs more (its start) than it saves.
 PARALLEL_FROM = 200_000
@@ -260,12 +260,13 @@ def _verify(
 
 
 def _system_chain(conn: Connection) -> tuple[int, ChainFault | None]:
-    """The system chain's links. A ledger event on it (the engine records none) would be
-    no half's to check: a fault here, so that the whole check looks at it."""
+    """The system chain's links. A ledger event on it (the engine records none; no community
+    is named as the system chain, or ``_halves`` gave up) would be no half's to check: a
+    fault here, so that the whole check looks at it."""
     ledger: list[int] = []
 
     def visit(event: Any) -> None:
-        if event[TYPE].startswith("ledger."):
+        if misplaced(event):
             ledger.append(event[ID])
 
     checked, fault = verify_chains(conn, chains={SYSTEM_CHAIN}, visit=visit)
