@@ -80,16 +80,21 @@ def key(value: str) -> str:
     Verify recomputes the key of every expense's invoice number and payee, so the common
     cases are quick: printable ASCII without a space (most invoice numbers) is its own NFKC
     form, holds no blank, and case-folds as it lower-cases; other texts (payees, which
-    repeat) are remembered, a few thousand of them."""
+    repeat) are remembered: the last 4,096 of up to 64 characters (a couple of megabytes at
+    most, whatever texts a caller sends)."""
     if value.isascii() and value.isprintable() and " " not in value:
         return value.lower()
+    if len(value) <= 64:
+        return _remembered_key(value)
     return _full_key(value)
 
 
-@functools.lru_cache(maxsize=4096)
 def _full_key(value: str) -> str:
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
     return unicodedata.normalize("NFKC", _BLANKS.sub("", folded))
+
+
+_remembered_key = functools.lru_cache(maxsize=4096)(_full_key)
 
 
 def json_schema_pattern(*, single_line: bool) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from api.dispatcher import DispatchConfig, Dispatcher
+from api.dispatch_config import DispatchConfig
+from api.dispatcher import Dispatcher
 from engine import UrlGuard, Zizhi, parse_networks
 
 LOCAL = UrlGuard(allowed=parse_networks("127.0.0.0/8"))

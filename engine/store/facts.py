@@ -52,7 +52,7 @@ MISPLACED = "记账事件不在其社区的链上"
 
 def misplaced(event: Any) -> bool:
     """A ledger event (an ``EVENT_COLUMNS`` tuple) on a chain other than its community's."""
-    return event[TYPE].startswith("ledger.") and event[COMMUNITY] != event[CHAIN]
+    return bool(event[TYPE].startswith("ledger.") and event[COMMUNITY] != event[CHAIN])
 
 
 def verify_all(

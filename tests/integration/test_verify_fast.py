@@ -335,7 +335,8 @@ def test_the_command_line_imports_no_http_client_until_a_command_sends() -> None
         "import api.cli, json, sys\n"
         "settings = api.cli.Settings()\n"
         "config = settings.dispatch_config()\n"
-        "print(json.dumps(sorted(m for m in ('httpx', 'httpx2', 'api.dispatcher') if m in sys.modules)))\n"
+        "clients = ('httpx', 'httpx2', 'api.dispatcher')\n"
+        "print(json.dumps(sorted(m for m in clients if m in sys.modules)))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script],

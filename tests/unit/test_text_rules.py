@@ -153,7 +153,11 @@ def _key_by_definition(value: str) -> str:
     return unicodedata.normalize("NFKC", blank.sub("", folded))
 
 
-@given(typed | st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=20))
+@given(
+    typed
+    | st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=20)
+    | st.text(min_size=60, max_size=80)  # on both sides of the length that is remembered
+)
 def test_the_key_of_any_text_is_the_key_by_definition(value: str) -> None:
     # Twice: the second time it may come from what the first remembered.
     assert text.key(value) == _key_by_definition(value)
