@@ -315,16 +315,7 @@ def test_the_command_line_starts_no_thread_so_its_verify_can_fork_the_helper() -
         "    forked = helper is not None\n"
         "print(json.dumps([threads, forked]))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=Path(__file__).resolve().parents[2],
-        text=True,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [1, True]
+    assert _in_fresh_process(script) == [1, True]
 
 
 def test_the_command_line_imports_no_http_client_until_a_command_sends() -> None:
@@ -338,6 +329,11 @@ def test_the_command_line_imports_no_http_client_until_a_command_sends() -> None
         "clients = ('httpx', 'httpx2', 'api.dispatcher')\n"
         "print(json.dumps(sorted(m for m in clients if m in sys.modules)))\n"
     )
+    assert _in_fresh_process(script) == []
+
+
+def _in_fresh_process(script: str) -> Any:
+    """What ``script`` prints as JSON, run by a new interpreter from the repository root."""
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=Path(__file__).resolve().parents[2],
@@ -347,4 +343,4 @@ def test_the_command_line_imports_no_http_client_until_a_command_sends() -> None
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == []
+    return json.loads(done.stdout)
