@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -222,3 +223,30 @@ async def idempotency_key(
 
 
 Idempotency = Annotated[IdempotencyKey | None, Depends(idempotency_key)]
+
+
+# --- the fast path (api.handoff) ------------------------------------------------------------
+
+
+async def _principal_from(request: Request) -> Principal:
+    return await current_principal(request, await _bearer(request))
+
+
+async def _if_match_from(request: Request) -> int | None:
+    return await if_match(request.headers.get("if-match"))
+
+
+async def _idempotency_from(request: Request) -> IdempotencyKey | None:
+    return await idempotency_key(request, request.headers.get("idempotency-key"))
+
+
+FROM_REQUEST: dict[Callable[..., Any], Callable[[Request], Awaitable[Any]]] = {
+    get_zizhi: get_zizhi,
+    current_principal: _principal_from,
+    json_object: json_object,
+    if_match: _if_match_from,
+    idempotency_key: _idempotency_from,
+}
+"""Each dependency above as FastAPI calls it, computed from the request alone: what lets a
+route skip FastAPI's general dependency solving (``api.handoff``). A dependency added above
+and not here only sends the routes that use it through FastAPI's own path."""
