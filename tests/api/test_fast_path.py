@@ -84,7 +84,7 @@ def _routes(app: FastAPI) -> dict[tuple[str, str], APIRoute]:
     def walk(routes: Any) -> None:
         for route in routes:
             if isinstance(route, APIRoute):
-                found.update({(method, route.path): route for method in route.methods})
+                found.update({(method, route.path): route for method in route.methods or ()})
             else:  # an included router
                 inner = getattr(route, "original_router", route)
                 walk(getattr(inner, "routes", ()))
