@@ -16,9 +16,9 @@ dependencies in ``api.deps.FROM_REQUEST``, integer or text path parameters, quer
 left at their defaults, one JSON body model, the request and the response) gets a ``Plan``
 when it is built: the same steps in the same order, computed once. A request that the plan
 would have to judge — a path parameter or a body that does not validate, a query string, a
-body that is not plain JSON, dependency overrides (tests) — is handed to FastAPI's own handler
-instead, which answers it exactly as it always has: the plan only takes the requests whose
-answer cannot differ. Exceptions raised by a dependency or the engine propagate as they do
+body that is not plain JSON, dependency overrides (tests), FastAPI's telemetry switched on —
+is handed to FastAPI's own handler instead, which answers it exactly as it always has: the
+plan only takes the requests whose answer cannot differ. Exceptions raised by a dependency or the engine propagate as they do
 from FastAPI's handler, the response is validated and serialised by FastAPI's own
 ``serialize_response``, and the headers an endpoint set are sent the same way.
 (``tests/api/test_fast_path.py`` holds both paths to the same answers.)
@@ -212,7 +212,12 @@ class Plan:
 
     async def _solve(self, request: Request) -> Any:
         """The endpoint's arguments, as FastAPI would solve them, or ``_FALLBACK``."""
-        if request.scope["query_string"] or getattr(request.app, "dependency_overrides", None):
+        scope = request.scope
+        if (
+            scope["query_string"]
+            or getattr(request.app, "dependency_overrides", None)
+            or scope.get("fastapi.telemetry") is not None  # FastAPI's spans: its own path
+        ):
             return _FALLBACK
         values: dict[str, Any] = {}
         received: Any = None

@@ -313,3 +313,22 @@ def test_a_path_no_route_takes_is_still_answered_as_before(api: Api) -> None:
     sent = {"Authorization": f"Bearer {api.admin}"}
     assert api.client.get("/api/v1/projects/1/nothing", headers=sent).status_code == 404
     assert api.client.delete("/api/v1/projects/1", headers=sent).status_code == 405
+
+
+def test_a_request_fastapi_traces_takes_fastapi_own_path(api: Api, taken: list[str]) -> None:
+    # FastAPI's telemetry, when switched on, marks the request's scope; its spans (the
+    # dependencies, the endpoint) come from its own handler, so the plan steps aside.
+    app = _app(api)
+    inner = app.build_middleware_stack()
+
+    async def traced(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "fastapi.telemetry": object()}
+        await inner(scope, receive, send)
+
+    app.middleware_stack = traced
+    try:
+        assert api.client.get("/api/v1/me", headers=api.auth(api.admin)).status_code == 200
+    finally:
+        app.middleware_stack = inner
+    assert taken == []
