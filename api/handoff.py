@@ -18,9 +18,10 @@ when it is built: the same steps in the same order, computed once. A request tha
 would have to judge — a path parameter or a body that does not validate, a query string, a
 body that is not plain JSON, dependency overrides (tests), FastAPI's telemetry switched on —
 is handed to FastAPI's own handler instead, which answers it exactly as it always has: the
-plan only takes the requests whose answer cannot differ. Exceptions raised by a dependency or the engine propagate as they do
-from FastAPI's handler, the response is validated and serialised by FastAPI's own
-``serialize_response``, and the headers an endpoint set are sent the same way.
+plan only takes the requests whose answer cannot differ. Exceptions raised by a dependency
+or the engine propagate as they do from FastAPI's handler, the response is validated and
+serialised by FastAPI's own ``serialize_response``, and the headers an endpoint set are sent
+the same way.
 (``tests/api/test_fast_path.py`` holds both paths to the same answers.)
 
 ``Router`` is an APIRouter with these routes that answers "no match" at once for a path none
