@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import httpx2 as httpx
@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import Match
 
-from api.handoff import OneHandOff, Plan, Router
+from api.handoff import _FALLBACK, OneHandOff, Plan, Router
 from tests.api.client import Api
 from tests.factories import VOTE
 
@@ -58,18 +58,12 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     async def counted(self: Plan, request: Any) -> Any:
         values = await solve(self, request)
-        if values is not _fallback():
+        if values is not _FALLBACK:
             seen.append(request.url.path)
         return values
 
     monkeypatch.setattr(Plan, "_solve", counted)
     return seen
-
-
-def _fallback() -> Any:
-    from api import handoff
-
-    return handoff._FALLBACK
 
 
 def _app(api: Api) -> FastAPI:
@@ -102,9 +96,8 @@ def test_the_busiest_routes_have_a_plan(api: Api) -> None:
 
 
 def test_a_route_with_a_dependency_the_plan_does_not_know_has_none(api: Api) -> None:
-    # Token listing pages with a cursor and filters: query parameters that must be judged
-    # are fine (left at their defaults or handed over), but a dependency outside
-    # api.deps.FROM_REQUEST is not.
+    # A dependency outside api.deps.FROM_REQUEST sends every request of the route through
+    # FastAPI's own handler.
     from fastapi import Depends
 
     def unknown() -> int:
@@ -232,7 +225,7 @@ def test_a_write_answers_alike_on_both_paths(api: Api, taken: list[str]) -> None
     }
     answers: dict[str, list[Any]] = {"fast": [], "standard": []}
     for path in ("fast", "standard"):
-        with standard_path(app) if path == "standard" else _nothing():
+        with standard_path(app) if path == "standard" else nullcontext():
             out = answers[path]
             created = api.client.post("/api/v1/projects", headers=auth, json=body)
             out.append(_masked(created))
@@ -279,11 +272,6 @@ def test_a_write_answers_alike_on_both_paths(api: Api, taken: list[str]) -> None
     assert all(status < 300 for status, _, _ in answers["fast"])
     # Every one of the fast leg's requests was the plan's own, none of the standard leg's.
     assert len(taken) == len(answers["fast"]) + 4  # and the four replays
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def test_a_router_lets_through_every_path_one_of_its_routes_takes(api: Api) -> None:
