@@ -17,16 +17,16 @@ and p95:
 
 * a project's history (``GET /api/v1/projects/{id}/history``), random projects;
 * a filtered page of 100 events from a cursor at a random place in the history, filtered
-  by community, by type, by type prefix, by actor, and unfiltered; and the first page
-  ``since=`` a random moment;
+  by community, by type, by a common and a rare type prefix, by actor, and unfiltered; the
+  first page ``since=`` a random moment; pages from a cursor ``until=`` a random moment and
+  in the week after one;
 * the CSV export of everything (``GET /api/v1/audit/events.csv``'s generator) in a child
   process: events/s and the child's peak RSS;
 * first, the checkpoint that builds the Merkle tree from nothing (once; then it only
   grows; before it, a few ``since=`` pages without the tree's time blocks); then a
   checkpoint with nothing new, a checkpoint after one new event, inclusion proofs of random
   events and consistency proofs from a random size to the current one;
-* ``verify`` only with ``--verify`` (an hour at a million events today; another bench
-  times it).
+* ``verify`` only with ``--verify`` (``bench/verify_speed.py`` times it properly).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -217,6 +218,8 @@ def measure(z: Zizhi, url: str, args: argparse.Namespace) -> None:
         "one community": lambda: engine.EventFilter(community_id=rng.choice(COMMUNITIES)),
         "type expense.recorded": lambda: engine.EventFilter(type="expense.recorded"),
         "type prefix ledger.*": lambda: engine.EventFilter(type="ledger.*"),
+        # A prefix few events match: a page finds little and must look to the feed's end.
+        "type prefix community.* (rare)": lambda: engine.EventFilter(type="community.*"),
         "one committee (actor)": lambda: engine.EventFilter(
             actor=f"token:committee-{rng.choice(COMMUNITIES)}"
         ),
@@ -239,6 +242,18 @@ def measure(z: Zizhi, url: str, args: argparse.Namespace) -> None:
         print(f"  page of 100, {name}, from a cursor: {logged}")
         print(f"  page of 100, {name}, read alone (no access-log record): {alone}")
     print(f"  first page of 100 since a random moment: {timed(since, runs)}")
+
+    def until(i: int) -> None:
+        where = engine.EventFilter(until=moments[i])
+        engine.query_events(z, AUDITOR, where, limit=100, cursor=cursors[i])
+
+    print(f"  page of 100 until a random moment, from a cursor: {timed(until, runs)}")
+
+    def week(i: int) -> None:
+        where = engine.EventFilter(since=moments[i], until=moments[i] + timedelta(days=7))
+        engine.query_events(z, AUDITOR, where, limit=100, cursor=cursors[-1 - i])
+
+    print(f"  page of 100 in a week from a random moment, from a cursor: {timed(week, runs)}")
 
     def since_community(i: int) -> None:
         where = engine.EventFilter(community_id=COMMUNITIES[i % len(COMMUNITIES)], since=moments[i])

@@ -10,12 +10,14 @@ position (``merkle_leaves``) and the hash of every *complete* subtree (``merkle_
 level ``L``, index ``i`` covers leaves ``[i·2^L, (i+1)·2^L)``). Any range the RFC's
 definitions ask for splits into O(log n) complete subtrees, fetched in one statement.
 
-Alongside, ``merkle_blocks`` keeps the latest event time of every complete block of
-``BLOCK`` leaves: a block whose latest time is before a moment holds no event at or after
-it, so a ``since=`` page reads only the blocks that reach the moment and what lies past the
-last complete block (``since_ranges``) rather than the feed from its start. Times need not
-follow the feed's order (clocks of several servers, long transactions, an odd clock): a
-stray late event only adds its own block to what is read.
+Alongside, ``merkle_blocks`` keeps the earliest and latest event times of every complete
+block of ``BLOCK`` leaves: a block whose latest time is before a moment holds no event at or
+after it, and one whose earliest time is at or after a moment holds none before it. So a
+``since=`` or ``until=`` page reads only the blocks that reach into its span of time, from
+the cursor's block on, and what lies past the last complete block (``time_ranges``), rather
+than the whole feed after the cursor. Times need not follow the feed's order (clocks of
+several servers, long transactions, an odd clock): a stray event only adds its own block to
+what is read.
 
 The tree grows only at its end (the feed below the watermark never changes), by
 ``extend``, which one writer runs at a time (an advisory lock on PostgreSQL; SQLite has one
@@ -212,39 +214,39 @@ def _add_nodes(conn: Connection, old: int, leaves: list[bytes]) -> None:
 
 
 def _add_blocks(conn: Connection, old: int, new: int) -> None:
-    """Store the latest event time of every block the leaves ``[old, new)`` complete."""
-    rows = [
-        {
-            "block": block,
-            "max_at": conn.execute(
-                sa.select(sa.func.max(events.c.at))
-                .select_from(merkle_leaves.join(events, events.c.id == merkle_leaves.c.event_id))
-                .where(merkle_leaves.c.position.between(block * BLOCK, (block + 1) * BLOCK - 1))
-            ).scalar_one(),
-        }
-        for block in range(old // BLOCK, new // BLOCK)
-    ]
+    """Store the earliest and latest event times of every block the leaves ``[old, new)``
+    complete."""
+    rows = []
+    for block in range(old // BLOCK, new // BLOCK):
+        earliest, latest = conn.execute(
+            sa.select(sa.func.min(events.c.at), sa.func.max(events.c.at))
+            .select_from(merkle_leaves.join(events, events.c.id == merkle_leaves.c.event_id))
+            .where(merkle_leaves.c.position.between(block * BLOCK, (block + 1) * BLOCK - 1))
+        ).one()
+        rows.append({"block": block, "min_at": earliest, "max_at": latest})
     if rows:
         conn.execute(sa.insert(merkle_blocks), rows)
 
 
-def since_ranges(
-    conn: Connection, since: datetime
+def time_ranges(
+    conn: Connection,
+    since: datetime | None,
+    until: datetime | None,
+    after: feed.FeedKey = feed.START,
 ) -> list[tuple[feed.FeedKey, feed.FeedKey | None]]:
-    """The stretches of the feed that may hold events at or after ``since``, in feed order:
-    ``(after, up_to)`` — keys after ``after`` and at most ``up_to`` (None: to the feed's
-    end). Runs of complete blocks whose latest time reaches ``since``, then everything past
-    the last complete block; every other event is earlier than ``since``."""
+    """The stretches of the feed after ``after`` that may hold events at or after ``since``
+    and before ``until`` (either may be None), in feed order: ``(low, up_to)`` — keys after
+    ``low`` and at most ``up_to`` (None: to the feed's end). Runs of complete blocks, from
+    the one holding ``after`` on, whose times reach into that span, then everything past
+    the last complete block; every other event after ``after`` lies outside it."""
     complete = size(conn) // BLOCK  # read first: blocks and leaves only ever catch up
     b = merkle_blocks.c
-    hits = list(
-        conn.execute(
-            sa.select(b.block)
-            .where(b.max_at >= since, b.block < complete)
-            .order_by(b.block)
-            .limit(_HITS)
-        ).scalars()
-    )
+    query = sa.select(b.block).where(b.block >= _block_of(conn, after), b.block < complete)
+    if since is not None:
+        query = query.where(b.max_at >= since)
+    if until is not None:
+        query = query.where(b.min_at < until)
+    hits = list(conn.execute(query.order_by(b.block).limit(_HITS)).scalars())
     runs: list[list[int]] = []
     for block in hits:
         if runs and runs[-1][1] == block - 1:
@@ -253,7 +255,7 @@ def since_ranges(
             runs.append([block, block])
     if len(hits) == _HITS or (runs and runs[-1][1] == complete - 1):
         # The last run reaches the tail, or there may be more blocks than were asked for (a
-        # moment early in the history): read on from its start to the feed's end.
+        # span that much of the history reaches): read on from its start to the feed's end.
         tail = runs.pop()[0]
     else:
         tail = complete
@@ -266,6 +268,23 @@ def since_ranges(
     ]
     stretches.append((keys[tail * BLOCK - 1], None))
     return stretches
+
+
+def _block_of(conn: Connection, key: feed.FeedKey) -> int:
+    """The block holding the event at ``key``: where reading after it starts. A key the
+    tree does not hold (past its end, or no event's: a cursor is only a position) starts at
+    the tree's end or its start, whichever keeps every event after ``key`` in reach."""
+    if key == feed.START:
+        return 0
+    position = conn.execute(
+        sa.select(merkle_leaves.c.position).where(merkle_leaves.c.event_id == key[1])
+    ).scalar()
+    if position is not None:
+        return int(position) // BLOCK
+    state = conn.execute(
+        sa.select(merkle_state.c.size, merkle_state.c.last_xid, merkle_state.c.last_id)
+    ).one()
+    return int(state.size) // BLOCK if key >= (state.last_xid, state.last_id) else 0
 
 
 def _keys_at(conn: Connection, positions: set[int]) -> dict[int, feed.FeedKey]:

@@ -322,15 +322,20 @@ class MerkleNode(SQLModel, table=True):
 
 
 class MerkleBlock(SQLModel, table=True):
-    """The latest event time among the leaves ``[block * BLOCK, (block + 1) * BLOCK)`` of a
-    complete block (``engine.store.merkle.BLOCK``): which blocks a ``since=`` page reads."""
+    """The earliest and latest event times among the leaves ``[block * BLOCK, (block + 1) *
+    BLOCK)`` of a complete block (``engine.store.merkle.BLOCK``): which blocks a ``since=``
+    or ``until=`` page reads."""
 
     __tablename__ = "merkle_blocks"
-    __table_args__ = (sa.Index("ix_merkle_blocks_max_at", "max_at", "block"),)
+    __table_args__ = (
+        sa.Index("ix_merkle_blocks_min_at", "min_at", "block"),
+        sa.Index("ix_merkle_blocks_max_at", "max_at", "block"),
+    )
 
     block: int = Field(
         primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False}
     )
+    min_at: datetime = _at()
     max_at: datetime = _at()
 
 
