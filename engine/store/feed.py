@@ -68,6 +68,20 @@ def after(key: FeedKey) -> sa.ColumnElement[bool]:
     )
 
 
+def unindexed_at(dialect: str) -> sa.ColumnElement[Any]:
+    """``events.at`` as a feed read filters on it: the same value, through an expression no
+    index serves (SQLite's unary ``+``; adding a zero interval on PostgreSQL).
+
+    A page reads in feed order, and the Merkle tree's blocks already bound the stretches
+    that may hold its moments (``merkle.time_ranges``). Offered ``ix_events_at``, both
+    databases sometimes read every event of the span through it and sorted them all for a
+    page of 100 (a week of a million-event history: 40,000 rows, 25 ms on PostgreSQL), when
+    their estimate of the rows after the cursor was off."""
+    if dialect == "sqlite":
+        return sa.literal_column("+events.at", events.c.at.type)
+    return sa.literal_column("(events.at + interval '0')", events.c.at.type)
+
+
 def rows_after(
     conn: Connection,
     query: sa.Select[Any],

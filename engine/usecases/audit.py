@@ -76,7 +76,7 @@ class EventFilter:
             return self.type[:-1]
         return None
 
-    def clause(self) -> sa.ColumnElement[bool]:
+    def clause(self, dialect: str) -> sa.ColumnElement[bool]:
         for name in ("since", "until"):
             moment = getattr(self, name)
             if moment is not None and moment.tzinfo is None:
@@ -101,10 +101,11 @@ class EventFilter:
             parts.append(e.actor == self.actor)
         if self.type is not None and self.type_prefix is None:
             parts.append(e.type == self.type)
+        at = feed.unindexed_at(dialect)
         if self.since is not None:
-            parts.append(e.at >= self.since)
+            parts.append(at >= self.since)
         if self.until is not None:
-            parts.append(e.at < self.until)
+            parts.append(at < self.until)
         return sa.and_(sa.true(), *parts)
 
 
@@ -129,7 +130,7 @@ def query_events(
     (``engine.store.feed``)."""
     check_limit(limit)
     start = feed.decode_cursor(cursor)
-    query = _scoped(principal, where)
+    query = _scoped(z, principal, where)
     with z.read() as conn:
         rows = _rows(conn, query, where, start, limit + 1)
     if len(rows) > limit:
@@ -152,7 +153,7 @@ def stream_events(
     Every batch is read in the same snapshot (one read transaction, held until the last
     batch or until the caller closes the iterator), so an export is one moment of history.
     """
-    base = _scoped(principal, where)
+    base = _scoped(z, principal, where)
     stack = ExitStack()
     conn = stack.enter_context(z.read())
 
@@ -323,9 +324,9 @@ def _typed_rows(
     return list(itertools.islice(heapq.merge(*runs, key=feed.key_of), n))
 
 
-def _scoped(principal: Principal, where: EventFilter) -> sa.Select[Any]:
+def _scoped(z: Zizhi, principal: Principal, where: EventFilter) -> sa.Select[Any]:
     principal.require(Role.auditor, Role.admin, Role.street)
-    query = sa.select(events).where(where.clause())
+    query = sa.select(events).where(where.clause(z.db.engine.dialect.name))
     if not principal.unrestricted:
         # Events of communities in scope; district-wide (_system) events are not theirs.
         query = query.where(

@@ -210,6 +210,50 @@ def test_a_page_from_a_cursor_asks_only_for_blocks_from_the_cursors_on(
     assert past_the_tree == [(keys[last_complete - 1], None)]
 
 
+@pytest.mark.parametrize(
+    ("since", "until"), [(300, 303), (None, 3), (597, None), (200, 500)], ids=str
+)
+def test_a_page_in_time_reads_in_feed_order_never_through_the_time_index(
+    backend: str,
+    databases: DatabaseFactory,
+    registry: WorkflowRegistry,
+    since: int | None,
+    until: int | None,
+) -> None:
+    # Offered ix_events_at, both databases sometimes read every event of the span through
+    # it and sorted them for a page: a week of a million events, 40,000 rows for 100.
+    clock = Clock()
+    z = Zizhi(databases.new(backend), registry, clock=clock)
+    _grow(z, clock, list(range(600)))
+    engine.checkpoint(z)
+    with z.db.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    where = EventFilter(
+        since=None if since is None else BASE + timedelta(minutes=since),
+        until=None if until is None else BASE + timedelta(minutes=until),
+    )
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM events" in statement and "at" in statement:
+            seen.append((statement, parameters))
+
+    sa.event.listen(z.db.engine, "before_cursor_execute", capture)
+    try:
+        page = engine.query_events(z, CLI, where, limit=100)
+    finally:
+        sa.event.remove(z.db.engine, "before_cursor_execute", capture)
+    assert page.items
+    explain = "EXPLAIN QUERY PLAN " if z.db.is_sqlite else "EXPLAIN "
+    with z.db.engine.connect() as conn:
+        for statement, parameters in seen:
+            plan = " ".join(
+                str(row[-1]) for row in conn.exec_driver_sql(explain + statement, parameters)
+            )
+            assert "ix_events_at" not in plan, plan
+
+
 def _keys(z: Zizhi) -> list[feed.FeedKey]:
     """Every event's feed key, in feed order."""
     with z.read() as conn:
