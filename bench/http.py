@@ -243,8 +243,12 @@ class Driver:
 
     def __init__(self, zizhi: Server, floor: Server, site: Prepared, n: int) -> None:
         self.zizhi, self.floor, self.site, self.n = zizhi, floor, site, n
-        self.zc = httpx.Client(base_url=zizhi.url, timeout=60)
-        self.fc = httpx.Client(base_url=floor.url, timeout=60)
+        # Each client idles while the other server takes its turn: give up a kept-alive
+        # connection before uvicorn's 5 s keep-alive ends it, or a request sent just as the
+        # server closes it fails ("Server disconnected without sending a response").
+        limits = httpx.Limits(keepalive_expiry=4.0)
+        self.zc = httpx.Client(base_url=zizhi.url, timeout=60, limits=limits)
+        self.fc = httpx.Client(base_url=floor.url, timeout=60, limits=limits)
         self.committee = {"Authorization": f"Bearer {site.committee}"}
         self.admin = {"Authorization": f"Bearer {site.admin}"}
         self.figures: dict[str, Figure] = defaultdict(Figure)
