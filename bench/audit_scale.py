@@ -17,9 +17,9 @@ and p95:
 
 * a project's history (``GET /api/v1/projects/{id}/history``), random projects;
 * a filtered page of 100 events from a cursor at a random place in the history, filtered
-  by community, by type, by a common and a rare type prefix, by actor, and unfiltered; the
-  first page ``since=`` a random moment; pages from a cursor ``until=`` a random moment and
-  in the week after one;
+  by community, by type, by a common and a rare type prefix, by actor, by project, and
+  unfiltered; the first page ``since=`` a random moment; pages from a cursor ``until=`` a
+  random moment and in the week after one;
 * the CSV export of everything (``GET /api/v1/audit/events.csv``'s generator) in a child
   process: events/s and the child's peak RSS;
 * first, the checkpoint that builds the Merkle tree from nothing (once; then it only
@@ -223,6 +223,7 @@ def measure(z: Zizhi, url: str, args: argparse.Namespace) -> None:
         "one committee (actor)": lambda: engine.EventFilter(
             actor=f"token:committee-{rng.choice(COMMUNITIES)}"
         ),
+        "one project": lambda: engine.EventFilter(project_id=rng.choice(ids)),
         "no filter": lambda: engine.EventFilter(),
     }
     for name, make in filters.items():

@@ -79,7 +79,7 @@ class Event(SQLModel, table=True):
         # The feed's order is (xid, id): see engine/store/feed.py.
         sa.Index("ix_events_feed", "xid", "id"),
         sa.Index("ix_events_community_feed", "community_id", "xid", "id"),
-        sa.Index("ix_events_project", "project_id", "id"),
+        sa.Index("ix_events_project", "project_id", "xid", "id"),
         sa.Index("ix_events_at", "at"),
         sa.Index("ix_events_type", "type", "xid", "id"),
         sa.Index("ix_events_actor", "actor", "xid", "id"),
