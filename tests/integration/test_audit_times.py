@@ -254,6 +254,59 @@ def test_a_page_in_time_reads_in_feed_order_never_through_the_time_index(
             assert "ix_events_at" not in plan, plan
 
 
+@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.parametrize(
+    ("typed", "since", "until"),
+    [("project.*", 3, 9), ("ledger.*", 4, None), ("Demand.*", None, 7), ("ledger.reserved", 2, 8)],
+)
+def test_a_type_filter_within_a_span_pages_exactly_its_events(
+    backend: str,
+    databases: DatabaseFactory,
+    registry: WorkflowRegistry,
+    typed: str,
+    since: int | None,
+    until: int | None,
+) -> None:
+    clock = Clock()
+    z = Zizhi(databases.new(backend), registry, clock=clock)
+    world = World(z)
+    community = world.community()
+    rng = random.Random(6)
+    for i in range(10):
+        clock.now = BASE + timedelta(minutes=i + rng.choice([-2, 0, 0, 1]))
+        world.advance(world.project(community), "implementation", budget_fen=10_000)
+        if i == 5:
+            engine.checkpoint(z)  # a tree that covers half the history
+    lower = None if since is None else BASE + timedelta(minutes=since)
+    upper = None if until is None else BASE + timedelta(minutes=until)
+    prefix = typed.lower().removesuffix("*")
+    with z.read() as conn:
+        every = conn.execute(
+            sa.select(events.c.id, events.c.type, events.c.at)
+            .where(feed.visible(conn.dialect.name))
+            .order_by(*feed.order())
+        ).all()
+    expected = [
+        row.id
+        for row in every
+        if (row.type.startswith(prefix) if typed.endswith("*") else row.type == prefix)
+        and (lower is None or row.at >= lower)
+        and (upper is None or row.at < upper)
+    ]
+    assert len(expected) > 3  # several pages
+    where = EventFilter(type=typed, since=lower, until=upper)
+    paged: list[int] = []
+    cursor = None
+    while True:
+        page = engine.query_events(z, CLI, where, limit=3, cursor=cursor)
+        paged += [e.id for e in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert paged == expected
+    assert [e.id for e in engine.stream_events(z, CLI, where, batch=2)] == expected
+
+
 def _keys(z: Zizhi) -> list[feed.FeedKey]:
     """Every event's feed key, in feed order."""
     with z.read() as conn:
