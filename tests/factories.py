@@ -12,6 +12,7 @@ import engine
 from engine import WorkflowRegistry, load_definition
 from engine.model import CLI, Principal, Role
 from engine.store.uow import Zizhi
+from engine.usecases.audit import EventFilter
 from engine.usecases.projects import ProjectView
 from workflows import DEFINITIONS_DIR, load_registry
 
@@ -184,3 +185,15 @@ def with_version_2() -> WorkflowRegistry:
     v2 = load_definition(raw, source="self_governance.v2.yaml")
     v1 = load_registry()
     return WorkflowRegistry([*v1.all(), v2], menu=v1.menu)
+
+
+def paged_event_ids(z: Zizhi, where: EventFilter, limit: int) -> list[int]:
+    """The ids of every event ``where`` matches, read page by page on ``next_cursor``."""
+    ids: list[int] = []
+    cursor = None
+    while True:
+        page = engine.query_events(z, CLI, where, limit=limit, cursor=cursor)
+        ids += [e.id for e in page.items]
+        if page.next_cursor is None:
+            return ids
+        cursor = page.next_cursor

@@ -18,7 +18,7 @@ from engine.store import feed
 from engine.store.tables import events
 from engine.store.uow import Zizhi
 from tests.conftest import DatabaseFactory
-from tests.factories import World
+from tests.factories import World, paged_event_ids
 
 
 def test_the_events_table_has_an_index_for_each_exact_filter(z: Zizhi) -> None:
@@ -47,6 +47,12 @@ def _statements_of(z: Zizhi, where: EventFilter) -> list[tuple[str, Any]]:
     return seen
 
 
+def _sqlite_plan(z: Zizhi, statement: str, parameters: Any) -> str:
+    with z.db.engine.connect() as conn:
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        return " ".join(str(row[-1]) for row in rows)
+
+
 @pytest.mark.parametrize(
     ("where", "index"),
     [
@@ -63,11 +69,7 @@ def test_sqlite_plans_an_exact_filter_through_its_index(
     # SQLite alone: PostgreSQL plans by table statistics (the index is checked above on both).
     z = Zizhi(databases.new("sqlite"), registry)
     for statement, parameters in _statements_of(z, where):
-        with z.db.engine.connect() as conn:
-            plan = " ".join(
-                str(row[-1])
-                for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-            )
+        plan = _sqlite_plan(z, statement, parameters)
         assert any(f"ix_events_{name}" in plan for name in ("type", "actor", "project")), plan
         if index is not None:
             assert index in plan, plan
@@ -91,11 +93,7 @@ def test_sqlite_reads_a_type_prefix_through_the_type_index_one_type_at_a_time(
     statements = _statements_of(z, EventFilter(type="project.*"))
     assert len(statements) > 2  # the types present, then each project.* type's own run
     for statement, parameters in statements:
-        with z.db.engine.connect() as conn:
-            plan = " ".join(
-                str(row[-1])
-                for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-            )
+        plan = _sqlite_plan(z, statement, parameters)
         assert "ix_events_type" in plan, plan
         assert not re.search(r"SCAN (events|e)\b", plan), plan  # no walk of the table
 
@@ -130,15 +128,7 @@ def test_a_type_filter_pages_exactly_its_events_in_feed_order_however_typed(
     assert len(expected) != 1  # several, or (for nothing.*) none
 
     where = EventFilter(type=typed)
-    paged: list[int] = []
-    cursor = None
-    while True:
-        page = engine.query_events(z, CLI, where, limit=2, cursor=cursor)
-        paged += [e.id for e in page.items]
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    assert paged == expected
+    assert paged_event_ids(z, where, limit=2) == expected
     assert [e.id for e in engine.stream_events(z, CLI, where, batch=3)] == expected
 
 

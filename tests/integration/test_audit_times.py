@@ -23,7 +23,7 @@ from engine.store import feed, merkle
 from engine.store.tables import events, merkle_blocks, merkle_leaves
 from engine.store.uow import Zizhi
 from tests.conftest import DatabaseFactory
-from tests.factories import World
+from tests.factories import World, paged_event_ids
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -60,15 +60,7 @@ def _expected(z: Zizhi, since: datetime | None, until: datetime | None = None) -
 
 
 def _paged(z: Zizhi, since: datetime | None, until: datetime | None = None) -> list[int]:
-    ids: list[int] = []
-    cursor = None
-    where = EventFilter(since=since, until=until)
-    while True:
-        page = engine.query_events(z, CLI, where, limit=7, cursor=cursor)
-        ids += [e.id for e in page.items]
-        if page.next_cursor is None:
-            return ids
-        cursor = page.next_cursor
+    return paged_event_ids(z, EventFilter(since=since, until=until), limit=7)
 
 
 @pytest.mark.usefixtures("small_blocks")
@@ -295,15 +287,7 @@ def test_a_type_filter_within_a_span_pages_exactly_its_events(
     ]
     assert len(expected) > 3  # several pages
     where = EventFilter(type=typed, since=lower, until=upper)
-    paged: list[int] = []
-    cursor = None
-    while True:
-        page = engine.query_events(z, CLI, where, limit=3, cursor=cursor)
-        paged += [e.id for e in page.items]
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    assert paged == expected
+    assert paged_event_ids(z, where, limit=3) == expected
     assert [e.id for e in engine.stream_events(z, CLI, where, batch=2)] == expected
 
 
