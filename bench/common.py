@@ -111,7 +111,14 @@ def describe_environment(*, postgresql: bool, admin_url: str = PG_ADMIN_URL) -> 
     if postgresql:
         with psycopg.connect(admin_url) as conn:
             version = conn.execute("SHOW server_version").fetchone()
-        parts.append(f"PostgreSQL {version[0].split()[0] if version else '?'}")
+            # What write costs at scale depend on (docs/deployment.md): read, not assumed.
+            settings = [
+                f"{name}={conn.execute(f'SHOW {name}').fetchone()[0]}"
+                for name in ("shared_buffers", "synchronous_commit", "max_wal_size")
+            ]
+        parts.append(
+            f"PostgreSQL {version[0].split()[0] if version else '?'} ({' '.join(settings)})"
+        )
     parts.append(f"commit {_commit()}")
     return ", ".join(parts)
 

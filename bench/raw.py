@@ -53,6 +53,10 @@ SQL = {
         "spent_fen = ?, details = ?, updated_at = ? WHERE id = ? AND version = ? RETURNING version"
     ),
     "move_head": "UPDATE chain_heads SET seq = ?, hash = ? WHERE chain = ?",
+    # What the seven steps' conditions read (engine/usecases/projects.py, engine/store/ledger.py).
+    "demand_count": "SELECT count(*) FROM demands WHERE project_id = ?",
+    "balance": f"SELECT allocated_fen, reserved_fen, spent_fen FROM fund_accounts WHERE {_ACCOUNT}",
+    "year_closed": "SELECT year FROM closed_years WHERE year = ?",
     # Issued only on a community-year's first use; bench/statement.py times it as a tiny read.
     "account_exists": f"SELECT 1 FROM fund_accounts WHERE {_ACCOUNT}",
     "reserve": (
@@ -63,6 +67,11 @@ SQL = {
     ),
     "spend": (
         "UPDATE fund_accounts SET reserved_fen = reserved_fen - ?, spent_fen = spent_fen + ? "
+        f"WHERE {_ACCOUNT} AND reserved_fen >= ? "
+        "RETURNING allocated_fen, reserved_fen, spent_fen"
+    ),
+    "release": (
+        "UPDATE fund_accounts SET reserved_fen = reserved_fen - ? "
         f"WHERE {_ACCOUNT} AND reserved_fen >= ? "
         "RETURNING allocated_fen, reserved_fen, spent_fen"
     ),
@@ -88,6 +97,16 @@ SQL_PG["hold_reservations"] = "SELECT pg_advisory_xact_lock_shared(%s)"
 _RESERVATIONS = 0x7A7A5253
 
 _FINAL = frozenset({"completed", "rejected", "cancelled"})
+
+# The happy path's other steps (workflows/self_governance.v1.yaml): action → (from, to).
+_PATH = {
+    "close_collection": ("demand_collection", "screening"),
+    "accept": ("screening", "planning"),
+    "submit_plan": ("planning", "review"),
+    "complete_implementation": ("implementation", "evaluation"),
+    "evaluate": ("evaluation", "feedback"),
+    "close": ("feedback", "completed"),
+}
 
 
 def canonical_json(value: Any) -> str:
@@ -144,6 +163,42 @@ class RawWriter:
                 project,
             )
             return tx.save(project, "cancel", fields, state="cancelled")
+
+    def step(self, project_id: int, action: str, fields: Mapping[str, Any]) -> int:
+        """One step of the happy path, with the reads its conditions make and its money:
+        ``submit_plan`` checks the budget against what is available and the year, ``approve``
+        reserves (see ``approve``), ``close`` releases what is still reserved."""
+        if action == "approve":
+            return self.approve(project_id, fields)
+        source, dest = _PATH[action]
+        with _Tx(self) as tx:
+            project = tx.lock(project_id)
+            if project[_STATE] != source:
+                raise ValueError(f"project is not in {source}")
+            account = (project[_COMMUNITY], project[_FUND], project[_YEAR])
+            budget = project[_BUDGET]
+            if action == "close_collection" and tx.one("demand_count", (project_id,))[0] < 1:
+                raise ValueError("no demands")
+            if action == "submit_plan":
+                budget = fields["budget_fen"]
+                allocated, reserved, spent = tx.one("balance", account)
+                if budget > allocated - reserved - spent:
+                    raise ValueError("more than is available")
+                if tx.one("year_closed", (project[_YEAR],)) is not None:
+                    raise ValueError("year closed")
+            cause = tx.append(
+                "project.transitioned",
+                {"action": action, "from": source, "to": dest, "fields": dict(fields)},
+                project,
+            )
+            money = None
+            if action == "close" and (amount := project[_RESERVED]) > 0:
+                after = tx.one("release", (amount, *account, amount))
+                if after is None:
+                    raise ValueError("the ledger is broken")
+                tx.entry(project, "release", "ledger.released", amount, after, cause)
+                money = (0, project[_SPENT])
+            return tx.save(project, action, fields, state=dest, money=money, budget=budget)
 
     def approve(self, project_id: int, votes: Mapping[str, int]) -> int:
         """``approve``: the vote's event, then reserve the budget (account, project, entry)."""
@@ -346,6 +401,7 @@ class _Tx:
         *,
         state: str,
         money: tuple[int, int] | None = None,
+        budget: int | None = None,
     ) -> int:
         """Write the project back with its version bumped; the details JSON keeps each action."""
         details = json.loads(project[_DETAILS])
@@ -356,7 +412,7 @@ class _Tx:
             "save_project",
             (
                 state,
-                project[_BUDGET],
+                project[_BUDGET] if budget is None else budget,
                 reserved,
                 spent,
                 json.dumps(details, ensure_ascii=False),
