@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Literal
 
@@ -26,6 +27,13 @@ class Settings(BaseSettings):
         default="FULL", description="FULL: a commit is on disk when it returns"
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="requests whose engine work runs at once in one process (default: "
+        "two per CPU on SQLite, the pool and its overflow on PostgreSQL)",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     self_governance_default_fen: int = Field(default=5_000_000, ge=0)
@@ -69,6 +77,21 @@ class Settings(BaseSettings):
     def _networks(cls, value: str) -> str:
         parse_networks(value)
         return value
+
+    def worker_threads(self, *, sqlite: bool) -> int:
+        """How many requests run their engine call in worker threads at once, per process.
+
+        A request waiting for a thread waits on the event loop, which costs nothing; every
+        thread past what the work can use only adds to the contention for the GIL (and on
+        SQLite for the one writer), and a request's latency with it. On SQLite the engine's
+        work is CPU in this process: two threads per CPU keep the CPUs busy. On PostgreSQL a
+        thread also waits for the server: one per connection the pool can lend.
+        """
+        if self.threads is not None:
+            return self.threads
+        if sqlite:
+            return 2 * (os.cpu_count() or 1)
+        return 2 * self.db_pool_size
 
     def webhook_guard(self) -> UrlGuard:
         return UrlGuard(allowed=parse_networks(self.webhook_allowed_networks))
