@@ -86,7 +86,7 @@ def _worker_threads(count: int) -> Callable[[FastAPI], AbstractAsyncContextManag
     Every route's engine call runs in the event loop's default thread pool (anyio's), 40
     threads unless told otherwise. More threads than the work can use make requests wait
     for the GIL instead of in the loop's queue: on two CPUs, 32 clients' reads had a p99 of
-    45–76 ms with 40 threads and 6–42 ms with 4, at the same requests per second
+    74–79 ms with 40 threads and 13–15 ms with 2, and 2 served a third more of them
     (docs/performance.md §7).
     """
 

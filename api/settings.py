@@ -32,7 +32,7 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
         description="requests whose engine work runs at once in one process (default: "
-        "two per CPU on SQLite, the pool and its overflow on PostgreSQL)",
+        "one per CPU on SQLite, the pool and its overflow on PostgreSQL)",
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -83,14 +83,14 @@ class Settings(BaseSettings):
 
         A request waiting for a thread waits on the event loop, which costs nothing; every
         thread past what the work can use only adds to the contention for the GIL (and on
-        SQLite for the one writer), and a request's latency with it. On SQLite the engine's
-        work is CPU in this process: two threads per CPU keep the CPUs busy. On PostgreSQL a
-        thread also waits for the server: one per connection the pool can lend.
+        SQLite for the one writer), and to a request's latency with it. On SQLite the
+        engine's work is CPU in this process: one thread per CPU. On PostgreSQL a thread
+        also waits for the server: one per connection the pool can lend.
         """
         if self.threads is not None:
             return self.threads
         if sqlite:
-            return 2 * (os.cpu_count() or 1)
+            return os.cpu_count() or 1
         return 2 * self.db_pool_size
 
     def webhook_guard(self) -> UrlGuard:

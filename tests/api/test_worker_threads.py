@@ -79,7 +79,7 @@ def test_one_thread_serves_requests_one_at_a_time(
 
 def test_default_thread_count_follows_the_database() -> None:
     cpus = os.cpu_count() or 1
-    assert Settings().worker_threads(sqlite=True) == 2 * cpus
+    assert Settings().worker_threads(sqlite=True) == cpus
     # PostgreSQL: a thread per connection the pool can lend (the pool and its overflow).
     assert Settings(db_pool_size=7).worker_threads(sqlite=False) == 14
     assert Settings(threads=3).worker_threads(sqlite=True) == 3
