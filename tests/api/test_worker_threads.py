@@ -77,7 +77,8 @@ def test_one_thread_serves_requests_one_at_a_time(
     assert _read_together(z, Settings(threads=1), monkeypatch, n=4) == 1
 
 
-def test_default_thread_count_follows_the_database() -> None:
+def test_default_thread_count_follows_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ZIZHI_THREADS", raising=False)
     cpus = os.cpu_count() or 1
     assert Settings().worker_threads(sqlite=True) == cpus
     # PostgreSQL: a thread per connection the pool can lend (the pool and its overflow).
