@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+import workflows
 from engine.text import key
 
 _PROJECT_COLUMNS = (
@@ -98,15 +99,8 @@ _RESERVATIONS = 0x7A7A5253
 
 _FINAL = frozenset({"completed", "rejected", "cancelled"})
 
-# The happy path's other steps (workflows/self_governance.v1.yaml): action → (from, to).
-_PATH = {
-    "close_collection": ("demand_collection", "screening"),
-    "accept": ("screening", "planning"),
-    "submit_plan": ("planning", "review"),
-    "complete_implementation": ("implementation", "evaluation"),
-    "evaluate": ("evaluation", "feedback"),
-    "close": ("feedback", "completed"),
-}
+# Where each action goes, read from the definition (the happy path's actions have one source).
+_ACTIONS = workflows.load_registry().latest("self_governance").actions
 
 
 def canonical_json(value: Any) -> str:
@@ -170,7 +164,7 @@ class RawWriter:
         reserves (see ``approve``), ``close`` releases what is still reserved."""
         if action == "approve":
             return self.approve(project_id, fields)
-        source, dest = _PATH[action]
+        (source,), dest = _ACTIONS[action].sources, _ACTIONS[action].dest
         with _Tx(self) as tx:
             project = tx.lock(project_id)
             if project[_STATE] != source:
