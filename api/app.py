@@ -13,7 +13,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import openapi, problems, web
+from api import handoff, openapi, problems, web
 from api.routes import (
     actions,
     audit,
@@ -46,7 +46,9 @@ DESCRIPTION = """
 def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(
-        lifespan=_worker_threads(settings.worker_threads(sqlite=zizhi.db.is_sqlite)),
+        lifespan=_worker_threads(
+            settings.worker_threads(sqlite=zizhi.db.is_sqlite), one_writer=zizhi.db.is_sqlite
+        ),
         title=openapi.TITLE,
         version="1.0",
         description=DESCRIPTION,
@@ -80,19 +82,26 @@ def create_app(zizhi: Zizhi, settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _worker_threads(count: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _worker_threads(
+    count: int, *, one_writer: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """The lifespan that sizes this process's worker threads (``Settings.worker_threads``).
 
     Every route's engine call runs in the event loop's default thread pool (anyio's), 40
     threads unless told otherwise. More threads than the work can use make requests wait
     for the GIL instead of in the loop's queue: on two CPUs, 32 clients' reads had a p99 of
     74–79 ms with 40 threads and 13–15 ms with 2, and 2 served a third more of them
-    (docs/performance.md §7).
+    (docs/performance.md §7). With ``one_writer`` (SQLite), the API's writes take a thread
+    of their own one at a time (``handoff.one_writer_at_a_time``): queued writers then wait
+    on the loop instead of in threads beside the one holding SQLite's lock, and reads never
+    wait behind them.
     """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = count
+        if one_writer:
+            handoff.one_writer_at_a_time()
         yield
 
     return lifespan

@@ -6,7 +6,8 @@ more than a whole floor transaction's bookkeeping (docs/performance.md). Here de
 are ``async def`` (they only parse headers and bodies), and ``OneHandOff`` wraps each plain
 ``def`` endpoint in an ``async def`` that runs it — the engine call — in the threadpool; its
 answer is then validated and serialised on the event loop. Signatures, status codes,
-headers and bodies stay exactly as declared.
+headers and bodies stay exactly as declared. On SQLite a write (any method but GET, HEAD and
+OPTIONS) waits on the loop for the one writers' thread (``one_writer_at_a_time``).
 
 **The fast path.** FastAPI answers every request through its general machinery: it walks each
 route's dependency tree, looks up every parameter's aliases and kind, and checks caches and
@@ -41,29 +42,47 @@ from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
+from anyio import CapacityLimiter
+from anyio.lowlevel import RunVar
 from fastapi import params
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute, APIRouter, serialize_response
 from pydantic import BaseModel
 from starlette._utils import get_route_path
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
+_WRITERS: RunVar[CapacityLimiter] = RunVar("zizhi_writers")
 
-def in_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+
+def one_writer_at_a_time() -> None:
+    """Let this event loop's writes enter a worker thread one at a time.
+
+    Called from the app's lifespan on SQLite, which has one writer anyway (and ``Database``
+    serialises its write transactions): a second writer in a thread could only wait there,
+    competing for the GIL with the one that holds the lock. Reads keep the default limiter.
+    """
+    _WRITERS.set(CapacityLimiter(1))
+
+
+def in_thread(endpoint: Callable[..., Any], *, writes: bool = False) -> Callable[..., Any]:
     """An ``async def`` twin of a plain endpoint that runs it in the threadpool.
 
-    FastAPI reads the parameters through ``__wrapped__`` (and resolves their annotations in
-    the endpoint's own module), so the route is declared exactly as before.
+    A route that ``writes`` takes the event loop's writers' limiter when it has one
+    (``one_writer_at_a_time``), the default limiter otherwise. FastAPI reads the parameters
+    through ``__wrapped__`` (and resolves their annotations in the endpoint's own module), so
+    the route is declared exactly as before.
     """
 
     @functools.wraps(endpoint)
     async def endpoint_in_thread(*args: Any, **kwargs: Any) -> Any:
-        return await run_in_threadpool(endpoint, *args, **kwargs)
+        call = functools.partial(endpoint, *args, **kwargs)
+        limiter = _WRITERS.get(None) if writes else None
+        return await anyio.to_thread.run_sync(call, limiter=limiter)
 
     return endpoint_in_thread
 
@@ -73,7 +92,8 @@ class OneHandOff(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if not inspect.iscoroutinefunction(endpoint) and not inspect.isgeneratorfunction(endpoint):
-            endpoint = in_thread(endpoint)
+            methods = {m.upper() for m in kwargs.get("methods") or ("GET",)}
+            endpoint = in_thread(endpoint, writes=not methods <= _READS)
         super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -113,6 +133,7 @@ class Router(APIRouter):
         return self._joined[1]
 
 
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _UNNAMED = re.compile(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>")  # a named group's opening
 _FALLBACK: Any = object()  # a request the plan leaves to FastAPI's own handler
 

@@ -19,7 +19,9 @@ each figure.
 against each server in turn: requests/s and p50/p99 latency, for writes (a pooled demand in
 one community / the floor's transition), spread writes (pooled demands going round 16
 communities, so that writers do not queue on one chain head) and reads (a project / the
-floor's row).
+floor's row). With each, the server's CPU per request answered during that run: where
+requests/s fall as clients are added, this tells the server's own extra work per request
+from time the machine gave to something else.
 
 Run from the repository root:
 
@@ -443,7 +445,19 @@ end
 """
 
 
-def wrk(url: str, clients: int, duration: int, script: Path) -> tuple[float, str, str, int]:
+@dataclass(frozen=True)
+class Load:
+    """One ``wrk`` run against one server: requests/s, latency and the server's CPU."""
+
+    rate: float
+    p50: str
+    p99: str
+    bad: int
+    cpu_per_request: float  # seconds of the server's CPU per request answered
+
+
+def wrk(server: Server, url: str, clients: int, duration: int, script: Path) -> Load:
+    before = server.cpu
     run = subprocess.run(
         [
             "wrk",
@@ -467,7 +481,9 @@ def wrk(url: str, clients: int, duration: int, script: Path) -> tuple[float, str
     p50 = re.search(r"50%\s+(\S+)", latencies).group(1)  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+(\S+)", latencies).group(1)  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rate, p50, p99, int(bad.group(1)) if bad else 0
+    answered = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    spent = server.cpu - before
+    return Load(rate, p50, p99, int(bad.group(1)) if bad else 0, spent / max(answered, 1))
 
 
 def throughput(
@@ -479,6 +495,7 @@ def throughput(
     tmp: Path,
     project: int,
     floor_project: int,
+    only: list[str],
 ) -> None:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk): throughput skipped")
@@ -530,18 +547,25 @@ def throughput(
     ]
     header = (
         f"{'case':<6} {'clients':>7} {'Zizhi req/s':>12} {'p50':>9} {'p99':>9} "
-        f"{'floor req/s':>12} {'p50':>9} {'p99':>9} {'Z/floor':>8} {'load':>5}"
+        f"{'floor req/s':>12} {'p50':>9} {'p99':>9} {'Z/floor':>8} "
+        f"{'Z CPU/req':>10} {'floor CPU':>10} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
-    for case, z_url, z_script, f_url, f_script in cases:
+    unknown = set(only) - {case[0] for case in cases}
+    if unknown:
+        raise SystemExit(f"--cases: no such case {', '.join(sorted(unknown))}")
+    chosen = sorted((c for c in cases if c[0] in only), key=lambda c: only.index(c[0]))
+    for case, z_url, z_script, f_url, f_script in chosen:
         for n in clients:
-            z = wrk(z_url, n, duration, scripts[z_script])
-            f = wrk(f_url, n, duration, scripts[f_script])
-            errors = f"  ({z[3]} + {f[3]} non-2xx)" if z[3] or f[3] else ""
+            z = wrk(zizhi, z_url, n, duration, scripts[z_script])
+            f = wrk(floor, f_url, n, duration, scripts[f_script])
+            errors = f"  ({z.bad} + {f.bad} non-2xx)" if z.bad or f.bad else ""
             print(
-                f"{case:<6} {n:>7} {z[0]:>12,.0f} {z[1]:>9} {z[2]:>9} {f[0]:>12,.0f} {f[1]:>9} "
-                f"{f[2]:>9} {z[0] / f[0]:>8.2f} {os.getloadavg()[0]:>5.1f}{errors}"
+                f"{case:<6} {n:>7} {z.rate:>12,.0f} {z.p50:>9} {z.p99:>9} {f.rate:>12,.0f} "
+                f"{f.p50:>9} {f.p99:>9} {z.rate / f.rate:>8.2f} "
+                f"{z.cpu_per_request * 1e6:>8,.0f}µs {f.cpu_per_request * 1e6:>8,.0f}µs "
+                f"{os.getloadavg()[0]:>5.1f}{errors}"
             )
 
 
@@ -559,6 +583,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100, help="projects per run")
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument(
+        "--cases", default="write,spread,read,health", help="throughput cases, in this order"
+    )
     parser.add_argument("--no-throughput", action="store_true")
     parser.add_argument("--no-cpu", action="store_true")
     parser.add_argument("--workers", type=int, default=1, help="zizhi serve --workers")
@@ -636,6 +663,7 @@ def main() -> None:
                 tmp,
                 project,
                 driver.floor_projects[0],
+                args.cases.split(","),
             )
 
 

@@ -1,8 +1,9 @@
 """The worker threads a process runs requests' engine calls on: as many as configured, no more.
 
 Requests past the limit wait on the event loop for a thread instead of contending for the GIL
-(docs/performance.md §7). Each test drives the real app, its lifespan included, and counts
-the engine calls that are running at the same moment.
+(docs/performance.md §7). On SQLite, which has one writer, writes enter a thread one at a
+time and leave the other threads to reads. Each test drives the real app, its lifespan
+included, and counts the engine calls that are running at the same moment.
 """
 
 from __future__ import annotations
@@ -26,55 +27,82 @@ from tests.api.client import Api
 
 
 class Overlap:
-    """Wraps an engine function; remembers how many of its calls ran at once, at most."""
+    """Wraps engine functions; remembers how many calls of them ran at once, at most."""
 
-    def __init__(self, original: Callable[..., Any]) -> None:
-        self._original = original
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running = 0
         self.most = 0
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            self._running += 1
-            self.most = max(self.most, self._running)
-        try:
-            time.sleep(0.2)  # long enough for every request sent together to be waiting
-            return self._original(*args, **kwargs)
-        finally:
+    def wrap(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
-                self._running -= 1
+                self._running += 1
+                self.most = max(self.most, self._running)
+            try:
+                time.sleep(0.2)  # long enough for every request sent together to be waiting
+                return original(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self._running -= 1
+
+        return counted
 
 
-def _read_together(z: Zizhi, settings: Settings, monkeypatch: pytest.MonkeyPatch, n: int) -> int:
-    overlap = Overlap(engine.get_project)
+def _together(
+    z: Zizhi, settings: Settings, monkeypatch: pytest.MonkeyPatch, *, reads: int, writes: int
+) -> int:
+    """How many engine calls ran at once, at most, when ``reads`` project reads and
+    ``writes`` project creations are sent together."""
+    overlap = Overlap()
     with TestClient(create_app(z, settings)) as client:
         api = Api(client, z)
         community = api.community()
         committee = api.token("committee", communities=[community])
         project = api.project(committee, community)
-        monkeypatch.setattr(engine, "get_project", overlap)
-        with ThreadPoolExecutor(n) as clients:
-            answers = list(
-                clients.map(
-                    lambda _: api.get(f"/api/v1/projects/{project['id']}", committee), range(n)
-                )
-            )
-    assert [a.status_code for a in answers] == [200] * n
-    assert {a.json()["id"] for a in answers} == {project["id"]}
+        monkeypatch.setattr(engine, "get_project", overlap.wrap(engine.get_project))
+        monkeypatch.setattr(engine, "open_project", overlap.wrap(engine.open_project))
+
+        def read() -> Any:
+            return api.ok(api.get(f"/api/v1/projects/{project['id']}", committee))["id"]
+
+        def write() -> Any:
+            return api.project(committee, community)["id"]
+
+        calls = [read] * reads + [write] * writes
+        with ThreadPoolExecutor(len(calls)) as clients:
+            answers = list(clients.map(lambda call: call(), calls))
+    assert answers[:reads] == [project["id"]] * reads
+    assert len(set(answers[reads:])) == writes  # every write made its own project
     return overlap.most
 
 
 def test_engine_calls_run_on_at_most_the_configured_threads(
     z: Zizhi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _read_together(z, Settings(threads=2), monkeypatch, n=6) == 2
+    assert _together(z, Settings(threads=2), monkeypatch, reads=6, writes=0) == 2
 
 
 def test_one_thread_serves_requests_one_at_a_time(
     z: Zizhi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _read_together(z, Settings(threads=1), monkeypatch, n=4) == 1
+    assert _together(z, Settings(threads=1), monkeypatch, reads=4, writes=0) == 1
+
+
+def test_sqlite_writes_enter_threads_one_at_a_time(
+    z: Zizhi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    most = _together(z, Settings(threads=4), monkeypatch, reads=0, writes=4)
+    # SQLite has one writer: a second write in a thread could only wait for the first.
+    # PostgreSQL's writers run side by side, as many as there are threads.
+    assert most == (1 if z.db.is_sqlite else 4)
+
+
+def test_reads_do_not_wait_behind_sqlite_writes(z: Zizhi, monkeypatch: pytest.MonkeyPatch) -> None:
+    most = _together(z, Settings(threads=2), monkeypatch, reads=2, writes=3)
+    # SQLite: one write, and both reads on the two threads beside it. PostgreSQL: every
+    # request shares the two threads.
+    assert most == (3 if z.db.is_sqlite else 2)
 
 
 def test_default_thread_count_follows_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
