@@ -381,6 +381,13 @@ def verify(
             help="保存过的检查点 JSON 文件：核对当前历史是否延续了它（之前的事件未被改写）",
         ),
     ] = None,
+    tree: Annotated[
+        bool,
+        typer.Option(
+            "--tree",
+            help="另外由事件重算默克尔树（证明所用的节点、叶子位置、按时间筛选所用的时间块）并核对",
+        ),
+    ] = False,
 ) -> None:
     """校验历史哈希链与账本；发现问题时以状态 1 退出并指出第一处。"""
     if checkpoint is not None:
@@ -401,17 +408,37 @@ def verify(
                 ),
                 helper=helper,
             )
-    if report.ok:
+    if not report.ok:
+        bad = report.first_bad or {}
         print(
-            f"校验通过：{report.checked} 条事件，哈希链完整，账本余额与分录一致，"
-            "各业务表与历史记录一致"
+            f"校验失败：链 {bad.get('chain')} 第 {bad.get('seq')} 条"
+            f"（事件 {bad.get('event_id')}）：{bad.get('reason')}"
         )
+        raise typer.Exit(1)
+    print(
+        f"校验通过：{report.checked} 条事件，哈希链完整，账本余额与分录一致，各业务表与历史记录一致"
+    )
+    if tree:
+        _verify_tree(z)
+
+
+def _verify_tree(z: engine.Zizhi) -> None:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
+    ) as progress:
+        task = progress.add_task("正在校验默克尔树……", total=None)
+        report = engine.verify_tree(
+            z,
+            CLI,
+            progress=lambda n: progress.update(
+                task, description=f"正在校验默克尔树……已核对 {n} 片叶子"
+            ),
+        )
+    if report.ok:
+        print(f"默克尔树校验通过：{report.leaves} 片叶子，节点、叶子位置与时间块均与事件一致")
         return
     bad = report.first_bad or {}
-    print(
-        f"校验失败：链 {bad.get('chain')} 第 {bad.get('seq')} 条"
-        f"（事件 {bad.get('event_id')}）：{bad.get('reason')}"
-    )
+    print(f"默克尔树校验失败：{bad.get('table')} {bad.get('row')}：{bad.get('reason')}")
     raise typer.Exit(1)
 
 

@@ -140,6 +140,7 @@ def build(site: Site, target: int) -> int:
 # How each run asks for the check; the engine before the two-process path has no choice.
 MODES = {"one process": {"parallel_from": 10**15}, "default": {}}
 COMMAND = "zizhi verify"  # the command itself, start to exit, as an auditor runs it
+TREE = "verify_tree"  # engine.verify_tree: the Merkle tree's rows against the events
 _PASSED = re.compile(r"校验通过：(\d+) 条事件")
 
 
@@ -162,11 +163,19 @@ def _run_command(url: str) -> int:
 
 def time_verify(z: engine.Zizhi, runs: int) -> list[tuple[str, float, float, float, int, str]]:
     """(mode, wall s, CPU s of this process, CPU s of its children, events, load) per run;
-    the modes are ``engine.verify`` on one process, as it chooses, and ``zizhi verify``."""
+    the modes are ``engine.verify`` on one process, as it chooses, ``zizhi verify``, and
+    ``engine.verify_tree`` (events are the tree's leaves there)."""
     modes: dict[str, dict[str, int]] = dict(MODES)
     if "parallel_from" not in inspect.signature(engine.verify).parameters:
         modes = {"one process": {}}
     modes[COMMAND] = {}
+    if hasattr(engine, "verify_tree"):
+        # The Merkle tree's rows checked against the events (``zizhi verify --tree``): the
+        # tree is first extended over the whole history, as the daily checkpoint would.
+        start = time.perf_counter()
+        size = engine.checkpoint(z).tree_size
+        print(f"  tree of {size:,} leaves in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        modes[TREE] = {}
     url = z.db.url.render_as_string(hide_password=False)
     results = []
     for _ in range(runs):
@@ -176,6 +185,13 @@ def time_verify(z: engine.Zizhi, runs: int) -> list[tuple[str, float, float, flo
             start = time.perf_counter()
             if mode == COMMAND:
                 checked = _run_command(url)
+            elif mode == TREE:
+                tree = engine.verify_tree(z, CLI)
+                if not tree.ok:
+                    raise AssertionError(
+                        f"verify_tree failed on a tree built by the engine: {tree}"
+                    )
+                checked = tree.leaves
             else:
                 report = engine.verify(z, CLI, **options)
                 if not report.ok:

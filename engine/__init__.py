@@ -64,6 +64,7 @@ from engine.usecases.audit import (
     EventFilter,
     EventView,
     ReplayedProject,
+    TreeReport,
     VerifyReport,
     project_history,
     query_events,
@@ -71,6 +72,7 @@ from engine.usecases.audit import (
     stream_events,
     verify,
     verify_helper,
+    verify_tree,
 )
 from engine.usecases.checkpoints import (
     CheckpointReport,
@@ -303,6 +305,7 @@ __all__ = [
     "Unauthenticated",
     "UserView",
     "ValidationFailed",
+    "TreeReport",
     "VerifyReport",
     "VersionConflict",
     "Workflow",
@@ -353,6 +356,7 @@ __all__ = [
     "utc_now",
     "verify",
     "verify_helper",
+    "verify_tree",
     "year_status",
     # --- added for the API contract (issue 7) ---
     "get_demand",

@@ -38,6 +38,7 @@ from engine import (
     EventView,
     InclusionProof,
     PublicKeyView,
+    TreeReport,
     VerifyReport,
 )
 
@@ -208,6 +209,20 @@ def list_access_log(
 )
 def verify_history(z: ZizhiDep, principal: CurrentPrincipal) -> VerifyReport:
     return engine.verify(z, principal)
+
+
+@router.get(
+    "/verify-tree",
+    response_model=TreeReport,
+    summary="校验默克尔树：由事件重算证明所用的节点、叶子位置与按时间筛选所用的时间块",
+    description=(
+        "返回 `{ok, leaves, first_bad?}`；`first_bad` 为第一处与事件不符、缺少或多出的行"
+        "（`table`、`row`、`reason`）。树覆盖全区的历史，只有不限范围的审计员或管理员可以校验。"
+    ),
+    responses=responses("unauthenticated", "forbidden"),
+)
+def verify_merkle_tree(z: ZizhiDep, principal: CurrentPrincipal) -> TreeReport:
+    return engine.verify_tree(z, principal)
 
 
 @router.get(

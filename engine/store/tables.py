@@ -282,7 +282,8 @@ class AccessRecord(SQLModel, table=True):
     at: datetime = _at()
     actor: str = Field(max_length=128)
     role: str = Field(max_length=16)
-    what: str = Field(max_length=32)  # events | export | project_history | statement | verify
+    # events | export | project_history | statement | verify | verify_tree
+    what: str = Field(max_length=32)
     query: str = Field(sa_type=sa.Text)  # canonical JSON of what was asked
     rows: int = Field(sa_type=sa.BigInteger)  # how many rows the answer held
 

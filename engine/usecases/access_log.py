@@ -41,7 +41,7 @@ class AccessView:
     at: datetime
     actor: str
     role: str
-    what: str  # events | export | project_history | statement | verify
+    what: str  # events | export | project_history | statement | verify | verify_tree
     query: dict[str, Any]
     rows: int
 

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine import text
-from engine.errors import ValidationFailed
+from engine.errors import Forbidden, ValidationFailed
 from engine.model import ENTRY_KIND_OF_EVENT, Balance, Principal, Role
 from engine.store import feed, merkle
 from engine.store.facts import verify_all
@@ -31,6 +31,7 @@ from engine.store.scope import scope_clause, visible_project
 from engine.store.tables import communities, events
 from engine.store.uow import Zizhi
 from engine.store.verify_parallel import PARALLEL_FROM, Helper, events_recorded, verify_in_two
+from engine.store.verify_tree import verify_tree as _verify_tree
 from engine.usecases.access_log import record_access
 
 # Events that change the project record itself, and so bump its version.
@@ -262,6 +263,30 @@ def verify(
     record_access(z, principal, "verify", {"ok": fault is None}, checked)
     return VerifyReport(
         ok=fault is None, checked=checked, first_bad=None if fault is None else fault.as_dict()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TreeReport:
+    ok: bool
+    leaves: int  # leaves checked: the tree's size when all is well
+    first_bad: dict[str, Any] | None = None  # {table, row, reason}
+
+
+def verify_tree(
+    z: Zizhi, principal: Principal, progress: Callable[[int], None] | None = None
+) -> TreeReport:
+    """Rebuild the Merkle tree's stored rows — leaves, nodes, time blocks — from the events,
+    in one snapshot; the first row that differs, is missing or is left over (auditors and
+    admins of the whole district: the tree spans every community)."""
+    principal.require(Role.auditor, Role.admin)
+    if not principal.unrestricted:
+        raise Forbidden("Merkle 树覆盖全区的历史，只有不限范围的审计员或管理员可以校验")
+    with z.read() as conn:
+        leaves, fault = _verify_tree(conn, progress)
+    record_access(z, principal, "verify_tree", {"ok": fault is None}, leaves)
+    return TreeReport(
+        ok=fault is None, leaves=leaves, first_bad=None if fault is None else fault.as_dict()
     )
 
 
