@@ -435,7 +435,10 @@ def _verify_tree(z: engine.Zizhi) -> None:
             ),
         )
     if report.ok:
-        print(f"默克尔树校验通过：{report.leaves} 片叶子，节点、叶子位置与时间块均与事件一致")
+        print(
+            f"默克尔树校验通过：{report.leaves} 片叶子，节点、叶子位置与时间块均与事件一致"
+            "（树至最近一个检查点；之后的事件在下一个检查点时并入）"
+        )
         return
     bad = report.first_bad or {}
     print(f"默克尔树校验失败：{bad.get('table')} {bad.get('row')}：{bad.get('reason')}")

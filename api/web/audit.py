@@ -1,4 +1,5 @@
-"""Auditors' pages: search the history, export what was found, verify the chain."""
+"""Auditors' pages: search the history, export what was found, verify the chain and the
+Merkle tree."""
 
 from __future__ import annotations
 
@@ -150,6 +151,12 @@ def access_page(
 def verify_page(request: Request, person: Person) -> Response:
     report = engine.verify(zizhi(request), person)
     return render(request, "verify.html", {"report": report})
+
+
+@router.get("/audit/verify-tree", response_class=HTMLResponse)
+def verify_tree_page(request: Request, person: Person) -> Response:
+    report = engine.verify_tree(zizhi(request), person)
+    return render(request, "verify_tree.html", {"report": report})
 
 
 def _checked(

@@ -182,14 +182,16 @@ PAGES = {
     "street": "/street",
     "audit": "/audit",
     "verify": "/audit/verify",
+    "verify_tree": "/audit/verify-tree",
     "access": "/audit/access",
 }
 # What each person gets: 200 a page, 303 sent on (home), 403 not their role, 404 not theirs.
-_TABLE = {  # home project foreign pool foreign statement foreign new street audit verify access
-    "committee": (200, 200, 404, 200, 404, 200, 404, 200, 403, 403, 403, 403),
-    "officer":   (303, 200, 404, 200, 404, 200, 404, 403, 200, 200, 403, 403),
-    "stranger":  (303, 404, 200, 404, 200, 404, 200, 403, 200, 200, 403, 403),
-    "auditor":   (303, 200, 200, 200, 200, 200, 200, 403, 403, 200, 200, 200),
+_TABLE = {  # home project foreign pool foreign statement foreign new street audit verify
+    # tree access
+    "committee": (200, 200, 404, 200, 404, 200, 404, 200, 403, 403, 403, 403, 403),
+    "officer":   (303, 200, 404, 200, 404, 200, 404, 403, 200, 200, 403, 403, 403),
+    "stranger":  (303, 404, 200, 404, 200, 404, 200, 403, 200, 200, 403, 403, 403),
+    "auditor":   (303, 200, 200, 200, 200, 200, 200, 403, 403, 200, 200, 200, 200),
 }  # fmt: skip
 EXPECTED = {who: dict(zip(PAGES, row, strict=True)) for who, row in _TABLE.items()}
 

@@ -28,8 +28,9 @@ from engine.store.merkle import BLOCK
 from engine.store.tables import merkle_blocks, merkle_leaves, merkle_nodes, merkle_state
 from engine.store.uow import Zizhi
 from tests.api.client import Api
+from tests.api.web_client import browser, sign_in, user
 from tests.e2e.server import cli
-from tests.factories import World
+from tests.factories import World, new_id
 
 
 def _grow(z: Zizhi, world: World, project: engine.ProjectView, events: int) -> None:
@@ -313,3 +314,26 @@ def test_the_command_line_and_the_api_report_the_tree(fresh_z: Zizhi, grown: int
     assert damaged.returncode == 1
     assert "默克尔树校验失败：merkle_nodes level 0, idx 3" in damaged.stdout
     assert "Traceback" not in damaged.stderr
+
+
+def test_the_web_pages_offer_and_show_the_tree_check(fresh_z: Zizhi, grown: int) -> None:
+    scoped_community = World(fresh_z).community()
+    with browser(fresh_z) as client:
+        sign_in(client, user(fresh_z, new_id("a"), "auditor"))
+        verify = client.get("/audit/verify")
+        assert verify.status_code == 200 and 'href="/audit/verify-tree"' in verify.text
+        page = client.get("/audit/verify-tree")
+        assert page.status_code == 200
+        assert f"校验通过：共 {grown} 片叶子" in page.text
+        _unguard(fresh_z)
+        with fresh_z.db.write() as conn:
+            conn.execute(sa.delete(merkle_blocks).where(merkle_blocks.c.block == 1))
+            conn.commit()
+        damaged = client.get("/audit/verify-tree")
+        assert damaged.status_code == 200
+        assert "校验失败：merkle_blocks block 1：缺少时间块" in damaged.text
+    with browser(fresh_z) as scoped:
+        sign_in(scoped, user(fresh_z, new_id("a"), "auditor", communities=[scoped_community]))
+        assert 'href="/audit/verify-tree"' not in scoped.get("/audit/verify").text
+        refused = scoped.get("/audit/verify-tree")
+        assert refused.status_code == 403 and "Traceback" not in refused.text
