@@ -261,12 +261,14 @@ def test_verifying_while_others_write_sees_one_state(fresh_z: Zizhi, grown: int)
     project = world.project(world.community())
     stop = threading.Event()
     failures: list[BaseException] = []
+    rounds: list[int] = []  # one item per round a writer finished: events and a checkpoint
 
     def write() -> None:
         try:
             while not stop.is_set():
                 _grow(fresh_z, world, project, 7)
                 engine.checkpoint(fresh_z)
+                rounds.append(1)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             failures.append(exc)
 
@@ -275,7 +277,9 @@ def test_verifying_while_others_write_sees_one_state(fresh_z: Zizhi, grown: int)
         w.start()
     sizes: list[int] = []
     try:
-        for _ in range(6):
+        # At least six checks, and on until the writers have grown the tree a few times
+        # (however slowly they run: the count of checks, not time, is what bounds this).
+        while (len(sizes) < 6 or len(rounds) < 4) and len(sizes) < 10_000 and not failures:
             report = engine.verify_tree(fresh_z, CLI)
             assert report.ok, report.first_bad
             sizes.append(report.leaves)
@@ -284,7 +288,10 @@ def test_verifying_while_others_write_sees_one_state(fresh_z: Zizhi, grown: int)
         for w in writers:
             w.join()
     assert not failures, failures
-    assert sizes == sorted(sizes) and sizes[-1] > grown
+    settled = engine.verify_tree(fresh_z, CLI)  # the writers are done: every round is in
+    assert settled.ok and settled.leaves > grown
+    sizes.append(settled.leaves)
+    assert sizes == sorted(sizes)
 
 
 def test_the_command_line_and_the_api_report_the_tree(fresh_z: Zizhi, grown: int) -> None:
