@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import yaml
 
@@ -197,3 +199,23 @@ def paged_event_ids(z: Zizhi, where: EventFilter, limit: int) -> list[int]:
         if page.next_cursor is None:
             return ids
         cursor = page.next_cursor
+
+
+T = TypeVar("T")
+
+
+def settled(read: Callable[[], list[T]], expected: list[T], what: object = None) -> list[T]:
+    """``read`` (a paged or streamed read of the feed) shows exactly ``expected``, in order.
+
+    On PostgreSQL the feed ends, for a moment, before a transaction that may be ours has
+    ended (``engine.store.feed``): one of another database's — another test worker's — that
+    ended between a read's snapshot and its look at ``pg_stat_activity`` counts as ours. So
+    a read may stop short at the end, never skip or reorder: each is a prefix of the whole,
+    and a later one shows the whole."""
+    for _ in range(100):
+        got = read()
+        assert got == expected[: len(got)], what
+        if got == expected:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"the feed never caught up: {what}")

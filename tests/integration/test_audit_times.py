@@ -6,8 +6,6 @@ feed's order."""
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -26,7 +24,7 @@ from engine.store import feed, merkle
 from engine.store.tables import events, merkle_blocks, merkle_leaves
 from engine.store.uow import Zizhi
 from tests.conftest import DatabaseFactory
-from tests.factories import World, paged_event_ids
+from tests.factories import World, paged_event_ids, settled
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -72,23 +70,6 @@ def _streamed(z: Zizhi, where: EventFilter, batch: int) -> list[int]:
     return [e.id for e in engine.stream_events(z, CLI, where, batch=batch)]
 
 
-def _settled(read: Callable[[], list[int]], expected: list[int], what: object) -> None:
-    """``read`` (a paged or streamed read of the feed) shows exactly ``expected``.
-
-    On PostgreSQL the feed ends, for a moment, before a transaction that may be ours has
-    ended (``engine.store.feed``): one of another database's — another test worker's — that
-    ended between this read's snapshot and its look at ``pg_stat_activity`` counts as ours.
-    So a read may stop short at the end, never skip or reorder: each is a prefix of the
-    whole, and a later one shows the whole."""
-    for _ in range(100):
-        got = read()
-        assert got == expected[: len(got)], what
-        if got == expected:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the feed never caught up: {what}")
-
-
 @pytest.mark.usefixtures("small_blocks")
 def test_since_shows_every_event_at_or_after_the_moment_though_times_jump_back_and_forth(
     backend: str, databases: DatabaseFactory, registry: WorkflowRegistry
@@ -102,8 +83,8 @@ def test_since_shows_every_event_at_or_after_the_moment_though_times_jump_back_a
     for minute in range(-12, 60, 3):
         since = BASE + timedelta(minutes=minute)
         expected = _expected(z, since)
-        _settled(partial(_paged, z, since), expected, minute)
-        _settled(partial(_streamed, z, EventFilter(since=since), 5), expected, minute)
+        settled(partial(_paged, z, since), expected, minute)
+        settled(partial(_streamed, z, EventFilter(since=since), 5), expected, minute)
 
 
 def _feed_parameters(z: Zizhi, where: EventFilter, cursor: str | None = None) -> list[Any]:
@@ -156,7 +137,7 @@ def test_a_since_page_reads_only_the_blocks_that_reach_the_moment(
     # Reading resumes at most a block before the first event that late.
     assert first - merkle.BLOCK <= resume[1] < first
     assert resume[1] in _feed_parameters(z, EventFilter(since=since))
-    _settled(lambda: _paged(z, since), _expected(z, since), since)
+    settled(lambda: _paged(z, since), _expected(z, since), since)
 
 
 @pytest.mark.usefixtures("small_blocks")
@@ -173,9 +154,9 @@ def test_until_and_a_span_show_exactly_their_events_though_times_jump_back_and_f
         moment = BASE + timedelta(minutes=minute)
         for since, until in ((None, moment), (moment, moment + timedelta(minutes=10))):
             expected = _expected(z, since, until)
-            _settled(partial(_paged, z, since, until), expected, (minute, since))
+            settled(partial(_paged, z, since, until), expected, (minute, since))
             where = EventFilter(since=since, until=until)
-            _settled(partial(_streamed, z, where, 5), expected, (minute, since))
+            settled(partial(_streamed, z, where, 5), expected, (minute, since))
 
 
 @pytest.mark.usefixtures("small_blocks")
@@ -203,7 +184,7 @@ def test_an_until_page_reads_only_the_blocks_before_the_moment(
     # on from the stray's block, not from the cursor through the blocks in between.
     cursor = feed.encode_cursor(_keys(z)[5 * merkle.BLOCK])
     assert stray_block[1] in _feed_parameters(z, EventFilter(until=until), cursor)
-    _settled(lambda: _paged(z, None, until), _expected(z, None, until), until)
+    settled(lambda: _paged(z, None, until), _expected(z, None, until), until)
 
 
 @pytest.mark.usefixtures("small_blocks")
@@ -309,8 +290,8 @@ def test_a_type_filter_within_a_span_pages_exactly_its_events(
     ]
     assert len(expected) > 3  # several pages
     where = EventFilter(type=typed, since=lower, until=upper)
-    _settled(lambda: paged_event_ids(z, where, limit=3), expected, where)
-    _settled(partial(_streamed, z, where, 2), expected, where)
+    settled(lambda: paged_event_ids(z, where, limit=3), expected, where)
+    settled(partial(_streamed, z, where, 2), expected, where)
 
 
 def _keys(z: Zizhi) -> list[feed.FeedKey]:
