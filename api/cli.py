@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -396,18 +396,8 @@ def verify(
     # The second process is forked first, while this one has no thread and no connection.
     with engine.verify_helper() as helper:
         z = open_zizhi(Settings(), definitions=False)  # the history is checked without them
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
-        ) as progress:
-            task = progress.add_task("正在校验历史链……", total=None)
-            report = engine.verify(
-                z,
-                CLI,
-                progress=lambda n: progress.update(
-                    task, description=f"正在校验历史链……已校验 {n} 条事件"
-                ),
-                helper=helper,
-            )
+        with _spinner("正在校验历史链……", lambda n: f"正在校验历史链……已校验 {n} 条事件") as shown:
+            report = engine.verify(z, CLI, progress=shown, helper=helper)
     if not report.ok:
         bad = report.first_bad or {}
         print(
@@ -422,18 +412,19 @@ def verify(
         _verify_tree(z)
 
 
-def _verify_tree(z: engine.Zizhi) -> None:
+@contextmanager
+def _spinner(start: str, counted: Callable[[int], str]) -> Iterator[Callable[[int], None]]:
+    """A spinner on stderr, gone when done; yields the callback that shows a count so far."""
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
     ) as progress:
-        task = progress.add_task("正在校验默克尔树……", total=None)
-        report = engine.verify_tree(
-            z,
-            CLI,
-            progress=lambda n: progress.update(
-                task, description=f"正在校验默克尔树……已核对 {n} 片叶子"
-            ),
-        )
+        task = progress.add_task(start, total=None)
+        yield lambda n: progress.update(task, description=counted(n))
+
+
+def _verify_tree(z: engine.Zizhi) -> None:
+    with _spinner("正在校验默克尔树……", lambda n: f"正在校验默克尔树……已核对 {n} 片叶子") as shown:
+        report = engine.verify_tree(z, CLI, progress=shown)
     if report.ok:
         print(
             f"默克尔树校验通过：{report.leaves} 片叶子，节点、叶子位置与时间块均与事件一致"
