@@ -102,6 +102,16 @@ class OneHandOff(APIRoute):
         return standard if plan is None else plan.handler(standard)
 
 
+def page_router() -> APIRouter:
+    """A router for the web pages (``api.web``), left out of the OpenAPI schema.
+
+    Its plain ``def`` pages run in the threadpool as the API's routes do, so a form's POST
+    takes the one writers' thread on SQLite like any other write. Pages answer HTML, which no
+    ``Plan`` takes: every request goes through FastAPI's own handler.
+    """
+    return APIRouter(include_in_schema=False, route_class=OneHandOff)
+
+
 class Router(APIRouter):
     """An APIRouter of ``OneHandOff`` routes that skips a path none of them matches at once.
 

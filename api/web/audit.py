@@ -8,16 +8,17 @@ from datetime import datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 import engine
+from api.handoff import page_router
 from api.routes.audit import XLSX_MEDIA_TYPE, _csv, _json_line, xlsx
 from api.web.render import render
 from api.web.session import Person, zizhi
 from engine import Role
 
-router = APIRouter(include_in_schema=False)
+router = page_router()
 Text = Annotated[str | None, Query(max_length=128)]
 Date = Annotated[str | None, Query(max_length=10)]
 FILTERS = ("community_id", "street", "project_id", "actor", "type", "since", "until")

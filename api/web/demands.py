@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import engine
 from api.deps import CommunityId
+from api.handoff import page_router
 from api.web.forms import Failed, failure, fields_of, idempotency
 from api.web.render import render
 from api.web.session import Form, Person, zizhi
 
-router = APIRouter(include_in_schema=False)
+router = page_router()
 
 
 @router.get("/communities/{community_id}/demands", response_class=HTMLResponse)

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import engine
+from api.handoff import page_router
 from api.web.forms import ActionForm, Failed, failure, fields_of, idempotency
 from api.web.render import render
 from api.web.session import Form, Person, zizhi
 from api.web.timeline import timeline
 from engine import Role
 
-router = APIRouter(include_in_schema=False)
+router = page_router()
 ProjectId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 REFUSAL_STATUS = {

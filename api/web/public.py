@@ -5,18 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import engine
 from api.deps import CommunityId, YearFilter
+from api.handoff import page_router
 from api.web.forms import Failed, failure, idempotency
 from api.web.render import render
 from api.web.session import Form, zizhi
 
 _FRESH = timedelta(hours=1)  # how old a checkpoint the notice board shows at most
 
-router = APIRouter(include_in_schema=False)
+router = page_router()
 HONEYPOT = "website"  # hidden from people; a bot that fills it in is thanked and ignored
 INTAKE_FIELDS = ("content", "resident", "contact")
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import engine
 from api.deps import SINGLE_LINE, Year
+from api.handoff import page_router
 from api.web import charts
 from api.web.render import render
 from api.web.session import Person, zizhi
 from engine import AnnualReport, Role
 
-router = APIRouter(include_in_schema=False)
+router = page_router()
 StreetName = Annotated[str | None, Query(max_length=64, pattern=SINGLE_LINE)]
 SHORT_FUND = {"self_governance": "自治经费", "party_service": "为民服务经费"}
 

@@ -20,6 +20,8 @@ from api.web.session import (
     zizhi,
 )
 
+# Not a page_router: signing in hashes a password (tens of ms) between its short writes, and
+# must not hold the one writers' thread meanwhile. Database's lock still serialises its writes.
 router = APIRouter(include_in_schema=False)
 
 

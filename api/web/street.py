@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 import engine
 from api.deps import CommunityId, Year, YearFilter
+from api.handoff import page_router
 from api.web.forms import Failed, failure, idempotency
 from api.web.render import render
 from api.web.session import Form, Person, zizhi
 from engine import Role
 
-router = APIRouter(include_in_schema=False)
+router = page_router()
 StreetName = Annotated[str | None, Query(max_length=64)]
 
 

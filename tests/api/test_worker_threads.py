@@ -9,6 +9,7 @@ included, and counts the engine calls that are running at the same moment.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +23,11 @@ from pydantic import ValidationError
 import engine
 from api.app import create_app
 from api.settings import Settings
+from engine import CLI
 from engine.store.uow import Zizhi
 from tests.api.client import Api
+from tests.api.web_client import new_address, sign_in, user
+from tests.factories import World, new_id
 
 
 class Overlap:
@@ -122,3 +126,36 @@ def test_thread_count_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setenv("ZIZHI_THREADS", wrong)
         with pytest.raises(ValidationError):
             Settings()
+
+
+def test_sqlite_web_form_writes_enter_threads_one_at_a_time(
+    z: Zizhi, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    community = world.community()
+    username = user(z, new_id("u"), "committee", communities=[community])
+    pool = f"/communities/{community}/demands"
+    overlap = Overlap()
+    app = create_app(z, Settings(threads=4))
+    with TestClient(app, raise_server_exceptions=False, client=(new_address(), 50000)) as client:
+        sign_in(client, username)
+        page = client.get(pool).text
+        hidden = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page))
+        monkeypatch.setattr(engine, "record_demand", overlap.wrap(engine.record_demand))
+
+        def post(n: int) -> int:
+            # Each its own form_key: four demands, not one sent four times.
+            form = {
+                **hidden,
+                "form_key": new_id("k"),
+                "content": f"路灯不亮 {n}号",
+                "resident": "陈阿姨",
+            }
+            return client.post(pool, data=form, follow_redirects=False).status_code
+
+        with ThreadPoolExecutor(4) as browsers:
+            codes = list(browsers.map(post, range(4)))
+    assert codes == [303] * 4
+    recorded = engine.list_demands(z, CLI, community_id=community, pool=True).items
+    assert sorted(d.content for d in recorded) == [f"路灯不亮 {n}号" for n in range(4)]
+    # A form's POST is a write like the API's: one at a time on SQLite.
+    assert overlap.most == (1 if z.db.is_sqlite else 4)
