@@ -72,7 +72,8 @@ SAMPLE_WRITES = 40  # writes counted for WAL frames: under SQLite's 1,000-page c
 async def call(
     app: Asgi, method: str, path: str, headers: dict[str, str], body: bytes = b""
 ) -> Any:
-    """One request to an ASGI app, as uvicorn would pass it; answers (status, body)."""
+    """One request to an ASGI app, as uvicorn would pass it; answers the JSON it sent back
+    (any status from 300 up is an error: the bench measures only answered requests)."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
