@@ -9,7 +9,6 @@ included, and counts the engine calls that are running at the same moment.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from api.settings import Settings
 from engine import CLI
 from engine.store.uow import Zizhi
 from tests.api.client import Api
-from tests.api.web_client import new_address, sign_in, user
+from tests.api.web_client import new_address, sign_in, submit, user
 from tests.factories import World, new_id
 
 
@@ -138,19 +137,12 @@ def test_sqlite_web_form_writes_enter_threads_one_at_a_time(
     app = create_app(z, Settings(threads=4))
     with TestClient(app, raise_server_exceptions=False, client=(new_address(), 50000)) as client:
         sign_in(client, username)
-        page = client.get(pool).text
-        hidden = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page))
         monkeypatch.setattr(engine, "record_demand", overlap.wrap(engine.record_demand))
 
         def post(n: int) -> int:
-            # Each its own form_key: four demands, not one sent four times.
-            form = {
-                **hidden,
-                "form_key": new_id("k"),
-                "content": f"路灯不亮 {n}号",
-                "resident": "陈阿姨",
-            }
-            return client.post(pool, data=form, follow_redirects=False).status_code
+            # Each form drawn afresh, with its own form_key: four demands, not one sent 4 times.
+            fields = {"content": f"路灯不亮 {n}号", "resident": "陈阿姨"}
+            return submit(client, pool, "form-demand", fields).status_code
 
         with ThreadPoolExecutor(4) as browsers:
             codes = list(browsers.map(post, range(4)))
